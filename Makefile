@@ -1,0 +1,50 @@
+# hotfolder: `make run` starts the main job, `make test` runs every test. Both set up .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED := ../shared
+# System tools the tests drive (installed with apt-get when missing and we are root).
+SYSTEM_TOOLS := curl rsync
+# What `make run` processes until the daemon lands: the shared photos if present, else ./inbox.
+INPUT ?= $(if $(wildcard $(SHARED)/corpus/photos),$(SHARED)/corpus/photos,inbox)
+
+.PHONY: run test venv venv-test system-tools lint clean
+
+$(BIN)/hotfolder: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+venv: $(BIN)/hotfolder
+
+$(VENV)/.test-installed: $(BIN)/hotfolder pyproject.toml $(wildcard contrib/*/pyproject.toml)
+	$(BIN)/pip install --quiet -e ".[test]"
+	for d in contrib/*/; do [ -f "$$d/pyproject.toml" ] && $(BIN)/pip install --quiet -e "$$d" || true; done
+	touch $@
+
+venv-test: $(VENV)/.test-installed
+
+system-tools:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
+run: venv
+	mkdir -p inbox outbox
+	@if [ -z "$$VENICE_API_KEY" ]; then \
+	  echo "VENICE_API_KEY is not set: running against the local sandbox (--sandbox); results are simulated."; \
+	  sandbox=--sandbox; fi; \
+	$(BIN)/hotfolder --config config/hotfolder.toml process $(INPUT) --chain showcase $$sandbox
+
+test: venv-test system-tools
+	$(BIN)/pytest -n 2 --dist loadfile -q
+
+lint: venv-test
+	$(BIN)/ruff check core plugins tests
+
+clean:
+	rm -rf $(VENV) outbox .pytest_cache

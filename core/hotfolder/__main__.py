@@ -1,0 +1,5 @@
+"""``python -m hotfolder`` runs the command line."""
+
+from hotfolder.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""The image that travels through a chain: encoded bytes, decoded pixels, or both.
+
+An :class:`Artifact` decodes lazily (through the safety gate in :mod:`hotfolder.imaging`) and
+encodes lazily, so a chain of local steps never re-encodes between steps, and a chain that
+only uploads never decodes at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from hotfolder import imaging
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact:
+    """An image between two steps.
+
+    ``name`` is the original file name (``photo.jpg``) that name templates draw on; ``format``
+    is the Pillow format it is, or will be written as (``"JPEG"``, ``"PNG"``, ``"WEBP"``);
+    ``save_options`` are passed to the encoder (``quality``, ``compress_level``, ``icc_profile``);
+    ``info`` carries facts for sidecars (``{"simulated": True}``).
+    """
+
+    name: str
+    format: str
+    limits: imaging.ImageLimits = field(default_factory=imaging.ImageLimits, repr=False)
+    save_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
+    _data: bytes | None = field(default=None, repr=False)
+    _image: Image.Image | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, name: str, limits: imaging.ImageLimits | None = None
+    ) -> Artifact:
+        """Wrap encoded bytes; the header is checked now, the pixels are decoded on demand."""
+        limits = limits or imaging.ImageLimits()
+        probe = imaging.probe(data, limits, name=name)
+        return cls(name=name, format=probe.format, limits=limits, _data=data)
+
+    @classmethod
+    def from_image(
+        cls,
+        image: Image.Image,
+        *,
+        name: str,
+        format: str,
+        limits: imaging.ImageLimits | None = None,
+        save_options: dict[str, Any] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> Artifact:
+        """Wrap decoded pixels that will be encoded as ``format`` when bytes are needed."""
+        return cls(
+            name=name,
+            format=format,
+            limits=limits or imaging.ImageLimits(),
+            save_options=dict(save_options or {}),
+            info=dict(info or {}),
+            _image=image,
+        )
+
+    @cached_property
+    def image(self) -> Image.Image:
+        """The decoded pixels, upright, in a working mode (see :func:`imaging.decode`)."""
+        if self._image is not None:
+            return self._image
+        assert self._data is not None
+        return imaging.decode(self._data, self.limits, name=self.name)
+
+    @cached_property
+    def data(self) -> bytes:
+        """The encoded bytes in ``format`` with ``save_options``."""
+        if self._data is not None:
+            return self._data
+        return imaging.encode(self.image, self.format, self.save_options)
+
+    @property
+    def is_decoded(self) -> bool:
+        """Whether the pixels are at hand without decoding."""
+        return self._image is not None or "image" in self.__dict__
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the encoded bytes."""
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def stem(self) -> str:
+        """The original name without its extension."""
+        return PurePath(self.name).stem
+
+    @property
+    def extension(self) -> str:
+        """The usual file extension for ``format``, without a dot (``jpg``, ``png``)."""
+        return imaging.extension_for(self.format)
+
+    @property
+    def media_type(self) -> str:
+        """The MIME type for ``format`` (``image/jpeg``)."""
+        return imaging.media_type_for(self.format)
+
+    def with_image(self, image: Image.Image, **changes: Any) -> Artifact:
+        """A new artifact with other pixels; other fields as given or as here."""
+        return replace(self, _image=image, _data=None, **changes)
+
+    def with_data(self, data: bytes, *, format: str | None = None, **changes: Any) -> Artifact:
+        """A new artifact with other encoded bytes; the format is read from the header."""
+        fmt = format or imaging.probe(data, self.limits, name=self.name).format
+        return replace(self, _data=data, _image=None, format=fmt, save_options={}, **changes)
+
+    def with_format(self, format: str, save_options: dict[str, Any] | None = None) -> Artifact:
+        """The same pixels, to be encoded as ``format`` with ``save_options``."""
+        return replace(
+            self, _image=self.image, _data=None, format=format, save_options=dict(save_options or {})
+        )

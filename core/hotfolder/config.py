@@ -1,0 +1,381 @@
+"""The config file: found, read, validated to the last key, and explained when wrong.
+
+Validation happens in two passes. The first checks the file's own shape (``[venice]``,
+``[[folders]]``, ``[chains.NAME]``...). The second asks the registry for every ``op``, ``sink``
+and resolver named, and validates their parameters with the component's own ``Params`` model.
+Every problem found is reported at once, each with the file, the key path
+(``chains.product.steps[2].scale``), the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hotfolder.components import Component, ConfigPath, Operation, Params, Sink
+from hotfolder.errors import ConfigError
+from hotfolder.imaging import ImageLimits
+from hotfolder.registry import Registry, suggest
+from hotfolder.venice.settings import VeniceSettings
+
+CONFIG_ENV = "HOTFOLDER_CONFIG"
+CONFIG_NAME = "hotfolder.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PluginsSection(_Strict):
+    """``[plugins]``: which installed plugins not to load."""
+
+    disabled: list[str] = []
+
+
+class FolderSection(_Strict):
+    """``[[folders]]``: a watched folder and the chain its files go through."""
+
+    path: ConfigPath
+    chain: str
+    include: list[str] = ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.gif"]
+    exclude: list[str] = []
+    recursive: bool = False
+    after: Literal["archive", "delete", "keep"] = "archive"
+
+
+class _Component(BaseModel):
+    """A step or an output before its parameters are checked: the name plus anything else."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class StepSection(_Component):
+    op: str
+
+
+class OutputSection(_Component):
+    sink: str
+
+
+class ChainSection(_Strict):
+    """``[chains.NAME]``: steps run in order, then every output is written."""
+
+    description: str = ""
+    steps: list[StepSection] = Field(default_factory=list)
+    outputs: list[OutputSection] = Field(min_length=1)
+
+
+class FileSection(_Strict):
+    """The whole file, before operation and sink parameters are checked."""
+
+    venice: VeniceSettings = VeniceSettings()
+    imaging: ImageLimits = ImageLimits()
+    plugins: PluginsSection = PluginsSection()
+    resolvers: dict[str, dict[str, Any]] = {}
+    folders: list[FolderSection] = []
+    chains: dict[str, ChainSection] = {}
+
+    @field_validator("chains")
+    @classmethod
+    def _chain_names(cls, chains: dict[str, ChainSection]) -> dict[str, ChainSection]:
+        for name in chains:
+            if not name or not all(c.isalnum() or c in "-_" for c in name):
+                msg = f"chain name {name!r} may use only letters, digits, '-' and '_'"
+                raise ValueError(msg)
+        return chains
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A validated step: the operation class and its parameters."""
+
+    op: type[Operation]
+    params: Params
+    key_path: str
+
+    def instantiate(self, overrides: Mapping[str, Any] | None = None) -> Operation:
+        """An operation instance, with per-job ``overrides`` validated like the config."""
+        params = self.params
+        if overrides:
+            merged = {**params.model_dump(exclude_unset=True), **overrides}
+            try:
+                params = self.op.Params.model_validate(merged)
+            except ValidationError as exc:
+                raise ConfigError("invalid step override:\n" + _explain(exc, self.key_path)) from exc
+        return self.op(params)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    sink: type[Sink]
+    params: Any
+    key_path: str
+
+    def instantiate(self) -> Sink:
+        return self.sink(self.params)
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    steps: tuple[StepSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    #: A stable digest of the chain's validated parameters; part of a job's key.
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A fully validated config."""
+
+    path: Path | None
+    file: FileSection
+    chains: dict[str, Chain] = field(default_factory=dict)
+    resolver_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def venice(self) -> VeniceSettings:
+        return self.file.venice
+
+    @property
+    def imaging(self) -> ImageLimits:
+        return self.file.imaging
+
+    @property
+    def folders(self) -> list[FolderSection]:
+        return self.file.folders
+
+    def chain(self, name: str) -> Chain:
+        try:
+            return self.chains[name]
+        except KeyError:
+            msg = f"no chain named {name!r} in {self.path or 'the config'}"
+            raise ConfigError(msg, hint=suggest(name, self.chains)) from None
+
+
+def find_config(explicit: Path | None = None) -> Path:
+    """The config file to use: ``--config``, ``$HOTFOLDER_CONFIG``, ``./hotfolder.toml``,
+    then the user config folder. A ConfigError lists where it looked."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist", hint="check --config")
+        return explicit
+    candidates = []
+    if env := os.environ.get(CONFIG_ENV):
+        candidates.append(Path(env))
+    candidates += [Path.cwd() / CONFIG_NAME, user_config_path()]
+    for path in candidates:
+        if path.is_file():
+            return path
+    looked = ", ".join(str(p) for p in candidates)
+    raise ConfigError(
+        f"no config file found (looked in: {looked})",
+        hint="run 'hotfolder init' to write a starter config, or pass --config",
+    )
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("hotfolder")) / CONFIG_NAME
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The file as TOML data; a syntax error names the line and column."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config: {exc.strerror}", source=str(path)) from exc
+
+
+def load_config(path: Path, registry: Registry) -> Config:
+    """Read and fully validate ``path`` against the registered components."""
+    return validate_config(read_raw(path), registry, path=path)
+
+
+def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | None = None) -> Config:
+    """Validate config data; every problem is listed in one ConfigError."""
+    source = str(path) if path else None
+    context = {"base_dir": path.parent if path else Path.cwd()}
+    try:
+        section = FileSection.model_validate(raw, context=context)
+    except ValidationError as exc:
+        raise ConfigError(
+            "invalid config:\n" + _explain(exc, "", FileSection, raw), source=source
+        ) from exc
+
+    problems: list[str] = []
+    chains = {
+        name: _build_chain(name, chain, registry, context, problems)
+        for name, chain in section.chains.items()
+    }
+    resolver_params = {}
+    for name, params in section.resolvers.items():
+        key = f"resolvers.{name}"
+        try:
+            cls = registry.resolver(name)
+            resolver_params[name] = cls.Params.model_validate(params, context=context)
+        except ConfigError as exc:
+            problems.append(f"{key}: {exc}")
+        except ValidationError as exc:
+            problems.append(_explain(exc, key, cls.Params, params))
+    for i, folder in enumerate(section.folders):
+        if folder.chain not in section.chains:
+            problems.append(
+                f"folders[{i}].chain: no chain named {folder.chain!r} "
+                f"({suggest(folder.chain, section.chains)})"
+            )
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(problems), source=source)
+    return Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
+
+
+def _build_chain(
+    name: str,
+    section: ChainSection,
+    registry: Registry,
+    context: dict[str, Any],
+    problems: list[str],
+) -> Chain:
+    import hashlib
+    import json
+
+    steps: list[StepSpec] = []
+    outputs: list[OutputSpec] = []
+    for i, step in enumerate(section.steps):
+        key = f"chains.{name}.steps[{i}]"
+        params = {k: v for k, v in step.model_dump().items() if k != "op"}
+        spec = _component(registry, "operation", step.op, params, key, context, problems)
+        if spec:
+            steps.append(StepSpec(spec[0], spec[1], key))  # type: ignore[arg-type]
+    for i, out in enumerate(section.outputs):
+        key = f"chains.{name}.outputs[{i}]"
+        params = {k: v for k, v in out.model_dump().items() if k != "sink"}
+        spec = _component(registry, "sink", out.sink, params, key, context, problems)
+        if spec:
+            outputs.append(OutputSpec(spec[0], spec[1], key))  # type: ignore[arg-type]
+    described = [
+        [s.op.name, s.params.model_dump(mode="json")] for s in steps
+    ]
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+    return Chain(name, tuple(steps), tuple(outputs), digest)
+
+
+def _component(
+    registry: Registry,
+    kind: Literal["operation", "sink"],
+    name: str,
+    params: dict[str, Any],
+    key: str,
+    context: dict[str, Any],
+    problems: list[str],
+) -> tuple[type[Component], Any] | None:
+    try:
+        cls = registry.get(kind, name)
+    except ConfigError as exc:
+        problems.append(f"{key}.{'op' if kind == 'operation' else 'sink'}: {exc}")
+        return None
+    try:
+        return cls, cls.Params.model_validate(params, context=context)
+    except ValidationError as exc:
+        problems.append(_explain(exc, key, cls.Params, params))
+        return None
+
+
+# --- turning pydantic's errors into lines a user can act on ---------------------------------
+
+_SECRET_KEYS = {"api_key", "secret", "token", "password"}
+
+
+def _explain(
+    exc: ValidationError,
+    prefix: str,
+    model: type[BaseModel] | None = None,
+    data: Any = None,
+) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        path = _key_path(prefix, loc)
+        if err["type"] == "extra_forbidden":
+            allowed = _fields_at(model, loc[:-1]) if model else []
+            hint = suggest(str(loc[-1]), allowed) if allowed else ""
+            lines.append(f"{path}: unknown key" + (f"; {hint}" if hint else ""))
+            continue
+        secret = any(str(part) in _SECRET_KEYS for part in loc)
+        shown = "" if secret or err["type"] == "missing" else f" (got {err['input']!r})"
+        lines.append(f"{path}: {_message(err)}{shown}")
+    return "\n".join(lines)
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    if err["type"] == "missing":
+        return "required key is missing"
+    if err["type"] == "literal_error":
+        return msg.replace("Input should be", "must be one of")
+    return msg.removeprefix("Value error, ")
+
+
+def _key_path(prefix: str, loc: tuple[Any, ...]) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union", "list[", "dict[")) or part in (
+            "str",
+            "int",
+            "float",
+            "bool",
+        ):
+            continue  # pydantic's names for union members, not keys
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at ``loc`` inside ``model``, following nested models and lists."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = None
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(part)
+            annotation = info.annotation if info else None
+            if annotation is None:
+                return []
+        elif typing.get_origin(current) is dict:
+            annotation = typing.get_args(current)[1]
+        current = _unwrap(annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    import typing
+
+    while True:
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin is list and args:
+            annotation = args[0]
+        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = models[0] if models else args[0]
+        elif origin is typing.Annotated:
+            annotation = args[0]
+        else:
+            return annotation

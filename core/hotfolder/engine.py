@@ -1,0 +1,183 @@
+"""Run one job through one chain: resolve the input, run each step, write every output.
+
+The engine knows nothing of folders, journals or schedules; the CLI's ``process`` and the
+daemon both hand it a :class:`~hotfolder.job.Job` and get a
+:class:`~hotfolder.job.JobResult` or a :class:`~hotfolder.errors.HotfolderError`.
+
+A paid step's result is saved in the job's ``checkpoint_dir`` before the next step starts, so
+a job that is run again (after a crash, a pause, a later failure) never pays for it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from hotfolder.artifact import Artifact
+from hotfolder.components import SinkContext, StepContext
+from hotfolder.config import Chain, StepSpec
+from hotfolder.errors import (
+    AuthError,
+    BalanceError,
+    BudgetExceeded,
+    ConfigError,
+    HotfolderError,
+    PluginError,
+)
+from hotfolder.fsutil import atomic_write
+from hotfolder.job import Job, JobResult, Output, StepRecord
+from hotfolder.plugins import call_observers
+from hotfolder.runtime import Runtime, call_component
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """What ``--dry-run`` shows for one step."""
+
+    index: int
+    op: str
+    params: dict[str, Any]
+    paid: bool
+    estimate_usd: float | None
+
+
+class Engine:
+    """Runs jobs against one :class:`Runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def plan(self, job: Job) -> list[PlannedStep]:
+        """The steps ``job`` would run, which are paid calls, and their estimated cost."""
+        chain = self.runtime.config.chain(job.chain)
+        planned = []
+        for i, spec in enumerate(chain.steps):
+            op = spec.instantiate(job.overrides.get(i))
+            planned.append(
+                PlannedStep(
+                    i,
+                    op.name,
+                    op.params.model_dump(mode="json", exclude_defaults=True),
+                    op.paid,
+                    op.estimate_usd(self.runtime),
+                )
+            )
+        return planned
+
+    async def run(self, job: Job) -> JobResult:
+        """Run ``job``; on failure the lifecycle hooks hear of it and the error is raised."""
+        pm = self.runtime.pm
+        call_observers(pm, "hotfolder_job_started", job=job)
+        try:
+            result = await self._run(job)
+        except HotfolderError as exc:
+            if not _is_pause(exc):
+                call_observers(pm, "hotfolder_job_failed", job=job, error=exc)
+            raise
+        call_observers(pm, "hotfolder_job_succeeded", job=job, result=result)
+        return result
+
+    async def _run(self, job: Job) -> JobResult:
+        started = time.monotonic()
+        job_input = await self.runtime.resolve(job.source, base_dir=job.base_dir)
+        if job_input.chain and job_input.chain != job.chain:
+            job.chain = job_input.chain
+        for index, params in job_input.overrides.items():
+            job.overrides.setdefault(index, {}).update(params)
+        job.extra_refs = job.extra_refs or job_input.extra_refs
+        job.base_dir = job.base_dir or job_input.base_dir
+        chain = self.runtime.config.chain(job.chain)
+        _check_overrides(job, chain)
+
+        artifact = job_input.artifact
+        input_sha256 = artifact.sha256
+        records: list[StepRecord] = []
+        for index, spec in enumerate(chain.steps):
+            artifact, record = await self._step(job, index, spec, artifact)
+            records.append(record)
+
+        outputs: list[Output] = []
+        for spec in chain.outputs:
+            sink = spec.instantiate()
+            context = SinkContext(job, self.runtime, records, list(outputs), input_sha256)
+            written = await call_component(sink, sink.write, context, artifact)
+            outputs.extend(written)
+        seconds = time.monotonic() - started
+        logger.info(
+            "{} done in {:.2f}s: {}", job.source, seconds, ", ".join(o.location for o in outputs)
+        )
+        return JobResult(job, input_sha256, records, outputs, seconds)
+
+    async def _step(
+        self, job: Job, index: int, spec: StepSpec, artifact: Artifact
+    ) -> tuple[Artifact, StepRecord]:
+        op = spec.instantiate(job.overrides.get(index))
+        record = StepRecord(
+            index=index,
+            op=op.name,
+            params=op.params.model_dump(mode="json", exclude_defaults=True),
+            paid=op.paid,
+        )
+        checkpoint = _Checkpoint(job.checkpoint_dir, index) if op.paid else None
+        if checkpoint and (saved := checkpoint.load(artifact)):
+            saved_artifact, saved_record = saved
+            saved_record.from_checkpoint = True
+            logger.info("{} step {} ({}): reused the saved result", job.source, index, op.name)
+            return saved_artifact, saved_record
+        context = StepContext(job=job, index=index, runtime=self.runtime, record=record)
+        started = time.monotonic()
+        result = await call_component(op, op.run, context, artifact)
+        record.seconds = round(time.monotonic() - started, 4)
+        if not isinstance(result, Artifact):
+            msg = f"operation {op.name!r} returned {type(result).__name__}, not an Artifact"
+            raise PluginError(msg, hint="this is a bug in that plugin")
+        if checkpoint:
+            checkpoint.save(result, record)
+        logger.debug("{} step {} ({}) took {:.3f}s", job.source, index, op.name, record.seconds)
+        return result, record
+
+
+def _check_overrides(job: Job, chain: Chain) -> None:
+    for index in job.overrides:
+        if not 0 <= index < len(chain.steps):
+            msg = f"an override names step {index}, but chain {chain.name!r} has steps 0-{len(chain.steps) - 1}"
+            raise ConfigError(msg, hint="steps are counted from 0")
+
+
+def _is_pause(exc: HotfolderError) -> bool:
+    return isinstance(exc, AuthError | BalanceError | BudgetExceeded)
+
+
+class _Checkpoint:
+    """The saved result of one paid step: ``step-<i>.<ext>`` and ``step-<i>.json``."""
+
+    def __init__(self, folder: Path | None, index: int) -> None:
+        self.folder = folder
+        self.index = index
+
+    def _meta(self) -> Path:
+        assert self.folder is not None
+        return self.folder / f"step-{self.index}.json"
+
+    def load(self, current: Artifact) -> tuple[Artifact, StepRecord] | None:
+        if self.folder is None or not self._meta().is_file():
+            return None
+        meta = json.loads(self._meta().read_text())
+        data = (self.folder / meta["file"]).read_bytes()
+        artifact = Artifact.from_bytes(data, name=current.name, limits=current.limits)
+        artifact.info.update(meta.get("info", {}))
+        return artifact, StepRecord(**meta["record"])
+
+    def save(self, artifact: Artifact, record: StepRecord) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"step-{self.index}.{artifact.extension}"
+        atomic_write(self.folder / name, artifact.data)
+        meta = {"file": name, "info": artifact.info, "record": record.to_dict()}
+        atomic_write(self._meta(), json.dumps(meta, default=str).encode())

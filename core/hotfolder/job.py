@@ -1,0 +1,88 @@
+"""A job as plain data: what to run, and the record of what ran.
+
+Plain dataclasses, so a job can be journaled, sent to another process, and written to a sidecar
+without dragging live objects along.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def new_job_id() -> str:
+    """A short unique id that sorts by creation time: ``20261121T210233-3f9c1a2b``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+@dataclass
+class Job:
+    """One input through one chain."""
+
+    #: The reference to resolve: a path, URL, ``data:`` URI or manifest.
+    source: str
+    #: Name of the chain in ``[chains.NAME]``; a manifest may name its own.
+    chain: str
+    id: str = field(default_factory=new_job_id)
+    #: 1-based number of the job in this run (``{n}`` in name templates).
+    seq: int = 1
+    #: Folder that relative references are resolved against.
+    base_dir: Path | None = None
+    #: Per-step parameter overrides, ``{step_index: {param: value}}``.
+    overrides: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Where paid step results are kept so that a rerun never pays twice (None: not kept).
+    checkpoint_dir: Path | None = None
+    #: Images beyond the first that the job's input named (a manifest's ``images[1:]``).
+    extra_refs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StepRecord:
+    """What one step did, for sidecars, hooks and the journal."""
+
+    index: int
+    op: str
+    params: dict[str, Any]
+    paid: bool = False
+    seconds: float = 0.0
+    cost_usd: float | None = None
+    request_ids: list[str] = field(default_factory=list)
+    #: True when the result came from a checkpoint instead of a new run.
+    from_checkpoint: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One thing a sink wrote."""
+
+    sink: str
+    #: Where it went: a file path, or a URL for remote sinks.
+    location: str
+    bytes: int = 0
+    media_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class JobResult:
+    """What a successful job produced."""
+
+    job: Job
+    input_sha256: str
+    steps: list[StepRecord]
+    outputs: list[Output]
+    seconds: float
+
+    @property
+    def cost_usd(self) -> float:
+        """The sum of the steps' costs (steps with an unknown cost count as 0)."""
+        return sum(s.cost_usd or 0.0 for s in self.steps if not s.from_checkpoint)

@@ -1,0 +1,191 @@
+"""Safe output names: a small template language and a join that cannot leave its root.
+
+A name template is plain text with ``{field}`` placeholders (``"{stem}-{n:04d}.{ext}"``).
+Templates are parsed once, when the config loads, by :func:`parse_template`: only the fields a
+sink offers are allowed, with no attribute or index access (``{stem.__class__}``, ``{x[0]}``),
+no conversion (``{stem!r}``) and no format spec except zero-padded integers on integer fields
+(``{n:04d}``). Rendering substitutes plain strings, never rich objects, and every value is
+passed through :func:`sanitize_component` first, so a value can never add a folder level.
+
+The template's own text may contain ``/`` to make subfolders; :func:`join_inside` then proves
+that the rendered path stays inside the sink's root, following no symbolic link out of it.
+
+Third-party sinks use it like this::
+
+    template = parse_template(params.name, fields={"stem": str, "n": int})
+    target = join_inside(root, template.render(stem=artifact.stem, n=job.seq))
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotfolder.errors import SinkError
+
+__all__ = [
+    "MAX_COMPONENT_BYTES",
+    "MAX_VALUE_BYTES",
+    "NameTemplate",
+    "join_inside",
+    "parse_template",
+    "sanitize_component",
+]
+
+#: Longest a substituted value may be, in UTF-8 bytes.
+MAX_VALUE_BYTES = 200
+#: Longest one rendered path component may be, in UTF-8 bytes (the usual file-system limit).
+MAX_COMPONENT_BYTES = 255
+
+_INT_SPEC = re.compile(r"0?[1-9]?d")
+_UNSAFE_CHARS = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"{prefix}{i}" for prefix in ("COM", "LPT") for i in range(1, 10)]
+)
+
+
+@dataclass(frozen=True)
+class NameTemplate:
+    """A parsed template: literal text and fields, rendered with :meth:`render`."""
+
+    text: str
+    #: ``(literal, field, spec)`` triples; ``field`` is None for trailing literal text.
+    parts: tuple[tuple[str, str | None, str], ...]
+    fields: frozenset[str]
+
+    def render(self, **values: str | int) -> str:
+        """The relative path: literal text plus each sanitised value.
+
+        ``values`` must give every field the template uses; ints are formatted with the
+        field's spec (``{n:04d}``), everything else as a sanitised string.
+        """
+        out = []
+        for literal, field, spec in self.parts:
+            out.append(literal)
+            if field is None:
+                continue
+            value = values[field]
+            if isinstance(value, int) and not isinstance(value, bool):
+                out.append(format(value, spec or "d"))
+            else:
+                out.append(sanitize_component(str(value)))
+        return "".join(out)
+
+
+def parse_template(text: str, fields: dict[str, type]) -> NameTemplate:
+    """Parse and check ``text`` against the allowed ``fields`` (name -> ``str`` or ``int``).
+
+    Raises ValueError naming the problem; pydantic turns it into a config error with the key.
+    """
+    if not text:
+        msg = "the name template is empty"
+        raise ValueError(msg)
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        msg = f"name template {text!r} is malformed: {exc} (write '{{{{' for a literal brace)"
+        raise ValueError(msg) from exc
+    parts = []
+    for literal, field, spec, conversion in parsed:
+        if field is not None:
+            _check_field(text, field, spec or "", conversion, fields)
+        parts.append((literal, field, spec or ""))
+    sample = "".join(literal + ("x" if field is not None else "") for literal, field, _ in parts)
+    _check_literal_path(text, sample)
+    used = frozenset(p[1] for p in parts if p[1] is not None)
+    return NameTemplate(text=text, parts=tuple(parts), fields=used)
+
+
+def _check_field(
+    text: str, field: str, spec: str, conversion: str | None, fields: dict[str, type]
+) -> None:
+    allowed = ", ".join("{" + f + "}" for f in sorted(fields))
+    if field not in fields:
+        msg = f"name template {text!r} uses {{{field}}}; allowed fields are {allowed}"
+        raise ValueError(msg)
+    if conversion is not None:
+        msg = f"name template {text!r}: conversions like '!{conversion}' are not allowed"
+        raise ValueError(msg)
+    if "{" in spec:
+        msg = f"name template {text!r}: nested fields in a format spec are not allowed"
+        raise ValueError(msg)
+    if spec and not (fields[field] is int and _INT_SPEC.fullmatch(spec)):
+        msg = (
+            f"name template {text!r}: format spec ':{spec}' on {{{field}}} is not allowed; "
+            "only integer fields take a spec, of the form ':04d'"
+        )
+        raise ValueError(msg)
+
+
+def _check_literal_path(text: str, sample: str) -> None:
+    """The template's own text may make subfolders but must stay relative and plain."""
+    if text.startswith(("/", "~")) or "\\" in sample or re.match(r"[A-Za-z]:", text):
+        msg = f"name template {text!r} must be a relative path (no leading '/', '~' or '\\')"
+        raise ValueError(msg)
+    if any(ord(c) < 32 or ord(c) == 127 for c in sample):
+        msg = f"name template {text!r} contains control characters"
+        raise ValueError(msg)
+    for component in sample.split("/"):
+        if component in ("", ".", ".."):
+            msg = (
+                f"name template {text!r} has an empty, '.' or '..' path component; "
+                "use '/' only between folder names"
+            )
+            raise ValueError(msg)
+
+
+def sanitize_component(value: str) -> str:
+    """``value`` made safe as (part of) one file name on any common file system.
+
+    Path separators, NUL, control and Windows-reserved characters become ``_``; leading dots,
+    dashes and spaces and trailing dots and spaces are dropped (no hidden files, no option
+    look-alikes, no ``..``); a Windows device name (``CON``, ``nul.txt``) gets a ``_`` prefix;
+    the result is cut to :data:`MAX_VALUE_BYTES` UTF-8 bytes; an empty result becomes ``_``.
+    """
+    value = unicodedata.normalize("NFC", value)
+    value = "".join("_" if unicodedata.category(c) == "Cc" else c for c in value)
+    value = _UNSAFE_CHARS.sub("_", value).lstrip(".- ").rstrip(". ")
+    if value.split(".")[0].upper() in _WINDOWS_RESERVED:
+        value = "_" + value
+    value = value.encode()[:MAX_VALUE_BYTES].decode(errors="ignore").rstrip(". ")
+    return value or "_"
+
+
+def join_inside(root: Path, relative: str) -> Path:
+    """``root / relative``, proven to stay inside ``root``; missing folders are created.
+
+    The folders on the way are resolved (following links) and must still lie inside the
+    resolved root, so a symbolic link inside the root that points out of it is refused with a
+    SinkError. The last component is not resolved: a link there is replaced, never written
+    through (see :func:`hotfolder.fsutil.atomic_write`).
+    """
+    real_root = root.resolve()
+    target = real_root / relative
+    if not target.is_relative_to(real_root):
+        msg = f"output name {relative!r} is not a relative path"
+        raise SinkError(msg, hint="name templates must not start with '/'")
+    for component in target.relative_to(real_root).parts:
+        if len(component.encode()) > MAX_COMPONENT_BYTES or component in (".", ".."):
+            msg = f"output name {relative!r} has an invalid component {component!r}"
+            raise SinkError(msg, hint=f"keep each folder and file name under {MAX_COMPONENT_BYTES} bytes")
+    folder = target.parent
+    _check_inside(folder, real_root, relative)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create the output folder {folder}: {exc.strerror}"
+        raise SinkError(msg, hint="check that the sink's path is writable") from exc
+    _check_inside(folder, real_root, relative)
+    return target
+
+
+def _check_inside(folder: Path, real_root: Path, relative: str) -> None:
+    if not folder.resolve().is_relative_to(real_root):
+        msg = f"output name {relative!r} would leave the sink folder {real_root}"
+        raise SinkError(
+            msg, hint="a folder inside the sink folder is a symbolic link to elsewhere; remove it"
+        )

@@ -1,0 +1,206 @@
+"""``hotfolder process``: run a chain once over files, folders, URLs and manifests."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from loguru import logger
+
+from hotfolder.cli import EXIT_FAILED, EXIT_OK, CliState, stderr_console
+from hotfolder.engine import Engine
+from hotfolder.errors import AuthError, BalanceError, BudgetExceeded, HotfolderError
+from hotfolder.job import Job
+
+#: Names picked up when a folder is given; manifests are jobs too.
+DEFAULT_PATTERNS = (
+    "*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.gif", "*.bmp",
+    "*.job.toml", "*.job.json",
+)  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    job: Job
+    state: str  # done | failed | paused
+    detail: str = ""
+
+
+def expand_sources(sources: tuple[str, ...], recursive: bool) -> Iterator[tuple[str, Path | None]]:
+    """Each source as ``(reference, base_dir)``: folders become the image files inside them."""
+    for source in sources:
+        path = Path(source)
+        if "://" in source or source.startswith("data:") or not path.is_dir():
+            yield source, None
+            continue
+        walker = path.rglob("*") if recursive else path.iterdir()
+        for entry in sorted(walker):
+            if entry.name.startswith(".") or any(p.startswith(".") for p in entry.relative_to(path).parts[:-1]):
+                continue
+            if not any(fnmatch.fnmatch(entry.name.lower(), p) for p in DEFAULT_PATTERNS):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                continue
+            yield str(entry), None
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--chain", "chain_name", required=True, help="Name of a [chains.NAME] in the config.")
+@click.option("--dry-run", is_flag=True, help="Show each file's steps, paid calls and cost; run nothing.")
+@click.option("--sandbox", is_flag=True, help="Send Venice calls to a local sandbox started for this run.")
+@click.option("--recursive", "-r", is_flag=True, help="Look into subfolders of folders given.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Jobs at once [default: CPUs].")
+@click.pass_obj
+def process(
+    state: CliState,
+    sources: tuple[str, ...],
+    chain_name: str,
+    dry_run: bool,
+    sandbox: bool,
+    recursive: bool,
+    jobs: int | None,
+) -> None:
+    """Run a chain over SOURCES: image files, folders of images, URLs, data: URIs, manifests.
+
+    Exits 0 when every input is done, 1 when some failed or were left paused, 2 on a usage
+    or config error.
+    """
+    config = state.config()
+    config.chain(chain_name)  # fail early on an unknown chain
+    job_list = [
+        Job(source=ref, chain=chain_name, seq=n, base_dir=base)
+        for n, (ref, base) in enumerate(expand_sources(sources, recursive), start=1)
+    ]
+    if not job_list:
+        logger.warning("nothing to process in {}", ", ".join(sources))
+        sys.exit(EXIT_OK)
+    runtime = state.runtime(dry_run=dry_run)
+    engine = Engine(runtime)
+    if dry_run:
+        _print_plan(engine, job_list)
+        sys.exit(EXIT_OK)
+    outcomes = asyncio.run(_run_all(runtime, engine, job_list, jobs or os.cpu_count() or 2, sandbox))
+    counts = Counter(o.state for o in outcomes)
+    summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "paused") if counts[s])
+    logger.info("processed {} input(s): {}", len(outcomes), summary)
+    sys.exit(EXIT_OK if counts["done"] == len(outcomes) else EXIT_FAILED)
+
+
+def _print_plan(engine: Engine, job_list: list[Job]) -> None:
+    total = 0.0
+    paid_calls = 0
+    for job in job_list:
+        click.echo(job.source)
+        for step in engine.plan(job):
+            cost = "" if step.estimate_usd is None else f" ~${step.estimate_usd:.4f}"
+            kind = "paid call" if step.paid else "local"
+            params = " ".join(f"{k}={v!r}" for k, v in step.params.items())
+            click.echo(f"  {step.index}. {step.op} [{kind}{cost}] {params}".rstrip())
+            paid_calls += step.paid
+            total += step.estimate_usd or 0.0
+    click.echo(f"{len(job_list)} input(s), {paid_calls} paid call(s), estimated ${total:.2f}")
+
+
+async def _run_all(
+    runtime: Any, engine: Engine, job_list: list[Job], concurrency: int, sandbox: bool
+) -> list[Outcome]:
+    handle = _start_sandbox(runtime) if sandbox else None
+    limit = asyncio.Semaphore(concurrency)
+    progress = _Progress(len(job_list))
+    paused: list[HotfolderError] = []
+
+    async def one(job: Job) -> Outcome:
+        async with limit:
+            if paused:
+                return Outcome(job, "paused", str(paused[0]))
+            try:
+                await engine.run(job)
+            except (AuthError, BalanceError, BudgetExceeded) as exc:
+                if not paused:
+                    logger.error("Venice work paused: {}", exc)
+                paused.append(exc)
+                outcome = Outcome(job, "paused", str(exc))
+            except HotfolderError as exc:
+                logger.error("{}: {}", job.source, exc)
+                outcome = Outcome(job, "failed", str(exc))
+            else:
+                outcome = Outcome(job, "done")
+            progress.advance(outcome.state)
+            return outcome
+
+    try:
+        with progress:
+            return list(await asyncio.gather(*(one(j) for j in job_list)))
+    finally:
+        await runtime.aclose()
+        if handle is not None:
+            handle.stop()
+
+
+def _start_sandbox(runtime: Any) -> Any:
+    """Start the local Venice sandbox and point this run's Venice client at it."""
+    from hotfolder.venice import VeniceClient
+    from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+
+    handle = start_sandbox(SandboxConfig())
+    logger.warning(
+        "--sandbox: Venice calls go to the local sandbox at {}; results are simulated",
+        handle.base_url,
+    )
+    runtime.set_service(
+        "venice",
+        VeniceClient(base_url=handle.base_url, api_key="sandbox-key", settings=runtime.config.venice),
+    )
+    return handle
+
+
+class _Progress:
+    """A rich progress bar with counts and ETA on a terminal; nothing extra otherwise (each
+    job logs its own line)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.counts: Counter[str] = Counter()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=stderr_console(),
+                transient=False,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("processing", total=self.total)
+        return self
+
+    def advance(self, state: str) -> None:
+        self.counts[state] += 1
+        if self._bar is not None:
+            description = " ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
+            self._bar.update(self._task, advance=1, description=description)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

@@ -1,0 +1,114 @@
+"""Reading Venice's response headers: request ids, rate-limit state, balance and flags."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import httpx
+
+
+def request_id(response: httpx.Response) -> str | None:
+    """The CF-RAY header: the id to quote to Venice support."""
+    return response.headers.get("cf-ray")
+
+
+def as_float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def as_bool(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+def epoch_seconds(value: str | None) -> float | None:
+    """A Unix timestamp in seconds from a header that may be fractional or in milliseconds."""
+    number = as_float(value)
+    if number is None or number <= 0:
+        return None
+    return number / 1000 if number > 1e11 else number
+
+
+def parse_retry_after(response: httpx.Response, *, now: float | None = None) -> float | None:
+    """Seconds to wait, from ``x-ratelimit-reset-requests`` (a Unix time) or ``Retry-After``
+    (seconds or an HTTP date); None when neither is usable."""
+    now = time.time() if now is None else now
+    delays = []
+    if (reset := epoch_seconds(response.headers.get("x-ratelimit-reset-requests"))) is not None:
+        delays.append(reset - now)
+    value = response.headers.get("retry-after")
+    if value is not None:
+        seconds = as_float(value)
+        if seconds is None:
+            try:
+                seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
+            except (TypeError, ValueError):
+                seconds = None
+        if seconds is not None:
+            delays.append(seconds)
+    return max(0.0, max(delays)) if delays else None
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """The ``x-ratelimit-*-requests`` headers of one response."""
+
+    limit: int | None
+    remaining: int | None
+    #: Unix time (seconds) at which the window resets.
+    reset_at: float | None
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> RateLimitState:
+        h = response.headers
+        limit = as_float(h.get("x-ratelimit-limit-requests"))
+        remaining = as_float(h.get("x-ratelimit-remaining-requests"))
+        return cls(
+            limit=int(limit) if limit is not None else None,
+            remaining=int(remaining) if remaining is not None else None,
+            reset_at=epoch_seconds(h.get("x-ratelimit-reset-requests")),
+        )
+
+
+@dataclass(frozen=True)
+class ResultHeaders:
+    """What a successful image response says besides its bytes."""
+
+    request_id: str | None
+    model_id: str | None
+    model_name: str | None
+    balance_usd: float | None
+    balance_diem: float | None
+    content_violation: bool
+    enhanced_prompt: str | None
+    deprecation: str | None
+    replacement: str | None
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ResultHeaders:
+        h = response.headers
+        enhanced = h.get("x-venice-enhanced-prompt")
+        deprecation = h.get("x-venice-model-deprecation-warning")
+        if deprecation is None and as_bool(h.get("x-venice-deprecated")):
+            deprecation = "the model is deprecated"
+        if deprecation and (date := h.get("x-venice-model-deprecation-date")):
+            deprecation += f" (date {date})"
+        balance = h.get("x-venice-balance-usd") or h.get("x-balance-remaining")
+        return cls(
+            request_id=request_id(response),
+            model_id=h.get("x-venice-model-id"),
+            model_name=h.get("x-venice-model-name"),
+            balance_usd=as_float(balance),
+            balance_diem=as_float(h.get("x-venice-balance-diem")),
+            content_violation=as_bool(h.get("x-venice-is-content-violation")),
+            enhanced_prompt=unquote(enhanced) if enhanced else None,
+            deprecation=deprecation,
+            replacement=h.get("x-venice-deprecated-replacement"),
+        )

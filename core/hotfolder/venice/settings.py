@@ -1,0 +1,132 @@
+"""``[venice]``: where the API is, how to authenticate, and how hard to push it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hotfolder.errors import AuthError, ConfigError
+
+DEFAULT_BASE_URL = "https://api.venice.ai/api/v1"
+BASE_URL_ENV = "VENICE_BASE_URL"
+CACHE_DIR_ENV = "HOTFOLDER_CACHE_DIR"
+
+
+class SecretRef(BaseModel):
+    """A secret given by reference: ``{ env = "VENICE_API_KEY" }`` or ``{ file = "..." }``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, value: object) -> object:
+        if isinstance(value, str):
+            msg = (
+                "secrets are given by reference, never written in the file: "
+                'use { env = "VENICE_API_KEY" } or { file = "/run/secrets/venice" }'
+            )
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            msg = "give exactly one of env or file"
+            raise ValueError(msg)
+        return self
+
+    def describe(self) -> str:
+        return f"${self.env}" if self.env else f"file {self.file}"
+
+    def reveal(self) -> str | None:
+        """The secret's value, or None when the variable or file is not there."""
+        if self.env:
+            return os.environ.get(self.env) or None
+        assert self.file is not None
+        try:
+            return self.file.read_text().strip() or None
+        except OSError as exc:
+            msg = f"cannot read the secret file {self.file}: {exc.strerror}"
+            raise ConfigError(msg, hint="check the path and its permissions") from exc
+
+
+class VeniceSettings(BaseModel):
+    """``[venice]`` in the config.
+
+    Only ``api_key`` usually needs setting. The rest tune the client: the defaults follow
+    Venice's published limits (20 image requests a minute; more than 20 failed requests in
+    30 s lock the key for 30 s) and keep well inside them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretRef = SecretRef(env="VENICE_API_KEY")
+    #: The API root; ``$VENICE_BASE_URL`` overrides it (a sandbox, a proxy).
+    base_url: str = DEFAULT_BASE_URL
+    #: The account's image limit; the client stays under it and follows x-ratelimit headers.
+    requests_per_minute: int = Field(default=20, ge=1, le=10_000)
+    #: Venice work pauses for the rest of the (local) day once this much has been spent.
+    max_usd_per_day: float | None = Field(default=None, gt=0)
+
+    #: Where the model list and the daily spend ledger are kept; default
+    #: ``$HOTFOLDER_CACHE_DIR``, else the user cache folder.
+    cache_dir: Path | None = None
+    #: How long a fetched model list is trusted before it is fetched again.
+    models_ttl_s: float = Field(default=24 * 3600, ge=0)
+
+    #: Seconds to wait for a response once the upload is sent (edits take tens of seconds).
+    timeout_s: float = Field(default=180, gt=0)
+    #: Seconds to wait for a connection.
+    connect_timeout_s: float = Field(default=10, gt=0)
+    #: Requests in flight at once (and pooled connections); each holds an upload in memory.
+    max_connections: int = Field(default=4, ge=1, le=64)
+
+    #: Tries per request for 429, 5xx, timeouts and resets (the first try included).
+    max_attempts: int = Field(default=6, ge=1, le=100)
+    #: Seconds one request may spend retrying before it gives up.
+    max_retry_s: float = Field(default=600, gt=0)
+    #: Full-jitter backoff: a random wait up to ``min(backoff_cap_s, backoff_base_s * 2**n)``.
+    backoff_base_s: float = Field(default=1.0, ge=0)
+    backoff_cap_s: float = Field(default=60.0, ge=0)
+    #: The longest a 429's reset or Retry-After is honoured before trying again.
+    max_rate_wait_s: float = Field(default=120.0, ge=0)
+
+    #: Failed responses allowed in ``breaker_window_s`` before sending stops until the window
+    #: clears. Venice locks a key out after more than 20 in 30 s; keep this well below.
+    breaker_failures: int = Field(default=10, ge=1, le=19)
+    breaker_window_s: float = Field(default=31.0, ge=1)
+
+    #: How long a request waits for the balance to come back after a 402; unbounded if unset.
+    balance_wait_s: float | None = Field(default=None, ge=0)
+    #: First and longest pause between ``GET /billing/balance`` polls while waiting.
+    balance_poll_s: float = Field(default=2.0, gt=0)
+    balance_poll_max_s: float = Field(default=60.0, gt=0)
+
+    def effective_base_url(self) -> str:
+        return os.environ.get(BASE_URL_ENV) or self.base_url
+
+    def effective_cache_dir(self) -> Path:
+        """``cache_dir``, else ``$HOTFOLDER_CACHE_DIR``, else the platform's user cache."""
+        if self.cache_dir is not None:
+            return self.cache_dir.expanduser()
+        if env := os.environ.get(CACHE_DIR_ENV):
+            return Path(env).expanduser()
+        return Path(platformdirs.user_cache_dir("hotfolder"))
+
+    def require_api_key(self) -> str:
+        """The API key, or an AuthError that says where it was looked for."""
+        key = self.api_key.reveal()
+        if not key:
+            msg = f"no Venice API key: {self.api_key.describe()} is not set"
+            raise AuthError(
+                msg,
+                hint="export VENICE_API_KEY=... (https://venice.ai/settings/api), "
+                "or run with --sandbox to try hotfolder against the local sandbox",
+            )
+        return key
