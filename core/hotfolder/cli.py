@@ -231,7 +231,7 @@ def plugins(state: CliState, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--port", default=8787, show_default=True, type=int)
 @click.option("--latency-ms", default=0, show_default=True, type=int, help="Added to every request.")
 @click.option("--rpm", default=20, show_default=True, type=int, help="Image requests a minute per key.")
 @click.option("--balance-usd", default=100.0, show_default=True, type=float)

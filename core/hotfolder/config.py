@@ -9,6 +9,8 @@ Every problem found is reported at once, each with the file, the key path
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -20,6 +22,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hotfolder.components import Component, ConfigPath, Operation, Params, Sink
+from hotfolder.daemon.settings import DaemonSection
 from hotfolder.errors import ConfigError
 from hotfolder.imaging import ImageLimits
 from hotfolder.registry import Registry, suggest
@@ -40,14 +43,37 @@ class PluginsSection(_Strict):
 
 
 class FolderSection(_Strict):
-    """``[[folders]]``: a watched folder and the chain its files go through."""
+    """``[[folders]]``: a watched folder and the chain its files go through.
+
+    The daemon's keys are documented in README "Running as a service"; relative paths are
+    taken from the config file's folder.
+    """
 
     path: ConfigPath
     chain: str
     include: list[str] = ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.gif"]
     exclude: list[str] = []
+    #: Extra names never taken, on top of the built-in temp/junk list (``*.part``, ...).
+    ignore: list[str] = []
+    #: Whether include/exclude/ignore globs tell upper from lower case.
+    case_sensitive: bool = False
     recursive: bool = False
     after: Literal["archive", "delete", "keep"] = "archive"
+    #: Where originals go after success (default ``<path>/.hotfolder/archive``).
+    archive: ConfigPath | None = None
+    #: Where failed originals and their ``.error.json`` go (default ``<path>/.hotfolder/failed``).
+    failed: ConfigPath | None = None
+    #: A file is taken once its size and mtime stayed the same this long (or sooner when
+    #: the platform reports close-after-write or a rename into the folder).
+    quiet_seconds: float = Field(default=2.0, ge=0)
+    #: ``auto``: polling on network file systems (nfs, cifs/smb, fuse...), native elsewhere.
+    observer: Literal["auto", "native", "polling"] = "auto"
+    #: Seconds between polls when the polling observer is used.
+    poll_seconds: float = Field(default=5.0, gt=0)
+    #: A file whose bytes and chain already ran to done: ``skip`` it or ``reprocess`` it.
+    on_duplicate: Literal["skip", "reprocess"] = "skip"
+    #: Jobs of this folder running at once (None: only ``[daemon] concurrency`` applies).
+    concurrency: int | None = Field(default=None, ge=1)
 
 
 class _Component(BaseModel):
@@ -81,6 +107,7 @@ class FileSection(_Strict):
     resolvers: dict[str, dict[str, Any]] = {}
     folders: list[FolderSection] = []
     chains: dict[str, ChainSection] = {}
+    daemon: DaemonSection = DaemonSection()
 
     @field_validator("chains")
     @classmethod
@@ -202,23 +229,26 @@ def load_config(path: Path, registry: Registry) -> Config:
 
 
 def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | None = None) -> Config:
-    """Validate config data; every problem is listed in one ConfigError."""
+    """Validate config data; every problem found, in either pass, is listed in one ConfigError."""
     source = str(path) if path else None
     context = {"base_dir": path.parent if path else Path.cwd()}
+    problems: list[str] = []
+    section: FileSection | None = None
     try:
         section = FileSection.model_validate(raw, context=context)
     except ValidationError as exc:
-        raise ConfigError(
-            "invalid config:\n" + _explain(exc, "", FileSection, raw), source=source
-        ) from exc
+        problems.append(_explain(exc, "", FileSection, raw))
 
-    problems: list[str] = []
+    # The second pass reads the raw data, so that it can report even when the first failed.
+    raw_chains = raw.get("chains") if isinstance(raw.get("chains"), dict) else {}
     chains = {
         name: _build_chain(name, chain, registry, context, problems)
-        for name, chain in section.chains.items()
+        for name, chain in raw_chains.items()
+        if isinstance(chain, dict)
     }
     resolver_params = {}
-    for name, params in section.resolvers.items():
+    raw_resolvers = raw.get("resolvers") if isinstance(raw.get("resolvers"), dict) else {}
+    for name, params in raw_resolvers.items():
         key = f"resolvers.{name}"
         try:
             cls = registry.resolver(name)
@@ -227,46 +257,59 @@ def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | Non
             problems.append(f"{key}: {exc}")
         except ValidationError as exc:
             problems.append(_explain(exc, key, cls.Params, params))
-    for i, folder in enumerate(section.folders):
-        if folder.chain not in section.chains:
+    for i, folder in enumerate(section.folders if section else []):
+        if folder.chain not in raw_chains:
             problems.append(
                 f"folders[{i}].chain: no chain named {folder.chain!r} "
-                f"({suggest(folder.chain, section.chains)})"
+                f"({suggest(folder.chain, raw_chains)})"
             )
-    if problems:
+    if problems or section is None:
         raise ConfigError("invalid config:\n" + "\n".join(problems), source=source)
     return Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
 
 
 def _build_chain(
     name: str,
-    section: ChainSection,
+    raw: dict[str, Any],
     registry: Registry,
     context: dict[str, Any],
     problems: list[str],
 ) -> Chain:
-    import hashlib
-    import json
+    """A chain's steps and outputs with their parameters validated by their components.
 
+    Items without a usable ``op``/``sink`` are left to the first pass to report.
+    """
     steps: list[StepSpec] = []
     outputs: list[OutputSpec] = []
-    for i, step in enumerate(section.steps):
+    for i, step in enumerate(_items(raw.get("steps"), "op")):
+        if step is None:
+            continue
         key = f"chains.{name}.steps[{i}]"
-        params = {k: v for k, v in step.model_dump().items() if k != "op"}
-        spec = _component(registry, "operation", step.op, params, key, context, problems)
+        params = {k: v for k, v in step.items() if k != "op"}
+        spec = _component(registry, "operation", step["op"], params, key, context, problems)
         if spec:
             steps.append(StepSpec(spec[0], spec[1], key))  # type: ignore[arg-type]
-    for i, out in enumerate(section.outputs):
+    for i, out in enumerate(_items(raw.get("outputs"), "sink")):
+        if out is None:
+            continue
         key = f"chains.{name}.outputs[{i}]"
-        params = {k: v for k, v in out.model_dump().items() if k != "sink"}
-        spec = _component(registry, "sink", out.sink, params, key, context, problems)
+        params = {k: v for k, v in out.items() if k != "sink"}
+        spec = _component(registry, "sink", out["sink"], params, key, context, problems)
         if spec:
             outputs.append(OutputSpec(spec[0], spec[1], key))  # type: ignore[arg-type]
-    described = [
-        [s.op.name, s.params.model_dump(mode="json")] for s in steps
-    ]
+    described = [[s.op.name, s.params.model_dump(mode="json")] for s in steps]
     digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
     return Chain(name, tuple(steps), tuple(outputs), digest)
+
+
+def _items(value: Any, name_key: str) -> list[dict[str, Any] | None]:
+    """The dicts of a steps/outputs list that name their component; None for the others."""
+    if not isinstance(value, list):
+        return []
+    return [
+        item if isinstance(item, dict) and isinstance(item.get(name_key), str) else None
+        for item in value
+    ]
 
 
 def _component(

@@ -1,15 +1,80 @@
 """Safe image decoding and encoding: the one gate every input passes before any work.
 
-(Skeleton by the lead; the imaging engineer owns this module and fills it in.)
+:func:`probe` reads the header only: it refuses files over ``max_bytes``, formats outside the
+allow-list (their decoders never run: ``Image.open`` gets ``formats=``), sizes outside
+``min_pixels``..``max_pixels``, animations under ``animation = "reject"``, and GIFs whose frames
+reach beyond the pixel limit (a frame may be larger than the logical screen). :func:`decode`
+probes, then loads the first frame, applies the EXIF orientation and normalises the mode (see
+:mod:`hotfolder._modes`). Every Pillow failure becomes an :class:`InputError` naming the file,
+or an :class:`UnsafeInputError` for decompression bombs; nothing else escapes.
+
+Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``) is process-global and is never changed
+here; ``max_pixels`` is enforced per call from the header. Pillow's hard error (over twice its
+limit, about 179 MP) always applies. Its ``DecompressionBombWarning`` is an error except where
+``max_pixels`` deliberately allows more pixels than Pillow's limit and the header has already
+been checked against it. ``warnings.catch_warnings`` swaps process-global state and is not
+thread-safe before Python 3.14, so the guarded sections are serialised by a lock; decoding is
+not the bottleneck (the Venice rate limit and PNG encoding are). Call :func:`probe` and
+:func:`decode` from worker threads (as the engine runs sync steps), not on the event loop: they
+may wait for another thread's decode.
 """
 
 from __future__ import annotations
 
+import io
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from loguru import logger
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hotfolder import _modes
+from hotfolder.errors import (
+    ConfigError,
+    HotfolderError,
+    InputError,
+    OperationError,
+    UnsafeInputError,
+)
+
+__all__ = [
+    "ImageLimits",
+    "Probe",
+    "decode",
+    "encode",
+    "extension_for",
+    "format_for",
+    "media_type_for",
+    "probe",
+    "to_8bit",
+]
+
+#: The formats :func:`encode` and :func:`format_for` know: Pillow name -> (extension, MIME type).
+WRITABLE: dict[str, tuple[str, str]] = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+    "TIFF": ("tif", "image/tiff"),
+    "GIF": ("gif", "image/gif"),
+    "BMP": ("bmp", "image/bmp"),
+}
+_ALIASES = {"JPG": "JPEG", "JPE": "JPEG", "MPO": "JPEG", "TIF": "TIFF"}
+#: What :func:`encode` uses when the options do not say.
+ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "JPEG": {"quality": 90},
+    "PNG": {"compress_level": 6},
+    "WEBP": {"quality": 90},
+    "TIFF": {"compression": "tiff_lzw"},
+}
+_METADATA_KEYS = ("icc_profile", "exif", "xmp", "dpi", "comment")
+_RAISE_PIXELS = "raise [imaging] max_pixels if you trust this file"
+_GUARD = threading.Lock()
 
 
 class ImageLimits(BaseModel):
@@ -17,39 +82,333 @@ class ImageLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: Largest input file, in bytes.
     max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    #: Most pixels (width x height) an input may declare; at most Pillow's hard limit.
     max_pixels: int = Field(default=100_000_000, ge=1)
+    #: Fewest pixels an input may have.
     min_pixels: int = Field(default=1, ge=1)
-    formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "MPO")
+    #: Pillow formats that may be opened (``jpg``/``tif`` accepted; JPEG includes MPO).
+    formats: tuple[str, ...] = Field(
+        default=("JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP"), validate_default=True
+    )
+    #: Multi-frame input (GIF/APNG/WebP animations, multi-page TIFF): use the first frame or
+    #: refuse the file. MPO (a JPEG with a second, stereo or depth, image) is never refused.
     animation: Literal["first-frame", "reject"] = "first-frame"
+    #: An input whose EXIF block is damaged: refuse it (its orientation cannot be trusted),
+    #: or drop the metadata and go on.
+    corrupt_metadata: Literal["reject", "drop"] = "reject"
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        Image.init()
+        names = tuple(dict.fromkeys(_ALIASES.get(f.upper(), f.upper()) for f in value))
+        unknown = [n for n in names if n not in Image.OPEN]
+        if unknown:
+            msg = (
+                f"Pillow cannot read {', '.join(unknown)}; it reads {', '.join(sorted(Image.OPEN))}"
+            )
+            raise ValueError(msg)
+        return names
+
+    @field_validator("max_pixels")
+    @classmethod
+    def _within_pillow(cls, value: int) -> int:
+        ceiling = _pillow_hard_limit()
+        if ceiling is not None and value > ceiling:
+            msg = f"Pillow refuses any image over {ceiling:,} pixels; max_pixels cannot exceed it"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ImageLimits:
+        if self.min_pixels > self.max_pixels:
+            msg = f"min_pixels ({self.min_pixels:,}) is above max_pixels ({self.max_pixels:,})"
+            raise ValueError(msg)
+        return self
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What the header says, before any pixel is decoded."""
+    """What the header says, before any pixel is decoded (``MPO`` is reported as ``JPEG``)."""
 
     format: str
     width: int
     height: int
     mode: str
     frames: int
+    #: The EXIF orientation (1 = upright) when the header carries one.
+    orientation: int = 1
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
 
 
 def probe(data: bytes, limits: ImageLimits, *, name: str) -> Probe:
-    raise NotImplementedError
+    """Check ``data``'s header against ``limits``; raise InputError or UnsafeInputError."""
+    with _guarded(name, limits.max_pixels):
+        return _open_checked(data, limits, name)[1]
 
 
 def decode(data: bytes, limits: ImageLimits, *, name: str) -> Image.Image:
-    raise NotImplementedError
+    """The first frame of ``data``, upright, in a working mode, with ICC and EXIF in ``info``.
+
+    EXIF orientation is applied and its tag removed from ``info["exif"]``. 16-bit grayscale
+    stays ``I;16``; :func:`encode` scales it to 8 bits only for formats that cannot store it.
+    """
+    with _guarded(name, limits.max_pixels):
+        image, found = _open_checked(data, limits, name)
+        warnings.simplefilter(_bomb_action(found.pixels), Image.DecompressionBombWarning)
+        image.load()
+        working = _modes.to_working_mode(_upright(image, name))
+        working.info = {k: v for k, v in working.info.items() if k in _METADATA_KEYS}
+        return working
 
 
 def encode(image: Image.Image, format: str, options: dict[str, Any]) -> bytes:
-    raise NotImplementedError
+    """``image`` encoded as ``format`` (a Pillow name); ``options`` go to the encoder.
+
+    The mode is converted for the format (RGBA is flattened onto ``options["background"]``,
+    white by default, for JPEG; 16-bit is kept by PNG and TIFF, else scaled to 8 bits). ICC
+    profile, EXIF, XMP and dpi come from ``image.info`` unless ``options`` name them (``None``
+    drops one); a profile that does not match the written mode is dropped.
+    """
+    fmt = _ALIASES.get(format.upper(), format.upper())
+    encoder_options = dict(options)
+    background = encoder_options.pop("background", "white")
+    prepared = _modes.for_format(image, fmt, background)
+    metadata = {k: prepared.info.get(k) for k in ("icc_profile", "exif", "xmp", "dpi")}
+    params = {**ENCODER_DEFAULTS.get(fmt, {}), **metadata, **encoder_options}
+    if params["icc_profile"] and not _modes.icc_fits(params["icc_profile"], prepared.mode):
+        params["icc_profile"] = None
+    params["exif"] = params["exif"] or b""
+    params = {k: v for k, v in params.items() if v is not None or k == "icc_profile"}
+    buffer = io.BytesIO()
+    try:
+        prepared.save(buffer, fmt, **params)
+    except (KeyError, OSError, TypeError, ValueError) as exc:
+        size = f"{prepared.width}x{prepared.height}"
+        msg = f"cannot encode a {prepared.mode} {size} image as {fmt}: {exc}"
+        raise OperationError(msg, hint="check the step's format and encoder options") from exc
+    return buffer.getvalue()
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """``image`` with 16-bit grayscale scaled to ``L`` (other modes unchanged)."""
+    return _modes.to_8bit(image) if image.mode.startswith("I;16") else image
+
+
+def format_for(name: str) -> str:
+    """The Pillow format for a user's name: ``jpg``, ``JPEG``, ``.png``, ``tif``, ``webp``..."""
+    key = name.strip().lstrip(".").upper()
+    fmt = _ALIASES.get(key, key)
+    if fmt not in WRITABLE:
+        msg = f"unknown image format {name!r}"
+        raise ConfigError(msg, hint="choose one of: " + ", ".join(f.lower() for f in WRITABLE))
+    return fmt
 
 
 def extension_for(format: str) -> str:
-    raise NotImplementedError
+    """The usual extension for a Pillow format, without a dot: ``JPEG`` -> ``jpg``."""
+    fmt = _ALIASES.get(format.upper(), format.upper())
+    if fmt in WRITABLE:
+        return WRITABLE[fmt][0]
+    Image.init()
+    extensions = [ext for ext, f in Image.EXTENSION.items() if f == fmt]
+    return extensions[0].lstrip(".") if extensions else fmt.lower()
 
 
 def media_type_for(format: str) -> str:
-    raise NotImplementedError
+    """The MIME type for a Pillow format: ``JPEG`` -> ``image/jpeg``."""
+    fmt = _ALIASES.get(format.upper(), format.upper())
+    if fmt in WRITABLE:
+        return WRITABLE[fmt][1]
+    Image.init()
+    return Image.MIME.get(fmt, "application/octet-stream")
+
+
+@contextmanager
+def _guarded(name: str, allowed_pixels: int) -> Iterator[None]:
+    """Pillow calls inside: bomb warnings as errors, Pillow's exceptions as InputError."""
+    with _GUARD, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter(_bomb_action(allowed_pixels), Image.DecompressionBombWarning)
+        try:
+            yield
+        except HotfolderError:
+            raise
+        except Image.DecompressionBombError as exc:
+            msg = f"{name}: refused as a decompression bomb: {exc}"
+            hint = "no setting lets Pillow decode this many pixels; the file cannot be processed"
+            raise UnsafeInputError(msg, hint=hint) from exc
+        except Image.DecompressionBombWarning as exc:
+            msg = f"{name}: refused as a possible decompression bomb: {exc}"
+            raise UnsafeInputError(msg, hint=_RAISE_PIXELS) from exc
+        except Exception as exc:
+            msg = f"{name}: the image data cannot be decoded ({type(exc).__name__}: {exc})"
+            hint = "the file is damaged or truncated; export or download it again"
+            raise InputError(msg, hint=hint) from exc
+        finally:
+            for warning in caught:
+                logger.debug("{}: Pillow warned: {}", name, warning.message)
+
+
+def _pillow_hard_limit() -> int | None:
+    """The pixel count over which Pillow raises DecompressionBombError whatever we allow."""
+    return None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
+
+
+def _bomb_action(allowed_pixels: int) -> Literal["error", "ignore"]:
+    ceiling = Image.MAX_IMAGE_PIXELS
+    return "error" if ceiling is None or allowed_pixels <= ceiling else "ignore"
+
+
+def _open_checked(data: bytes, limits: ImageLimits, name: str) -> tuple[Image.Image, Probe]:
+    if len(data) > limits.max_bytes:
+        msg = f"{name}: the file is {len(data):,} bytes, over the limit of {limits.max_bytes:,}"
+        raise InputError(msg, hint="raise [imaging] max_bytes if you trust this file")
+    try:
+        image = Image.open(io.BytesIO(data), formats=limits.formats)
+    except UnidentifiedImageError as exc:
+        raise _unidentified(data, limits, name) from exc
+    _check_pixels(name, image.width, image.height, limits)
+    if image.format == "GIF":
+        _check_gif_canvas(data, name, limits)
+    if limits.corrupt_metadata == "reject":
+        _check_exif(image, name)
+    found = Probe(
+        format=_ALIASES.get(image.format or "", image.format or ""),
+        width=image.width,
+        height=image.height,
+        mode=image.mode,
+        frames=getattr(image, "n_frames", 1),
+        orientation=_orientation(image),
+    )
+    if found.frames > 1 and limits.animation == "reject" and found.format != "JPEG":
+        msg = f"{name}: has {found.frames} frames (an animation or a multi-page file), refused"
+        raise InputError(msg, hint='set [imaging] animation = "first-frame" to use the first frame')
+    return image, found
+
+
+def _check_exif(image: Image.Image, name: str) -> None:
+    """Refuse an input whose EXIF block cannot be read whole: its orientation is unknown."""
+    raw = image.info.get("exif")
+    if not raw:
+        return
+    body = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
+    problem = None
+    if body[:4] not in (b"II*\x00", b"MM\x00*"):
+        problem = "the EXIF block has no valid TIFF header"
+    else:
+        warnings.filterwarnings("error", message="Corrupt EXIF", category=UserWarning)
+        try:
+            image.getexif().get_ifd(0x8769)
+        except Exception as exc:
+            problem = f"the EXIF block is damaged ({str(exc).strip()})"
+    if problem:
+        msg = f"{name}: {problem}, so its orientation cannot be trusted"
+        hint = 're-save the file, or set [imaging] corrupt_metadata = "drop" to use it without'
+        raise InputError(msg, hint=hint + " its metadata")
+
+
+def _check_pixels(name: str, width: int, height: int, limits: ImageLimits) -> None:
+    pixels = width * height
+    what = f"{name}: {width}x{height} is {pixels:,} pixels"
+    if pixels > limits.max_pixels:
+        msg = f"{what}, over the limit of {limits.max_pixels:,}"
+        raise UnsafeInputError(msg, hint=_RAISE_PIXELS)
+    if pixels < limits.min_pixels:
+        msg = f"{what}, under the minimum of {limits.min_pixels:,}"
+        raise InputError(msg, hint="lower [imaging] min_pixels to accept smaller images")
+
+
+def _check_gif_canvas(data: bytes, name: str, limits: ImageLimits) -> None:
+    """Refuse a GIF whose frames, placed on its screen, would need more than ``max_pixels``."""
+    width, height = struct.unpack_from("<HH", data, 6)
+    for right, bottom in _gif_frame_extents(data):
+        width, height = max(width, right), max(height, bottom)
+    if width * height > limits.max_pixels:
+        msg = (
+            f"{name}: a GIF frame reaches {width}x{height} ({width * height:,} pixels), "
+            f"over the limit of {limits.max_pixels:,}; frames larger than the image are a "
+            "decompression-bomb trick"
+        )
+        raise UnsafeInputError(msg, hint=_RAISE_PIXELS)
+
+
+def _gif_frame_extents(data: bytes) -> Iterator[tuple[int, int]]:
+    """The right and bottom edge of every GIF frame, read from the block headers only."""
+    position = 13 + _color_table_size(data[10])
+    while position < len(data):
+        block, position = data[position], position + 1
+        if block == 0x21:
+            position = _skip_sub_blocks(data, position + 1)
+        elif block == 0x2C:
+            left, top, width, height, flags = struct.unpack_from("<4HB", data, position)
+            yield left + width, top + height
+            position = _skip_sub_blocks(data, position + 10 + _color_table_size(flags))
+        else:
+            return
+
+
+def _color_table_size(flags: int) -> int:
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _skip_sub_blocks(data: bytes, position: int) -> int:
+    while position < len(data) and data[position]:
+        position += data[position] + 1
+    return position + 1
+
+
+def _unidentified(data: bytes, limits: ImageLimits, name: str) -> InputError:
+    """Why Pillow could not open ``data``: a format outside the allow-list, or no image."""
+    allowed = ", ".join(limits.formats)
+    sniffed = _sniff(data[:16])
+    if sniffed and sniffed not in limits.formats:
+        msg = f"{name}: {sniffed} files are not allowed"
+        hint = (
+            f"allowed formats are {allowed}; add {sniffed!r} to [imaging] formats "
+            "only if you trust such files"
+        )
+        return InputError(msg, hint=hint)
+    what = f"a damaged {sniffed} file" if sniffed else "not an image in a format hotfolder reads"
+    msg = f"{name}: {what}"
+    return InputError(
+        msg, hint=f"check that the file opens in an image viewer (allowed: {allowed})"
+    )
+
+
+def _sniff(prefix: bytes) -> str | None:
+    """The format whose magic bytes ``prefix`` starts with; no decoder or parser runs."""
+    Image.init()
+    for fmt, (_factory, accept) in Image.OPEN.items():
+        try:
+            verdict = accept(prefix) if accept is not None else False
+        except Exception:  # an accept() that chokes on a short prefix is simply not a match
+            continue
+        if verdict and not isinstance(verdict, str):
+            return _ALIASES.get(fmt, fmt)
+    return None
+
+
+def _orientation(image: Image.Image) -> int:
+    if "exif" not in image.info and image.format != "TIFF":
+        return 1  # getexif() would decode a PNG's pixels looking for a trailing eXIf chunk
+    try:
+        value = image.getexif().get(0x0112, 1)
+    except Exception:  # unreadable EXIF is ignored, as decode ignores it
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _upright(image: Image.Image, name: str) -> Image.Image:
+    """``image`` with its EXIF orientation applied in place (no copy of the pixels); EXIF that
+    cannot be read is dropped, not fatal."""
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception as exc:
+        logger.warning("{}: EXIF unreadable, orientation ignored and EXIF dropped: {}", name, exc)
+        image.info.pop("exif", None)
+    return image

@@ -14,6 +14,10 @@ Third-party sinks use it like this::
 
     template = parse_template(params.name, fields={"stem": str, "n": int})
     target = join_inside(root, template.render(stem=artifact.stem, n=job.seq))
+
+The check in :func:`join_inside` and the write that follows are separate steps, so a user who
+can write inside the sink's root could still swap a folder for a link in between; keep sink
+roots writable by the daemon's user only.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ MAX_VALUE_BYTES = 200
 #: Longest one rendered path component may be, in UTF-8 bytes (the usual file-system limit).
 MAX_COMPONENT_BYTES = 255
 
-_INT_SPEC = re.compile(r"0?[1-9]?d")
+_INT_SPEC = re.compile(r"(0[1-9])?d")
 _UNSAFE_CHARS = re.compile(r'[/\\<>:"|?*\x00-\x1f\x7f]')
 _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"]
@@ -171,7 +175,8 @@ def join_inside(root: Path, relative: str) -> Path:
     for component in target.relative_to(real_root).parts:
         if len(component.encode()) > MAX_COMPONENT_BYTES or component in (".", ".."):
             msg = f"output name {relative!r} has an invalid component {component!r}"
-            raise SinkError(msg, hint=f"keep each folder and file name under {MAX_COMPONENT_BYTES} bytes")
+            hint = f"keep each folder and file name under {MAX_COMPONENT_BYTES} bytes"
+            raise SinkError(msg, hint=hint)
     folder = target.parent
     _check_inside(folder, real_root, relative)
     try:

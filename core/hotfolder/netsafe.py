@@ -118,13 +118,15 @@ def check_url(url: str | httpx.URL, allow_private: Iterable[str] | AllowList = (
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise InputError(f"{url} is not a valid URL: {exc}") from exc
+        msg = f"{url} is not a valid URL: {exc}"
+        raise InputError(msg) from exc
     if parsed.scheme not in SCHEMES:
         msg = f"{url}: the {parsed.scheme or 'missing'}:// scheme is not allowed"
         raise UnsafeInputError(msg, hint="only http:// and https:// URLs can be fetched")
     host = parsed.raw_host.decode("ascii").lower().rstrip(".")
     if not host:
-        raise InputError(f"{url} has no host name")
+        msg = f"{url} has no host name"
+        raise InputError(msg)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -137,7 +139,8 @@ def check_url(url: str | httpx.URL, allow_private: Iterable[str] | AllowList = (
             msg = f"{url}: host {host!r} resolves to the non-public address {address}; refused"
             raise UnsafeInputError(msg, hint=_ALLOW_HINT)
     if not addresses:
-        raise InputError(f"{url}: host {host!r} has no address")
+        msg = f"{url}: host {host!r} has no address"
+        raise InputError(msg)
     return addresses
 
 
@@ -251,11 +254,16 @@ async def fetch(
         msg = f"{url}: timed out ({type(exc).__name__})"
         raise InputError(msg, hint="raise timeout_s if the server is just slow") from exc
     except httpx.HTTPError as exc:
-        raise InputError(f"{url}: download failed: {exc!r}", hint="check the URL") from exc
+        msg = f"{url}: download failed: {exc!r}"
+        raise InputError(msg, hint="check the URL") from exc
 
 
 async def _follow(
-    client: httpx.AsyncClient, url: str, max_bytes: int, max_redirects: int, accepted: tuple[str, ...]
+    client: httpx.AsyncClient,
+    url: str,
+    max_bytes: int,
+    max_redirects: int,
+    accepted: tuple[str, ...],
 ) -> Fetched:
     request: httpx.Request | None = client.build_request("GET", url)
     for _ in range(max_redirects + 1):
@@ -282,7 +290,8 @@ async def _read(response: httpx.Response, max_bytes: int, accepted: tuple[str, .
         raise InputError(msg, hint="the URL must point at the image itself, not a web page")
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
-        raise InputError(f"{url}: {int(length)} bytes is over the limit of {max_bytes}")
+        msg = f"{url}: {int(length)} bytes is over the limit of {max_bytes}"
+        raise InputError(msg)
     chunks: list[bytes] = []
     received = 0
     async for chunk in response.aiter_bytes():

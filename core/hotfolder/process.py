@@ -20,13 +20,6 @@ from hotfolder.engine import Engine
 from hotfolder.errors import AuthError, BalanceError, BudgetExceeded, HotfolderError
 from hotfolder.job import Job
 
-#: Names picked up when a folder is given; manifests are jobs too.
-DEFAULT_PATTERNS = (
-    "*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.gif", "*.bmp",
-    "*.job.toml", "*.job.json",
-)  # fmt: skip
-
-
 @dataclass
 class Outcome:
     job: Job
@@ -34,8 +27,14 @@ class Outcome:
     detail: str = ""
 
 
-def expand_sources(sources: tuple[str, ...], recursive: bool) -> Iterator[tuple[str, Path | None]]:
-    """Each source as ``(reference, base_dir)``: folders become the image files inside them."""
+def expand_sources(
+    sources: tuple[str, ...], recursive: bool, include: tuple[str, ...]
+) -> Iterator[tuple[str, Path | None]]:
+    """Each source as ``(reference, base_dir)``: a folder becomes the files inside it.
+
+    Hidden files are skipped; every other file is taken (or only those matching ``include``),
+    since the imaging gate decides by content, and a file it refuses gets its own error line.
+    """
     for source in sources:
         path = Path(source)
         if "://" in source or source.startswith("data:") or not path.is_dir():
@@ -43,11 +42,10 @@ def expand_sources(sources: tuple[str, ...], recursive: bool) -> Iterator[tuple[
             continue
         walker = path.rglob("*") if recursive else path.iterdir()
         for entry in sorted(walker):
-            if entry.name.startswith(".") or any(p.startswith(".") for p in entry.relative_to(path).parts[:-1]):
+            relative = entry.relative_to(path).parts
+            if any(part.startswith(".") for part in relative) or entry.is_dir():
                 continue
-            if not any(fnmatch.fnmatch(entry.name.lower(), p) for p in DEFAULT_PATTERNS):
-                continue
-            if entry.is_dir() and not entry.is_symlink():
+            if include and not any(fnmatch.fnmatch(entry.name.lower(), p.lower()) for p in include):
                 continue
             yield str(entry), None
 
@@ -58,6 +56,9 @@ def expand_sources(sources: tuple[str, ...], recursive: bool) -> Iterator[tuple[
 @click.option("--dry-run", is_flag=True, help="Show each file's steps, paid calls and cost; run nothing.")
 @click.option("--sandbox", is_flag=True, help="Send Venice calls to a local sandbox started for this run.")
 @click.option("--recursive", "-r", is_flag=True, help="Look into subfolders of folders given.")
+@click.option(
+    "--include", multiple=True, metavar="GLOB", help="Only files of folders that match (repeatable)."
+)
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Jobs at once [default: CPUs].")
 @click.pass_obj
 def process(
@@ -67,6 +68,7 @@ def process(
     dry_run: bool,
     sandbox: bool,
     recursive: bool,
+    include: tuple[str, ...],
     jobs: int | None,
 ) -> None:
     """Run a chain over SOURCES: image files, folders of images, URLs, data: URIs, manifests.
@@ -78,7 +80,7 @@ def process(
     config.chain(chain_name)  # fail early on an unknown chain
     job_list = [
         Job(source=ref, chain=chain_name, seq=n, base_dir=base)
-        for n, (ref, base) in enumerate(expand_sources(sources, recursive), start=1)
+        for n, (ref, base) in enumerate(expand_sources(sources, recursive, include), start=1)
     ]
     if not job_list:
         logger.warning("nothing to process in {}", ", ".join(sources))

@@ -37,6 +37,7 @@ __all__ = [
     "operation",
     "validate_request",
     "validate_response",
+    "validate_schema",
 ]
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "venice" / "openapi.yaml"
@@ -79,7 +80,7 @@ def load_spec(path: Path = SPEC_PATH) -> dict[str, Any]:
         msg = f"the Venice spec is missing at {path}; check out shared/ beside the repo"
         raise FileNotFoundError(msg)
     with path.open(encoding="utf-8") as handle:
-        spec = yaml.load(handle, Loader=_Yaml12Loader)  # noqa: S506 - a safe loader subclass
+        spec = yaml.load(handle, Loader=_Yaml12Loader)
     if not isinstance(spec, dict):
         msg = f"{path} is not an OpenAPI document"
         raise TypeError(msg)
@@ -104,12 +105,13 @@ def _to_json_schema(node: Any) -> Any:
 
 
 @functools.cache
-def _registry() -> referencing.Registry:
+def _registry() -> referencing.Registry[Any]:
     document = _to_json_schema(load_spec())
-    resource = referencing.Resource.from_contents(
+    resource: referencing.Resource[Any] = referencing.Resource.from_contents(
         document, default_specification=referencing.jsonschema.DRAFT4
     )
-    return referencing.Registry().with_resource(_SPEC_URI, resource)
+    registry: referencing.Registry[Any] = referencing.Registry().with_resource(_SPEC_URI, resource)
+    return registry
 
 
 def _pointer(*parts: str) -> str:
@@ -161,6 +163,14 @@ def _validate(instance: Any, *pointer_parts: str, what: str) -> None:
         lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
         msg = f"{what} does not match the spec:\n  " + "\n  ".join(lines)
         raise SpecMismatch(msg)
+
+
+def validate_schema(instance: Any, name: str) -> None:
+    """Check data against one of the spec's ``components.schemas`` by name."""
+    if name not in load_spec()["components"]["schemas"]:
+        msg = f"{name} is not a schema in the spec"
+        raise SpecMismatch(msg)
+    _validate(instance, "components", "schemas", name, what=f"a {name}")
 
 
 def _media_type(content_type: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -45,30 +46,42 @@ def photos_run(tmp_path_factory):
     return root, run
 
 
+def _outputs_by_source(root: Path) -> dict[str, Path]:
+    """Each output file keyed by the name of the input it came from (read from its sidecar)."""
+    found = {}
+    for sidecar in (root / "out").glob("*.json"):
+        data = json.loads(sidecar.read_text())
+        found[Path(data["source"]).name] = root / "out" / data["output"]["file"]
+    return found
+
+
 def test_every_photo_gives_one_valid_output_and_sidecar(photos_run):
     root, run = photos_run
     assert run.code == 0, run.output
-    photos = sorted(p for p in PHOTOS.iterdir() if not p.name.startswith("."))
-    outputs = sorted((root / "out").glob("*.jpg"))
-    assert [p.stem for p in outputs] == sorted(p.stem for p in photos)
-    for out in outputs:
+    photos = sorted(p.name for p in PHOTOS.iterdir() if not p.name.startswith("."))
+    outputs = _outputs_by_source(root)
+    assert sorted(outputs) == photos
+    assert len(list((root / "out").glob("*.jpg"))) == len(photos)
+    for source, out in outputs.items():
         with Image.open(out) as im:
             im.load()
-            assert im.format == "JPEG"
-            assert im.mode in ("RGB", "L")
-            assert 65_536 <= im.width * im.height <= 33_177_600
+            assert im.format == "JPEG", source
+            assert im.mode in ("RGB", "L"), source
+            assert 65_536 <= im.width * im.height <= 33_177_600, source
         sidecar = json.loads(out.with_name(out.name + ".json").read_text())
         assert sidecar["chain"] == "web"
         assert [s["op"] for s in sidecar["steps"]] == ["auto-orient", "fit-to-limits", "convert"]
-        assert Path(sidecar["source"]).name.startswith(out.stem)
+        assert sidecar["output"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+        assert sidecar["input_sha256"] == hashlib.sha256((PHOTOS / source).read_bytes()).hexdigest()
 
 
 def test_exif_rotated_inputs_come_out_upright(photos_run):
     root, _ = photos_run
-    with Image.open(root / "out" / "hopper.jpg") as upright:
+    outputs = _outputs_by_source(root)
+    with Image.open(outputs["hopper.jpg"]) as upright:
         reference = upright.convert("RGB")
-    for name, rotation in (("hopper_orientation_3", 180), ("hopper_orientation_6", 270)):
-        with Image.open(root / "out" / f"{name}.jpg") as im:
+    for name, rotation in (("hopper_orientation_3.jpg", 180), ("hopper_orientation_6.jpg", 270)):
+        with Image.open(outputs[name]) as im:
             rotated = im.convert("RGB")
         assert rotated.size == reference.size
         # Upright means close to the upright reference, and far from the raw (unrotated) pixels.
@@ -79,14 +92,17 @@ def test_exif_rotated_inputs_come_out_upright(photos_run):
 
 def test_unusual_modes_keep_their_content(photos_run):
     root, _ = photos_run
-    with Image.open(root / "out" / "16bit.cropped.jpg") as im:
+    outputs = _outputs_by_source(root)
+    with Image.open(outputs["16bit.cropped.tif"]) as im:
         lo, hi = im.convert("L").getextrema()
         assert hi - lo > 50, "16-bit input lost its range"
-    with Image.open(root / "out" / "hopper.Lab.jpg") as lab, Image.open(root / "out" / "hopper.jpg") as rgb:
+    with Image.open(outputs["hopper.Lab.tif"]) as lab, Image.open(outputs["hopper.jpg"]) as rgb:
         assert _mean_diff(lab.convert("RGB"), rgb.convert("RGB")) < 25
-    with Image.open(root / "out" / "iss634.jpg") as first_frame, Image.open(PHOTOS / "iss634.gif") as gif:
-        gif.seek(0)
+    with Image.open(outputs["iss634.gif"]) as first_frame, Image.open(PHOTOS / "iss634.gif") as gif:
         assert first_frame.size[0] / first_frame.size[1] == pytest.approx(gif.size[0] / gif.size[1], rel=0.02)
+        gif.seek(0)
+        frame = gif.convert("RGB").resize(first_frame.size)
+        assert _mean_diff(first_frame.convert("RGB"), frame) < 20
 
 
 def test_bad_files_each_get_one_line_and_the_batch_goes_on(project):
@@ -107,7 +123,7 @@ def test_dry_run_lists_steps_and_runs_nothing(project):
     run = hotfolder("process", "a.png", "--chain", "web", "--dry-run", cwd=project)
     assert run.code == 0, run.output
     assert "0. auto-orient [local]" in run.stdout
-    assert "2. convert [local] format='jpeg' quality=85" in run.stdout
+    assert "2. convert [local] format='JPEG' quality=85" in run.stdout
     assert "1 input(s), 0 paid call(s)" in run.stdout
     assert not (project / "out").exists()
 

@@ -89,7 +89,7 @@ def test_secret_inline_is_refused_without_echoing_it(registry):
 
 def test_toml_syntax_error_names_file_and_line(registry, tmp_path):
     path = tmp_path / "broken.toml"
-    path.write_text("[chains.web]\nsteps = [\n")
+    path.write_text("[venice]\nrequests_per_minute = = 5\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, registry)
     assert str(path) in str(info.value) and "line" in str(info.value)

@@ -10,6 +10,7 @@ see a usable API key at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -46,7 +47,9 @@ def is_x402(body: dict[str, Any]) -> bool:
     return body.get("code") == "PAYMENT_REQUIRED"
 
 
-def error_from_response(response: httpx.Response, *, redact: Any = str) -> VeniceError:
+def error_from_response(
+    response: httpx.Response, *, redact: Callable[[str], str] = str
+) -> VeniceError:
     """The VeniceError subclass for a non-2xx ``response``; ``redact`` scrubs its text."""
     status = response.status_code
     body = parse_body(response)

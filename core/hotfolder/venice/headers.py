@@ -37,23 +37,30 @@ def epoch_seconds(value: str | None) -> float | None:
 
 
 def parse_retry_after(response: httpx.Response, *, now: float | None = None) -> float | None:
-    """Seconds to wait, from ``x-ratelimit-reset-requests`` (a Unix time) or ``Retry-After``
-    (seconds or an HTTP date); None when neither is usable."""
+    """Seconds to wait before trying again, or None when the response does not say.
+
+    When the rate limit is used up (``x-ratelimit-remaining-requests: 0``) the wait lasts
+    until ``x-ratelimit-reset-requests`` (a Unix time); otherwise (a model overloaded, a
+    lockout) ``Retry-After`` (seconds or an HTTP date) says how long.
+    """
     now = time.time() if now is None else now
-    delays = []
-    if (reset := epoch_seconds(response.headers.get("x-ratelimit-reset-requests"))) is not None:
-        delays.append(reset - now)
-    value = response.headers.get("retry-after")
-    if value is not None:
-        seconds = as_float(value)
-        if seconds is None:
-            try:
-                seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
-            except (TypeError, ValueError):
-                seconds = None
-        if seconds is not None:
-            delays.append(seconds)
-    return max(0.0, max(delays)) if delays else None
+    retry_after = _retry_after(response.headers.get("retry-after"), now)
+    state = RateLimitState.from_response(response)
+    if state.reset_at is not None and state.remaining in (0, None):
+        return max(0.0, state.reset_at - now, retry_after or 0.0)
+    return retry_after
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    if value is None:
+        return None
+    seconds = as_float(value)
+    if seconds is None:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds)
 
 
 @dataclass(frozen=True)

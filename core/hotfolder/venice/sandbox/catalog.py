@@ -101,9 +101,7 @@ class Catalog:
 
     def listing(self, model_type: str) -> dict[str, Any]:
         """The ``GET /models?type=`` body."""
-        data = [
-            dict(model.raw) for model in self.models if model_type in ("all", model.type)
-        ]
+        data = [dict(model.raw) for model in self.models if model_type in ("all", model.type)]
         return {"object": "list", "type": model_type, "data": data}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from hotfolder.venice.sandbox.catalog import (
 from hotfolder.venice.sandbox.config import SandboxConfig
 from hotfolder.venice.sandbox.errors import ApiError, Issue, image_error, invalid_request
 from hotfolder.venice.sandbox.forms import Form, Upload
+from hotfolder.venice.sandbox.render import OutputFormat
 
 __all__ = [
     "BackgroundJob",
@@ -40,7 +42,13 @@ __all__ = [
 ]
 
 ASPECT_RATIOS = ("auto", "1:1", "3:2", "16:9", "21:9", "9:16", "2:3", "3:4", "4:5")
-OUTPUT_FORMATS = ("jpeg", "png", "webp", "jpg")
+#: The spec's enum plus ``jpg``, which its description accepts.
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    "jpeg": "jpeg",
+    "png": "png",
+    "webp": "webp",
+    "jpg": "jpeg",
+}
 QUALITIES = ("low", "medium", "high")
 MAX_PROMPT = 32768
 CREATIVITY_RANGE = (0.0, 0.02)
@@ -64,7 +72,7 @@ class EditJob:
     prompt: str
     aspect_ratio: str
     resolution: str
-    output_format: Literal["jpeg", "png", "webp"]
+    output_format: OutputFormat
     quality: str | None
     enhance_prompt: bool
 
@@ -100,7 +108,7 @@ _EDIT_COMMON: dict[str, _Field] = {
     "prompt": _Field("string", min_length=1, max_length=MAX_PROMPT),
     "aspect_ratio": _Field("enum", ASPECT_RATIOS),
     "resolution": _Field("string", min_length=1, max_length=10),
-    "output_format": _Field("enum", OUTPUT_FORMATS),
+    "output_format": _Field("enum", tuple(OUTPUT_FORMATS)),
     "safe_mode": _BOOL,
     "enhance_prompt": _BOOL,
     "disable_prompt_optimization_thinking": _BOOL,
@@ -153,7 +161,7 @@ def _check_value(name: str, value: Any, spec: _Field, multipart: bool) -> list[I
     if kind == "boolean":
         return [] if isinstance(value, bool) else [Issue.wrong_type(name, "boolean", value)]
     if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return [Issue.wrong_type(name, "number", value)]
         if spec.minimum is not None and value < spec.minimum:
             return [Issue.too_small(name, "number", spec.minimum)]
@@ -168,12 +176,17 @@ def _check_value(name: str, value: Any, spec: _Field, multipart: bool) -> list[I
         return [Issue.wrong_type(name, "array", value)]
     if not items:
         return [Issue.too_small(name, "array", 1)]
-    wanted = Upload if multipart else str
-    what = "Only file uploads are supported with multipart/form-data" if multipart else None
+    if multipart:
+        files_only = "Only file uploads are supported with multipart/form-data"
+        return [
+            Issue.custom((name, index), files_only)
+            for index, item in enumerate(items)
+            if not isinstance(item, Upload)
+        ]
     return [
-        Issue.custom(name, what) if what else Issue.wrong_type(name, "string", item)
-        for item in items
-        if not isinstance(item, wanted)
+        Issue.wrong_type((name, index), "string", item)
+        for index, item in enumerate(items)
+        if not isinstance(item, str)
     ]
 
 
@@ -182,7 +195,9 @@ def _fields(
 ) -> dict[str, Any]:
     """The provided, known values, coerced and checked; raises 400 listing every issue."""
     if not isinstance(form.payload, dict):
-        raise invalid_request([Issue((), "invalid_type", "Expected object", {"expected": "object"})])
+        raise invalid_request(
+            [Issue((), "invalid_type", "Expected object", {"expected": "object"})]
+        )
     multipart = form.kind == "multipart"
     issues: list[Issue] = []
     unknown = sorted(set(form.payload) - set(fields))
@@ -208,15 +223,21 @@ def _fields(
     return values
 
 
-def _invalid_model(name: str, model_id: object) -> ApiError:
-    message = f"Invalid model id: {model_id!r}. List the models with GET /api/v1/models?type=inpaint."
-    return invalid_request([Issue.custom(name, message)], error="Invalid model specified", code="INVALID_MODEL")
+def _invalid_model(model_id: object, name: str) -> ApiError:
+    message = (
+        f"Invalid model id: {model_id!r}. List the models with GET /api/v1/models?type=inpaint."
+    )
+    return invalid_request(
+        [Issue.custom(name, message)], error="Invalid model specified", code="INVALID_MODEL"
+    )
 
 
 def _no_model_field(form: Form, endpoint: str) -> None:
     if isinstance(form.payload, dict) and "model" in form.payload:
         message = f"Invalid model id: {endpoint} takes no model field; remove it."
-        raise invalid_request([Issue.custom("model", message)], error="Invalid model id", code="INVALID_MODEL")
+        raise invalid_request(
+            [Issue.custom("model", message)], error="Invalid model id", code="INVALID_MODEL"
+        )
 
 
 def _image_ref(field: str, value: str | Upload, *, urls: bool, data_urls: bool) -> ImageRef:
@@ -237,7 +258,9 @@ def _image_ref(field: str, value: str | Upload, *, urls: bool, data_urls: bool) 
         raise image_error(400, "CORRUPTED_IMAGE", message, field) from exc
 
 
-def _constraint_issues(model: Model, values: Mapping[str, Any], config: SandboxConfig) -> list[Issue]:
+def _constraint_issues(
+    model: Model, values: Mapping[str, Any], config: SandboxConfig
+) -> list[Issue]:
     if not config.enforce_model_constraints:
         return []
     issues: list[Issue] = []
@@ -266,7 +289,7 @@ def _edit_job(model: Model, images: tuple[ImageRef, ...], values: Mapping[str, A
         prompt=values["prompt"],
         aspect_ratio=values.get("aspect_ratio", "auto"),
         resolution=resolution,
-        output_format="jpeg" if output == "jpg" else output,
+        output_format=OUTPUT_FORMATS[output],
         quality=quality,
         enhance_prompt=bool(values.get("enhance_prompt", False)),
     )
@@ -282,7 +305,7 @@ def check_edit(form: Form, catalog: Catalog, config: SandboxConfig) -> EditJob:
     values = _fields(form, fields, strict=True, required=("image", "prompt"))
     field = "model" if "model" in values else "modelId"
     if chosen is None or chosen.type != "inpaint":
-        raise _invalid_model(field, named)
+        raise _invalid_model(named, field)
     issues = _constraint_issues(chosen, values, config)
     if issues:
         raise invalid_request(issues)
@@ -297,7 +320,7 @@ def check_multi_edit(form: Form, catalog: Catalog, config: SandboxConfig) -> Edi
     named = values.get("modelId", DEFAULT_EDIT_MODEL)
     model = catalog.get(named)
     if model is None or model.type != "inpaint" or not model.combine_images:
-        raise _invalid_model("modelId", named)
+        raise _invalid_model(named, "modelId")
     issues = _constraint_issues(model, values, config)
     if len(values["images"]) > model.max_input_images:
         issues.append(Issue.too_big("images", "array", model.max_input_images))
@@ -327,7 +350,9 @@ def check_background_remove(form: Form, catalog: Catalog) -> BackgroundJob:
     values = _fields(form, _BACKGROUND, strict=True, required=())
     model = catalog.require(BACKGROUND_MODEL)
     if "image" in values:
-        return BackgroundJob(model, _image_ref("image", values["image"], urls=False, data_urls=False))
+        return BackgroundJob(
+            model, _image_ref("image", values["image"], urls=False, data_urls=False)
+        )
     url = values.get("image_url")
     if url is None:
         raise invalid_request([Issue.custom(None, "Provide either image or image_url")])

@@ -41,7 +41,7 @@ class SandboxConfig(BaseModel):
 
     # Money
     balance_usd: float = Field(default=100.0, ge=0)
-    balance_diem: float | None = Field(default=None, ge=0, description="None: not staking")
+    balance_diem: float | None = Field(default=0.0, ge=0, description="None: not staking")
     diem_epoch_allocation: float = Field(default=0.0, ge=0)
 
     # Limits

@@ -7,6 +7,7 @@ response. 400s are ``DetailedError`` bodies: ``details`` is a zod ``.format()`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,16 +57,19 @@ class Issue:
         return cls((name,), "invalid_type", "Required", extra)
 
     @classmethod
-    def wrong_type(cls, name: str, expected: str, value: object) -> Issue:
+    def wrong_type(cls, name: str | tuple[str | int, ...], expected: str, value: object) -> Issue:
         received = _zod_type(value)
         extra = {"expected": expected, "received": received}
-        return cls((name,), "invalid_type", f"Expected {expected}, received {received}", extra)
+        message = f"Expected {expected}, received {received}"
+        return cls(_path(name), "invalid_type", message, extra)
 
     @classmethod
     def unrecognized(cls, keys: Iterable[str]) -> Issue:
         keys = sorted(keys)
         names = ", ".join(f"'{key}'" for key in keys)
-        return cls((), "unrecognized_keys", f"Unrecognized key(s) in object: {names}", {"keys": keys})
+        return cls(
+            (), "unrecognized_keys", f"Unrecognized key(s) in object: {names}", {"keys": keys}
+        )
 
     @classmethod
     def bad_enum(cls, name: str, options: Iterable[str], value: object) -> Issue:
@@ -76,7 +80,7 @@ class Issue:
 
     @classmethod
     def too_small(cls, name: str | tuple[str | int, ...], kind: str, minimum: float) -> Issue:
-        path = name if isinstance(name, tuple) else (name,)
+        path = _path(name)
         message = {
             "string": f"String must contain at least {minimum:g} character(s)",
             "array": f"Array must contain at least {minimum:g} element(s)",
@@ -94,13 +98,19 @@ class Issue:
         return cls((name,), "too_big", message, extra)
 
     @classmethod
-    def custom(cls, name: str | None, message: str) -> Issue:
-        return cls((name,) if name else (), "custom", message)
+    def custom(cls, name: str | tuple[str | int, ...] | None, message: str) -> Issue:
+        return cls(_path(name) if name else (), "custom", message)
+
+
+def _path(name: str | tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return name if isinstance(name, tuple) else (name,)
 
 
 def _zod_type(value: object) -> str:
     if value is None:
         return "null"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, (int, float)):
@@ -158,7 +168,9 @@ _FAILED_500: dict[str, tuple[str, str]] = {
 def fault_error(status: int, endpoint: str) -> ApiError:
     """The body Venice sends for an injected fault status on ``endpoint``."""
     if status == 500:
-        message, code = _FAILED_500.get(endpoint, ("Inference processing failed", "INFERENCE_FAILED"))
+        message, code = _FAILED_500.get(
+            endpoint, ("Inference processing failed", "INFERENCE_FAILED")
+        )
     else:
         message, code = _FAULT_BODIES.get(status, (f"Simulated error {status}", "UNKNOWN_ERROR"))
     headers = {"Retry-After": "1"} if status in (429, 503) else {}

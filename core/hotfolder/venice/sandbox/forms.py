@@ -8,7 +8,7 @@ per-endpoint checks decide what is acceptable.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -70,7 +70,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _replay(body: bytes) -> AsyncIterator[bytes]:
+async def _replay(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
 
 
@@ -85,7 +85,9 @@ async def _parse_multipart(request: Request, body: bytes) -> dict[str, Any]:
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise invalid_request([Issue.custom(None, f"Malformed multipart body: {exc.message}")]) from exc
+        raise invalid_request(
+            [Issue.custom(None, f"Malformed multipart body: {exc.message}")]
+        ) from exc
     fields: dict[str, Any] = {}
     try:
         for name, value in form.multi_items():
@@ -107,8 +109,8 @@ async def read_form(request: Request, max_bytes: int) -> Form:
     """Read and parse the body; 415 for other content types, 413 past ``max_bytes``."""
     kind = media_type(request)
     if kind not in ("application/json", "multipart/form-data"):
-        body = {"error": "Invalid request content-type", "code": "INVALID_CONTENT_TYPE"}
-        raise ApiError(415, body)
+        error = {"error": "Invalid request content-type", "code": "INVALID_CONTENT_TYPE"}
+        raise ApiError(415, error)
     body = await _read_body(request, max_bytes)
     if kind == "multipart/form-data":
         return Form("multipart", await _parse_multipart(request, body), len(body))

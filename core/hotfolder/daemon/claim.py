@@ -1,0 +1,160 @@
+"""Moving files between a folder's places, each move one atomic rename on one file system.
+
+::
+
+    <folder>/photo.jpg
+      └─ claim ──> <folder>/.hotfolder/processing/<job-id>/photo.jpg   (+ checkpoints/)
+                     ├─ done ────> archive/<YYYY-MM-DD>/photo.jpg  (or deleted, or put back)
+                     └─ failed ──> failed/photo.jpg + failed/photo.jpg.error.json
+
+The journal records where a file is going *before* it is moved (``place``), so a crash between
+the two is finished at the next start by :func:`finish_move`. A processing folder with no
+journal row (a crash between the rename and the insert) is adopted at start-up by
+:mod:`hotfolder.daemon.recovery`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from loguru import logger
+
+from hotfolder.daemon import settings
+from hotfolder.daemon.readiness import Signature, unsafe_reason
+from hotfolder.fsutil import atomic_write, fsync_dir
+from hotfolder.job import new_job_id
+
+CHECKPOINTS = "checkpoints"
+ERROR_SUFFIX = ".error.json"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A file renamed into its processing folder."""
+
+    id: str
+    rel: str
+    path: Path
+    sig: Signature
+
+
+def job_dir(folder_root: Path, job_id: str) -> Path:
+    return folder_root / settings.STATE_SUBDIR / "processing" / job_id
+
+
+def claim(folder_root: Path, rel: str) -> Claimed | None:
+    """Rename ``<folder>/<rel>`` into a new processing folder; None if it vanished first."""
+    job_id = new_job_id()
+    target_dir = job_dir(folder_root, job_id)
+    target_dir.mkdir(parents=True)
+    target = target_dir / PurePosixPath(rel).name
+    try:
+        os.rename(folder_root / rel, target)
+    except FileNotFoundError:
+        target_dir.rmdir()
+        return None
+    return Claimed(job_id, rel, target, Signature.of(os.lstat(target)))
+
+
+def input_path(folder_root: Path, job_id: str, rel: str) -> Path:
+    return job_dir(folder_root, job_id) / PurePosixPath(rel).name
+
+
+def archive_target(root: Path, rel: str, job_id: str) -> Path:
+    """``<archive>/<YYYY-MM-DD>/<rel>``, or with the job id added when that name is taken."""
+    target = root / time.strftime("%Y-%m-%d") / rel
+    return _free_name(target, job_id)
+
+
+def failed_target(root: Path, rel: str, job_id: str) -> Path:
+    return _free_name(root / rel, job_id)
+
+
+def _free_name(target: Path, job_id: str) -> Path:
+    if not target.exists() and not target.is_symlink() and not _error_file(target).exists():
+        return target
+    return target.with_name(f"{target.stem}.{job_id}{target.suffix}")
+
+
+def _error_file(target: Path) -> Path:
+    return target.with_name(target.name + ERROR_SUFFIX)
+
+
+def move_into(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, making folders as needed (callers pick a free name
+    with :func:`archive_target` or :func:`failed_target`)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(source, target)
+    fsync_dir(target.parent)
+
+
+def write_error(target: Path, info: dict[str, Any]) -> None:
+    """``<target>.error.json`` next to a failed original."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(_error_file(target), json.dumps(info, indent=2, default=str).encode())
+
+
+def finish_move(folder_root: Path, job_id: str, rel: str, place: str | None) -> None:
+    """Carry the claimed original to ``place`` (a path, ``"deleted"`` or ``"kept"``) and
+    remove the processing folder. Safe to repeat after a crash at any point."""
+    source = input_path(folder_root, job_id, rel)
+    if os.path.lexists(source):
+        if place == "deleted":
+            source.unlink()
+        elif place == "kept":
+            back = folder_root / rel
+            if os.path.lexists(back):
+                back = back.with_name(f"{back.stem}.{job_id}{back.suffix}")
+            move_into(source, back)
+        elif place:
+            move_into(source, Path(place))
+    remove_job_dir(folder_root, job_id)
+
+
+def remove_job_dir(folder_root: Path, job_id: str) -> None:
+    path = job_dir(folder_root, job_id)
+    shutil.rmtree(path, ignore_errors=True)
+    fsync_dir(path.parent)
+
+
+def quarantine(folder_root: Path, failed_root: Path, rel: str, reason: str) -> tuple[str, Path]:
+    """Move an unsafe entry (link, FIFO, device, hard-linked file) to the failed place with
+    its reason, never opening it. Returns the job id and where it went."""
+    job_id = new_job_id()
+    target = failed_target(failed_root, rel, job_id)
+    info = {
+        "class": "UnsafeInputError",
+        "message": f"{rel} was not processed: {reason}",
+        "hint": "drop the file itself (a regular file with one link) into the folder",
+        "status": None,
+        "request_id": None,
+        "attempts": 0,
+        "job": job_id,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    move_into(folder_root / rel, target)
+    write_error(target, info)
+    return job_id, target
+
+
+def claimed_reason(path: Path) -> str | None:
+    """Why a claimed input must not be read, checked again just before a job runs."""
+    try:
+        return unsafe_reason(os.lstat(path))
+    except FileNotFoundError:
+        return "the claimed file disappeared from its processing folder"
+
+
+def ensure_places(folder_root: Path, *places: Path) -> None:
+    """Create ``.hotfolder/processing`` and the archive/failed places."""
+    (folder_root / settings.STATE_SUBDIR / "processing").mkdir(parents=True, exist_ok=True)
+    for place in places:
+        with contextlib.suppress(FileExistsError):
+            place.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,193 @@
+"""Is a file finished, and is it ours to take? Names, quiet periods, file types, headers.
+
+A file is *ready* when the writer is done with it: the platform reported close-after-write or
+a rename into the folder and the file has not changed since, or its size and mtime stayed the
+same for the folder's quiet period. Then the header is checked: an empty file is a placeholder
+(browsers create one before the download), and a JPEG or PNG without its end marker is still
+being written, so both wait. Anything that is not a regular file with one link is *unsafe*: it
+is quarantined with its reason and never read.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+#: Names never taken: temp files of browsers, rsync, office suites, sync tools, OS junk.
+DEFAULT_IGNORE: tuple[str, ...] = (
+    ".*",  # dotfiles, rsync's .name.XXXXXX, .DS_Store, ._AppleDouble, .~lock.*, .syncthing.*
+    "*.part",
+    "*.part-*",
+    "*.crdownload",
+    "*.tmp",
+    "*.temp",
+    "*.download",
+    "*.filepart",
+    "*.partial",
+    "*.!qB",
+    "*.swp",
+    "*~",
+    "~$*",
+    "~syncthing~*",
+    "Thumbs.db",
+    "desktop.ini",
+    "@eaDir",
+    "#recycle",
+)
+#: Names that are jobs although they are not images.
+MANIFEST_SUFFIXES = (".job.toml", ".job.json")
+#: A file with no end marker yet is taken anyway once unchanged this many quiet periods.
+INCOMPLETE_FACTOR = 10
+_TAIL = 4096
+
+
+@dataclass(frozen=True)
+class NameFilter:
+    """A folder's include/exclude/ignore globs, matched against the name and the relative
+    path, case-insensitively unless asked otherwise."""
+
+    include: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    case_sensitive: bool = False
+
+    def _norm(self, text: str) -> str:
+        return text if self.case_sensitive else text.lower()
+
+    def _any(self, patterns: tuple[str, ...], rel: str) -> bool:
+        name = PurePosixPath(rel).name
+        for pattern in patterns:
+            pat = self._norm(pattern)
+            if fnmatch.fnmatchcase(self._norm(name), pat) or fnmatch.fnmatchcase(self._norm(rel), pat):
+                return True
+        return False
+
+    def ignored(self, rel: str) -> bool:
+        """Whether any part of ``rel`` is a temp, junk or hidden name (or in ``ignore``)."""
+        patterns = DEFAULT_IGNORE + self.ignore
+        return any(self._any(patterns, part) for part in PurePosixPath(rel).parts)
+
+    def wanted(self, rel: str) -> bool:
+        """Whether ``rel`` (a path relative to the folder, ``/``-separated) is to be taken."""
+        if self.ignored(rel) or self._any(self.exclude, rel):
+            return False
+        if rel.lower().endswith(MANIFEST_SUFFIXES):
+            return True
+        return self._any(self.include, rel)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What changes when a file is written: size, mtime and inode."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Signature:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def __str__(self) -> str:
+        return f"{self.size}:{self.mtime_ns}:{self.ino}"
+
+
+def unsafe_reason(st: os.stat_result) -> str | None:
+    """Why a file (from ``lstat``) must not be read, or None when it is a plain file."""
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        return "it is a symbolic link; hotfolder never reads through links"
+    if stat.S_ISFIFO(mode):
+        return "it is a FIFO (named pipe), not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "it is a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "it is a socket, not a regular file"
+    if not stat.S_ISREG(mode):
+        return "it is not a regular file"
+    if st.st_nlink > 1:
+        return f"it has {st.st_nlink} hard links; a linked file may be someone else's file"
+    return None
+
+
+def open_regular(path: str | os.PathLike[str]) -> int:
+    """Open ``path`` for reading without following a link or blocking on a FIFO; the caller
+    closes the descriptor. Raises OSError (ELOOP for a link) or ValueError(reason)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    reason = unsafe_reason(os.fstat(fd))
+    if reason:
+        os.close(fd)
+        raise ValueError(reason)
+    return fd
+
+
+def header_state(path: str) -> str:
+    """``"ok"``, ``"empty"`` (a placeholder) or ``"incomplete"`` (no JPEG/PNG end marker)."""
+    try:
+        fd = open_regular(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "ok"  # the claim quarantines it with its reason
+        raise
+    except ValueError:
+        return "ok"
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return "empty"
+        head = os.pread(fd, 16, 0)
+        tail = os.pread(fd, _TAIL, max(0, size - _TAIL))
+    finally:
+        os.close(fd)
+    if head.startswith(b"\xff\xd8\xff") and b"\xff\xd9" not in tail:
+        return "incomplete"
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" not in tail:
+        return "incomplete"
+    return "ok"
+
+
+@dataclass
+class Candidate:
+    """A file seen in a folder, watched until it is ready."""
+
+    path: str
+    sig: Signature | None = None
+    stable_since: float = 0.0
+    #: The signature at the last close-after-write or move-in event, if one was seen.
+    arrived: Signature | None = None
+    opened: int = 0
+    first_seen: float = field(default_factory=time.monotonic)
+
+
+def check(candidate: Candidate, quiet: float, now: float) -> tuple[str, os.stat_result | None]:
+    """Look at a candidate once: ``("gone"|"unsafe"|"wait"|"ready"|"empty", lstat)``."""
+    try:
+        st = os.lstat(candidate.path)
+    except FileNotFoundError:
+        return "gone", None
+    if unsafe_reason(st):
+        return "unsafe", st
+    sig = Signature.of(st)
+    if sig != candidate.sig:
+        candidate.sig = sig
+        candidate.stable_since = now
+        if candidate.arrived is not None and candidate.arrived != sig:
+            candidate.arrived = None
+        if candidate.arrived is None:
+            return "wait", st
+    stable_for = now - candidate.stable_since
+    closed = candidate.arrived == sig and candidate.opened <= 0
+    if not closed and (stable_for < quiet or (candidate.opened > 0 and stable_for < 60 + quiet)):
+        return "wait", st
+    state = header_state(candidate.path)
+    if state == "empty":
+        return "empty", st
+    if state == "incomplete" and stable_for < max(quiet * INCOMPLETE_FACTOR, 1.0):
+        return "wait", st
+    return "ready", st

@@ -1,0 +1,83 @@
+"""At start-up, make the journal and the processing folders agree again after any crash.
+
+* Jobs left ``running`` go back to the queue; their checkpoints are reused, so a paid step
+  that finished is not paid for again.
+* A finished job whose original was not moved yet (a crash between the journal's commit and
+  the rename) is moved now to the place the journal recorded.
+* A processing folder with no journal row (a crash between the rename and the insert) is
+  recorded as a queued job; an empty one is removed.
+* A queued job whose claimed file is gone is marked failed, so that nothing is silently lost.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from hotfolder.daemon import claim, settings
+from hotfolder.daemon.folders import FolderPlan
+from hotfolder.daemon.readiness import Signature
+from hotfolder.journal import FINAL_STATES, Journal, NewJob
+
+
+def recover(journal: Journal, plans: list[FolderPlan]) -> None:
+    if n := journal.requeue_running():
+        logger.warning("{} job(s) were running when the daemon stopped; they run again", n)
+    for plan in plans:
+        reconcile(journal, plan)
+    _check_claimed(journal)
+
+
+def reconcile(journal: Journal, plan: FolderPlan, *, busy: frozenset[str] | set[str] = frozenset()) -> None:
+    """Match ``<folder>/.hotfolder/processing/*`` against the journal; ``busy`` names jobs
+    running now, which are left alone."""
+    processing = plan.root / settings.STATE_SUBDIR / "processing"
+    if not processing.is_dir():
+        return
+    adopted: list[NewJob] = []
+    for entry in sorted(processing.iterdir()):
+        if not entry.is_dir() or entry.is_symlink() or entry.name in busy:
+            continue
+        row = journal.get(entry.name)
+        if row is not None:
+            if row.state in FINAL_STATES:
+                logger.info("job {} ({}) was {}; finishing its move", row.id, row.name, row.state)
+                claim.finish_move(plan.root, row.id, row.name, row.place)
+            continue
+        inputs = [p for p in entry.iterdir() if p.name != claim.CHECKPOINTS]
+        if not inputs:
+            claim.remove_job_dir(plan.root, entry.name)
+            continue
+        if len(inputs) > 1:
+            logger.warning("{} holds {} files; leaving it for you to look at", entry, len(inputs))
+            continue
+        sig = Signature.of(inputs[0].lstat())
+        adopted.append(NewJob(entry.name, plan.key, inputs[0].name, plan.chain, str(sig)))
+    if adopted:
+        logger.warning(
+            "{}: {} file(s) claimed just before a crash were not recorded; queued now",
+            plan.root, len(adopted),
+        )  # fmt: skip
+        journal.add(adopted)
+
+
+def _check_claimed(journal: Journal) -> None:
+    for row in journal.jobs(states=["queued", "paused"]):
+        if not (Path(row.folder) / settings.STATE_SUBDIR / "processing").is_dir():
+            continue  # the folder is unreachable now: judge its jobs when it is back
+        if os.path.lexists(claim.input_path(Path(row.folder), row.id, row.name)):
+            continue
+        logger.error("job {}: the claimed file {} is gone; marked failed", row.id, row.name)
+        journal.update(
+            row.id,
+            state="failed",
+            finished=time.time(),
+            error={
+                "class": "InputError",
+                "message": f"the claimed file {row.name} disappeared from its processing folder",
+                "hint": "something outside hotfolder removed it",
+            },
+        )

@@ -1,0 +1,319 @@
+"""The daemon's life: one instance per state dir, recover, watch, run, reload, stop.
+
+``SIGTERM``/``SIGINT`` stop taking files, give running jobs ``[daemon] grace_seconds`` to
+finish and leave the rest queued. ``SIGHUP`` reloads the config; a config that does not
+validate is logged and the running one is kept. Everything runs on one asyncio loop;
+watchdog's threads only hand hints to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from loguru import logger
+
+from hotfolder.config import Config, load_config
+from hotfolder.daemon import claim, recovery, sandbox_link
+from hotfolder.daemon.folders import FolderPlan, plan_folders
+from hotfolder.daemon.intake import Intake
+from hotfolder.daemon.scheduler import Scheduler
+from hotfolder.daemon.watcher import FolderWatch, HintKind, OverflowAlarm
+from hotfolder.errors import HotfolderError
+from hotfolder.journal import JOURNAL_NAME, Journal
+from hotfolder.runtime import Runtime
+
+LOCK_NAME = "daemon.lock"
+#: How often the readiness of candidates is looked at, and watchers are checked.
+TICK = 0.05
+HEALTH_EVERY = 2.0
+
+
+class InstanceLock:
+    """``<state dir>/daemon.lock``, held with ``flock`` while the daemon runs; holds its pid."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_NAME
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            handle.close()
+            msg = f"another hotfolder daemon (pid {pid}) is running with the state dir {self.path.parent}"
+            raise HotfolderError(
+                msg, hint=f"stop it first (kill -TERM {pid}), or give this one its own --state-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.close()
+            self._file = None
+
+
+def running_pid(state_dir: Path) -> int | None:
+    """The pid of the daemon holding the state dir's lock, or None when none runs."""
+    try:
+        text = (state_dir / LOCK_NAME).read_text().strip()
+        pid = int(text)
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+class Daemon:
+    """``hotfolder run``. ``make_runtime(config)`` builds a runtime for a (re)loaded config."""
+
+    def __init__(
+        self,
+        config: Config,
+        make_runtime: Callable[[Config], Runtime],
+        registry: Any,
+        state_dir: Path,
+        *,
+        sandbox: bool = False,
+    ) -> None:
+        self.config = config
+        self.make_runtime = make_runtime
+        self.registry = registry
+        self.state_dir = state_dir
+        self.use_sandbox = sandbox
+        self.lock = InstanceLock(state_dir)
+        self._sandbox: Any = None
+        self._stop = asyncio.Event()
+        self._reload = False
+        self._rescan_all = False
+        self.watches: dict[str, FolderWatch] = {}
+        self._unwatched: set[str] = set()
+        self.plans: list[FolderPlan] = []
+
+    # --- life ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.lock.acquire()
+        journal: Journal | None = None
+        alarm = OverflowAlarm(self._on_overflow)
+        try:
+            journal = Journal(self.state_dir / JOURNAL_NAME)
+            logger.info("hotfolder daemon (pid {}), state in {}", os.getpid(), self.state_dir)
+            if self.use_sandbox:
+                self._sandbox = sandbox_link.start()
+            self.plans = plan_folders(self.config)
+            self._lock_folders(self.plans)
+            recovery.recover(journal, self.plans)
+            if n := journal.resume_paused():
+                logger.info("{} paused job(s) queued again at start-up", n)
+            journal.set_meta("pause", None)
+            self.intake = Intake(journal, self.plans)
+            self.scheduler = Scheduler(journal, self._runtime(self.config), self.plans)
+            self._install_signals()
+            alarm.install()
+            self._start_watches()
+            self._scan_all()
+            if not self.plans:
+                logger.warning("no [[folders]] in {}; nothing to watch", self.config.path)
+            await self._loop()
+        finally:
+            alarm.remove()
+            await self._shutdown()
+            if journal is not None:
+                journal.close()
+            self.lock.release()
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_scan = last_health = loop.time()
+        dispatcher = asyncio.create_task(self._dispatch_forever(), name="dispatcher")
+        try:
+            while not self._stop.is_set():
+                if self._reload:
+                    self._reload = False
+                    self._do_reload()
+                now = loop.time()
+                if self._rescan_all or now - last_scan >= self.config.file.daemon.rescan_seconds:
+                    self._rescan_all = False
+                    last_scan = now
+                    self._scan_all()
+                if now - last_health >= HEALTH_EVERY:
+                    last_health = now
+                    self._check_watches()
+                if self.intake.tick():
+                    self.scheduler.wake.set()
+                try:
+                    await asyncio.wait_for(self._stop.wait(), TICK)
+                except TimeoutError:
+                    pass
+        finally:
+            logger.info("stopping: no new files are taken")
+            self._stop_watches()
+            await self.scheduler.drain(self.config.file.daemon.grace_seconds)
+            dispatcher.cancel()
+            await asyncio.gather(dispatcher, return_exceptions=True)
+
+    async def _dispatch_forever(self) -> None:
+        scheduler = self.scheduler
+        while True:
+            scheduler.wake.clear()
+            scheduler.dispatch()
+            try:
+                await asyncio.wait_for(scheduler.wake.wait(), scheduler.next_wait())
+            except TimeoutError:
+                pass
+
+    async def _shutdown(self) -> None:
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None:
+            await scheduler.aclose()
+        if self._sandbox is not None:
+            self._sandbox.stop()
+        for plan in self.plans:
+            plan.unlock()
+        logger.info("daemon stopped")
+
+    def _runtime(self, config: Config) -> Runtime:
+        runtime = self.make_runtime(config)
+        if self._sandbox is not None:
+            sandbox_link.attach(runtime, self._sandbox)
+        return runtime
+
+    # --- signals ---------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+
+    def _on_stop(self, sig: signal.Signals) -> None:
+        if self._stop.is_set():
+            return
+        logger.info("{} received", sig.name)
+        self._stop.set()
+
+    def _on_hup(self) -> None:
+        logger.info("SIGHUP received: reloading {}", self.config.path)
+        self._reload = True
+
+    def _on_overflow(self) -> None:
+        """From watchdog's thread: events were lost."""
+        self._rescan_all = True
+
+    # --- reload ----------------------------------------------------------------------------
+
+    def _do_reload(self) -> None:
+        path = self.config.path
+        try:
+            if path is None:
+                msg = "the config was not read from a file"
+                raise HotfolderError(msg)
+            config = load_config(path, self.registry)
+            plans = plan_folders(config)
+            new = [p for p in plans if p.key not in {q.key for q in self.plans}]
+            self._lock_folders(new)
+        except HotfolderError as exc:
+            logger.error("config reload failed; the running config is kept:\n{}", exc)
+            return
+        for plan in self.plans:
+            if plan.key not in {p.key for p in plans}:
+                plan.unlock()
+            else:
+                next(p for p in plans if p.key == plan.key).lock_file = plan.lock_file
+        for plan in new:
+            recovery.reconcile(self.scheduler.journal, plan, busy=set(self.scheduler.inflight))
+        self._stop_watches()
+        self.config, self.plans = config, plans
+        self.intake.replace(plans)
+        self.scheduler.replace(self._runtime(config), plans)
+        self._start_watches()
+        self._scan_all()
+        logger.info("config reloaded: {} folder(s)", len(plans))
+
+    def _lock_folders(self, plans: list[FolderPlan]) -> None:
+        locked: list[FolderPlan] = []
+        try:
+            for plan in plans:
+                if plan.root.is_dir():
+                    plan.lock()
+                    locked.append(plan)
+                    claim.ensure_places(plan.root, plan.archive, plan.failed)
+        except BaseException:
+            for plan in locked:
+                plan.unlock()
+            raise
+
+    # --- watching --------------------------------------------------------------------------
+
+    def _start_watches(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def hint(plan: FolderPlan, path: str, kind: HintKind) -> None:
+            loop.call_soon_threadsafe(self.intake.hint, plan, path, kind)
+
+        for plan in self.plans:
+            watch = FolderWatch(plan, hint)
+            self.watches[plan.key] = watch
+            self._start_watch(watch)
+
+    def _start_watch(self, watch: FolderWatch) -> bool:
+        key = watch.plan.key
+        try:
+            watch.start()
+        except OSError as exc:
+            if key not in self._unwatched:
+                logger.error(
+                    "cannot watch {} ({}); watching is tried again every {:g}s and rescans find "
+                    "its files once it is back", watch.plan.root, exc.strerror or exc, HEALTH_EVERY,
+                )  # fmt: skip
+            self._unwatched.add(key)
+            return False
+        self._unwatched.discard(key)
+        return True
+
+    def _stop_watches(self) -> None:
+        for watch in self.watches.values():
+            watch.stop()
+        self.watches.clear()
+
+    def _check_watches(self) -> None:
+        """Restart dead observers (and rescan their folder); lock folders that came back."""
+        for plan in self.plans:
+            if plan.lock_file is None and plan.root.is_dir():
+                try:
+                    self._lock_folders([plan])
+                except HotfolderError as exc:
+                    logger.error("{}", exc)
+                    continue
+                recovery.reconcile(self.scheduler.journal, plan, busy=set(self.scheduler.inflight))
+            watch = self.watches.get(plan.key)
+            if watch is None or watch.alive():
+                continue
+            if watch.observer is not None:
+                logger.warning("the watcher of {} stopped; restarting it and rescanning", plan.root)
+            watch.stop()
+            if self._start_watch(watch):
+                self.intake.scan(plan)
+
+    def _scan_all(self) -> None:
+        started = time.monotonic()
+        found = sum(self.intake.scan(plan) for plan in self.plans if plan.lock_file is not None)
+        if found:
+            logger.debug("scan found {} new file(s) in {:.2f}s", found, time.monotonic() - started)

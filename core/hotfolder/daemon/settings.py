@@ -1,0 +1,92 @@
+"""``[daemon]``: how the background service schedules, retries, stops and where it keeps state.
+
+The per-folder keys (quiet period, observer, archive and failed places...) live on
+:class:`hotfolder.config.FolderSection`; this module holds what is global to one daemon, and
+the helpers that turn a folder's settings into concrete paths.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field
+
+from hotfolder.components import ConfigPath
+
+if TYPE_CHECKING:
+    from hotfolder.config import FolderSection
+
+#: Where a folder's own bookkeeping lives: ``<folder>/.hotfolder/``.
+STATE_SUBDIR = ".hotfolder"
+STATE_DIR_ENV = "HOTFOLDER_STATE_DIR"
+
+
+class DaemonSection(BaseModel):
+    """``[daemon]`` in the config; every key has a default fit for a long-running service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Jobs running at once, over all folders (a folder's ``concurrency`` caps it further).
+    concurrency: int = Field(default=4, ge=1, le=256)
+    #: Seconds between full rescans of every folder; events are only hints.
+    rescan_seconds: float = Field(default=60.0, gt=0)
+    #: On SIGTERM/SIGINT, how long in-flight jobs may take to finish before they are
+    #: stopped and left queued for the next start.
+    grace_seconds: float = Field(default=30.0, ge=0)
+    #: Longest one step may take; a job may take this times its number of steps (plus one
+    #: for resolving and writing). A job that runs out of time is retried.
+    step_timeout_seconds: float = Field(default=600.0, gt=0)
+    #: Tries per job (a crash mid-job counts); after the last one the job fails.
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    #: First wait before retrying a retryable error; doubles each attempt, capped at 10 min.
+    retry_backoff_seconds: float = Field(default=5.0, ge=0)
+    #: While Venice work is paused (401/402), how often one paused job is tried again.
+    reprobe_seconds: float = Field(default=300.0, gt=0)
+    #: The journal and the instance lock (default: the platform's user state folder;
+    #: ``--state-dir`` and ``$HOTFOLDER_STATE_DIR`` take precedence).
+    state_dir: ConfigPath | None = None
+
+
+def default_state_dir() -> Path:
+    """The platform's per-user state folder for hotfolder."""
+    return Path(platformdirs.user_state_dir("hotfolder"))
+
+
+def resolve_state_dir(cli_value: Path | None, section: DaemonSection | None) -> Path:
+    """``--state-dir`` (or ``$HOTFOLDER_STATE_DIR``, read by click), then ``[daemon]
+    state_dir``, then the platform default."""
+    if cli_value is not None:
+        return cli_value.expanduser().absolute()
+    if section is not None and section.state_dir is not None:
+        return section.state_dir.absolute()
+    return default_state_dir()
+
+
+def folder_root(folder: FolderSection) -> Path:
+    """The watched folder as an absolute path (symbolic links in it resolved)."""
+    return Path(os.path.realpath(folder.path))
+
+
+def state_root(folder: FolderSection) -> Path:
+    return folder_root(folder) / STATE_SUBDIR
+
+
+def processing_root(folder: FolderSection) -> Path:
+    return state_root(folder) / "processing"
+
+
+def archive_root(folder: FolderSection) -> Path:
+    """Where originals go after success (``after = "archive"``)."""
+    if folder.archive is not None:
+        return Path(os.path.realpath(folder.archive))
+    return state_root(folder) / "archive"
+
+
+def failed_root(folder: FolderSection) -> Path:
+    """Where failed and quarantined originals go, each with ``<name>.error.json``."""
+    if folder.failed is not None:
+        return Path(os.path.realpath(folder.failed))
+    return state_root(folder) / "failed"

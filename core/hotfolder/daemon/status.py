@@ -1,0 +1,93 @@
+"""What ``hotfolder status`` reports, read from the journal (never from the daemon's memory):
+per folder the jobs by state, those in flight and the last errors; why Venice work is
+paused; what was spent today."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from hotfolder.config import Config
+from hotfolder.daemon.folders import plan_folder
+from hotfolder.daemon.service import running_pid
+from hotfolder.journal import JOURNAL_NAME, STATES, JobRow, Journal
+
+
+def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
+    """The status as JSON-ready data."""
+    journal = Journal(state_dir / JOURNAL_NAME, readonly=True)
+    try:
+        counts = journal.counts()
+        running = journal.jobs(states=["running"])
+        plans = {p.key: p for p in (plan_folder(f) for f in (config.folders if config else []))}
+        folders = []
+        for key in list(plans) + sorted(k for k in counts if k not in plans):
+            plan = plans.get(key)
+            by_state = {state: counts.get(key, {}).get(state, 0) for state in STATES}
+            folders.append(
+                {
+                    "path": key,
+                    "chain": plan.chain if plan else None,
+                    "configured": plan is not None,
+                    "archive": str(plan.archive) if plan else None,
+                    "failed": str(plan.failed) if plan else None,
+                    "counts": by_state,
+                    "in_flight": [_brief(r) for r in running if r.folder == key],
+                    "last_errors": [_error(r) for r in journal.last_errors(key)],
+                }
+            )
+        midnight = dt.datetime.combine(dt.date.today(), dt.time()).timestamp()
+        pid = running_pid(state_dir)
+        return {
+            "state_dir": str(state_dir),
+            "daemon": {"running": pid is not None, "pid": pid},
+            "paused": journal.meta("pause") if pid is not None else None,
+            "spent_today_usd": round(journal.spent_since(midnight), 6),
+            "folders": folders,
+        }
+    finally:
+        journal.close()
+
+
+def _brief(row: JobRow) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "attempts": row.attempts, "started": _iso(row.started)}
+
+
+def _error(row: JobRow) -> dict[str, Any]:
+    error = row.error or {}
+    return {
+        "id": row.id,
+        "name": row.name,
+        "state": row.state,
+        "class": error.get("class"),
+        "message": error.get("message"),
+        "time": _iso(row.updated),
+    }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def render(status: dict[str, Any]) -> str:
+    """The status as a few readable lines."""
+    daemon = status["daemon"]
+    lines = [
+        f"daemon: {'running, pid ' + str(daemon['pid']) if daemon['running'] else 'not running'}"
+        f" (state in {status['state_dir']})",
+        f"spent today: ${status['spent_today_usd']:.2f}",
+    ]
+    if pause := status["paused"]:
+        lines.append(f"Venice work PAUSED ({pause['kind']}): {pause['reason']}; retrying at {pause['retry_at']}")
+    for folder in status["folders"]:
+        counts = ", ".join(f"{n} {s}" for s, n in folder["counts"].items() if n) or "no jobs"
+        note = "" if folder["configured"] else " (not in the config)"
+        lines.append(f"{folder['path']}{note}: {counts}")
+        for job in folder["in_flight"]:
+            lines.append(f"  running: {job['name']} (job {job['id']}, attempt {job['attempts']})")
+        for err in folder["last_errors"]:
+            lines.append(f"  {err['state']}: {err['name']} (job {err['id']}): {err['message']}")
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""Watchdog observers that turn file-system events into hints, and the scans behind them.
+
+Events are only hints: each one names a path that the readiness check then looks at. A scan
+at start-up and every ``rescan_seconds`` finds whatever events missed. ``observer = "auto"``
+uses polling on network and FUSE file systems (where inotify sees no remote changes) and the
+native observer elsewhere. A lost event queue (inotify overflow) or a dead observer thread
+triggers a rescan and a new observer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from loguru import logger
+from watchdog.events import (
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserverVFS
+
+from hotfolder.daemon.folders import FolderPlan
+
+HintKind = Literal["changed", "arrived", "opened", "closed"]
+#: ``hint(folder, path, kind)``: called from watchdog's thread; must be thread-safe.
+Hint = Callable[[FolderPlan, str, HintKind], None]
+
+#: File-system types on which the native observer misses changes made by other machines.
+NETWORK_FS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "afs", "ncpfs", "9p", "ceph",
+     "glusterfs", "lustre", "gpfs", "davfs", "sshfs", "vboxsf", "vmhgfs", "prl_fs", "virtiofs"}
+)  # fmt: skip
+MOUNTS = Path("/proc/mounts")
+
+
+def filesystem_type(path: Path, mounts: Path = MOUNTS) -> str | None:
+    """The type of the file system holding ``path`` (from /proc/mounts), None if unknown."""
+    try:
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return None
+    best, best_type = "", None
+    target = str(path)
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount_point = parts[1].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, parts[2]
+    return best_type
+
+
+def wants_polling(choice: str, path: Path, mounts: Path = MOUNTS) -> bool:
+    """Whether ``observer = choice`` means polling for ``path``."""
+    if choice != "auto":
+        return choice == "polling"
+    fstype = filesystem_type(path, mounts) or ""
+    return fstype in NETWORK_FS or fstype.startswith("fuse") or fstype.split(".")[0] in NETWORK_FS
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, plan: FolderPlan, hint: Hint) -> None:
+        self.plan = plan
+        self.hint = hint
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        if isinstance(event, FileMovedEvent):
+            self.hint(self.plan, os.fsdecode(event.dest_path), "arrived")
+        elif isinstance(event, FileClosedEvent):
+            self.hint(self.plan, os.fsdecode(event.src_path), "arrived")
+        elif isinstance(event, FileOpenedEvent):
+            self.hint(self.plan, os.fsdecode(event.src_path), "opened")
+        elif isinstance(event, FileClosedNoWriteEvent):
+            self.hint(self.plan, os.fsdecode(event.src_path), "closed")
+        elif event.event_type in ("created", "modified"):
+            self.hint(self.plan, os.fsdecode(event.src_path), "changed")
+
+
+class FolderWatch:
+    """One observer on one folder, restartable."""
+
+    def __init__(self, plan: FolderPlan, hint: Hint) -> None:
+        self.plan = plan
+        self.hint = hint
+        self.observer: BaseObserver | None = None
+        self.polling = False
+
+    def start(self) -> None:
+        """Start observing; an OSError (folder missing, watch limit) is raised to the caller."""
+        section = self.plan.section
+        self.polling = wants_polling(section.observer, self.plan.root)
+        observer: BaseObserver
+        if self.polling:
+            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=section.poll_seconds)
+        else:
+            observer = Observer()
+        observer.schedule(_Handler(self.plan, self.hint), str(self.plan.root), recursive=section.recursive)
+        observer.daemon = True
+        observer.start()
+        self.observer = observer
+        logger.info(
+            "watching {} ({} observer{}, chain {!r})",
+            self.plan.root,
+            "polling" if self.polling else "native",
+            f" every {section.poll_seconds:g}s" if self.polling else "",
+            section.chain,
+        )
+
+    def alive(self) -> bool:
+        observer = self.observer
+        if observer is None or not observer.is_alive():
+            return False
+        return all(emitter.is_alive() for emitter in observer.emitters)
+
+    def stop(self) -> None:
+        observer, self.observer = self.observer, None
+        if observer is not None:
+            observer.stop()
+            if observer.is_alive():
+                observer.join(timeout=5)
+
+
+def scan(plan: FolderPlan) -> Iterator[str]:
+    """Every wanted name in the folder (relative, ``/``-separated), links and special files
+    included so that they can be quarantined; excluded and hidden folders are skipped and
+    linked folders are never entered. Raises OSError when the folder cannot be read."""
+    stack = [plan.root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = plan.rel(entry.path)
+                if rel is None or plan.filter.ignored(rel):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if plan.section.recursive:
+                        stack.append(Path(entry.path))
+                    continue
+                if plan.filter.wanted(rel):
+                    yield rel
+
+
+class OverflowAlarm(logging.Handler):
+    """Hears watchdog's "Inotify queue overflowed" warning (watchdog logs it and goes on)
+    and calls ``on_overflow`` so that every folder is rescanned."""
+
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.on_overflow()
+
+    def install(self) -> None:
+        logging.getLogger("watchdog.observers.inotify_c").addHandler(self)
+
+    def remove(self) -> None:
+        logging.getLogger("watchdog.observers.inotify_c").removeHandler(self)

@@ -1,0 +1,314 @@
+"""The daemon's job ledger: one SQLite file (WAL, ``synchronous=FULL``) under the state dir.
+
+Every job the daemon ever took is a row; the queue is the set of rows in state ``queued``,
+read a few at a time, so memory does not grow with the number of waiting files. Each state
+change is its own transaction, committed durably before the file it describes is moved.
+
+States::
+
+    queued ──> running ──> done | failed | skipped
+       ^          │
+       │          ├──> queued   (retryable error, with not_before; a crash; a graceful stop)
+       │          └──> paused   (Venice 401/402/budget: the files stay claimed)
+       └──────────────── paused (Venice work resumes) / failed (``hotfolder retry``)
+
+The schema version is ``PRAGMA user_version``; :data:`SCHEMA` lists one script per version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotfolder.errors import HotfolderError
+
+JOURNAL_NAME = "journal.sqlite3"
+STATES = ("queued", "running", "done", "failed", "paused", "skipped")
+#: States a job does not leave on its own.
+FINAL_STATES = ("done", "failed", "skipped")
+
+SCHEMA: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id         TEXT NOT NULL UNIQUE,
+        folder     TEXT NOT NULL,              -- the watched folder (absolute)
+        name       TEXT NOT NULL,              -- the original name, relative to the folder
+        chain      TEXT NOT NULL,
+        state      TEXT NOT NULL CHECK (state IN
+                       ('queued', 'running', 'done', 'failed', 'paused', 'skipped')),
+        key        TEXT,                       -- sha256 of the bytes + ':' + chain digest
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        not_before REAL NOT NULL DEFAULT 0,    -- a retry waits until then (epoch seconds)
+        created    REAL NOT NULL,
+        updated    REAL NOT NULL,
+        started    REAL,
+        finished   REAL,
+        error      TEXT,                       -- JSON: class, message, hint, status, ...
+        cost_usd   REAL,
+        outputs    TEXT,                       -- JSON list of {sink, location, bytes}
+        place      TEXT,                       -- where the original ended up
+        src_sig    TEXT                        -- size:mtime_ns:inode when claimed
+    );
+    CREATE INDEX jobs_queue ON jobs (state, not_before, seq);
+    CREATE INDEX jobs_key ON jobs (key, state);
+    CREATE INDEX jobs_folder ON jobs (folder, state);
+    CREATE INDEX jobs_source ON jobs (folder, name, src_sig);
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+
+class JournalError(HotfolderError):
+    """The journal cannot be opened or is from a newer hotfolder."""
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One row of the journal, as plain data."""
+
+    seq: int
+    id: str
+    folder: str
+    name: str
+    chain: str
+    state: str
+    key: str | None
+    attempts: int
+    not_before: float
+    created: float
+    updated: float
+    started: float | None
+    finished: float | None
+    error: dict[str, Any] | None
+    cost_usd: float | None
+    outputs: list[dict[str, Any]]
+    place: str | None
+    src_sig: str | None
+
+    @classmethod
+    def from_sql(cls, row: sqlite3.Row) -> JobRow:
+        data = dict(row)
+        data["error"] = json.loads(data["error"]) if data["error"] else None
+        data["outputs"] = json.loads(data["outputs"]) if data["outputs"] else []
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a claim records."""
+
+    id: str
+    folder: str
+    name: str
+    chain: str
+    src_sig: str | None = None
+
+
+class Journal:
+    """The ledger. Use from one thread; open a second Journal in another process freely."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            if not path.is_file():
+                msg = f"no journal at {path}"
+                raise JournalError(msg, hint="start the daemon once (hotfolder run), or pass --state-dir")
+            uri = f"file:{path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        if not readonly:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._migrate(readonly)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self, readonly: bool) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(SCHEMA):
+            msg = f"the journal {self.path} is schema v{version}; this hotfolder knows v{len(SCHEMA)}"
+            raise JournalError(msg, hint="upgrade hotfolder, or use another --state-dir")
+        if version == len(SCHEMA) or readonly:
+            return
+        with self.transaction():
+            for script in SCHEMA[version:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={len(SCHEMA)}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE); committed durably on exit."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def add(self, jobs: Iterable[NewJob], *, state: str = "queued") -> None:
+        """Record claimed files, all in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO jobs (id, folder, name, chain, state, created, updated, src_sig)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(j.id, j.folder, j.name, j.chain, state, now, now, j.src_sig) for j in jobs],
+            )
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Change some fields of one job in one transaction; ``updated`` is set too."""
+        fields["updated"] = time.time()
+        for name in ("error", "outputs"):
+            if name in fields and fields[name] is not None:
+                fields[name] = json.dumps(fields[name], default=str)
+        if "state" in fields and fields["state"] not in STATES:
+            msg = f"unknown job state {fields['state']!r}"
+            raise ValueError(msg)
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE jobs SET {columns} WHERE id = ?", (*fields.values(), job_id))
+
+    def start(self, job_id: str) -> int:
+        """Mark a job running and count the attempt; returns the attempt number."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = ?,"
+                " updated = ? WHERE id = ?",
+                (now, now, job_id),
+            )
+            row = db.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return int(row[0])
+
+    def requeue_running(self) -> int:
+        """At start-up: jobs left running by a crash go back to the queue (attempts kept)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'queued', updated = ? WHERE state = 'running'",
+                (time.time(),),
+            )
+        return cursor.rowcount
+
+    def resume_paused(self) -> int:
+        """Paused jobs go back to the queue; returns how many."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'queued', not_before = 0, updated = ? WHERE state = 'paused'",
+                (time.time(),),
+            )
+        return cursor.rowcount
+
+    def set_meta(self, name: str, value: Any) -> None:
+        with self.transaction() as db:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE name = ?", (name,))
+            else:
+                db.execute(
+                    "INSERT INTO meta (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (name, json.dumps(value, default=str)),
+                )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRow | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobRow.from_sql(row) if row else None
+
+    def runnable(
+        self,
+        limit: int,
+        *,
+        exclude_folders: Iterable[str] = (),
+        exclude_chains: Iterable[str] = (),
+        exclude_ids: Iterable[str] = (),
+        now: float | None = None,
+    ) -> list[JobRow]:
+        """Up to ``limit`` queued jobs whose wait is over, oldest first."""
+        folders, chains, ids = list(exclude_folders), list(exclude_chains), list(exclude_ids)
+        sql = "SELECT * FROM jobs WHERE state = 'queued' AND not_before <= ?"
+        args: list[Any] = [time.time() if now is None else now]
+        for column, values in (("folder", folders), ("chain", chains), ("id", ids)):
+            if values:
+                sql += f" AND {column} NOT IN ({', '.join('?' * len(values))})"
+                args += values
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return [JobRow.from_sql(r) for r in self._db.execute(sql, args)]
+
+    def next_wake(self) -> float | None:
+        """When the earliest waiting retry becomes runnable, if any is waiting."""
+        row = self._db.execute(
+            "SELECT MIN(not_before) FROM jobs WHERE state = 'queued' AND not_before > ?",
+            (time.time(),),
+        ).fetchone()
+        return row[0]
+
+    def done_with_key(self, key: str) -> JobRow | None:
+        row = self._db.execute(
+            "SELECT * FROM jobs WHERE key = ? AND state = 'done' ORDER BY seq LIMIT 1", (key,)
+        ).fetchone()
+        return JobRow.from_sql(row) if row else None
+
+    def seen(self, folder: str, name: str, src_sig: str) -> bool:
+        """Whether this exact file (name, size, mtime, inode) already ran and was kept."""
+        row = self._db.execute(
+            "SELECT 1 FROM jobs WHERE folder = ? AND name = ? AND src_sig = ? LIMIT 1",
+            (folder, name, src_sig),
+        ).fetchone()
+        return row is not None
+
+    def jobs(self, *, states: Iterable[str] = (), folder: str | None = None) -> list[JobRow]:
+        sql, args = "SELECT * FROM jobs WHERE 1", []
+        if states := list(states):
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            args += states
+        if folder is not None:
+            sql += " AND folder = ?"
+            args.append(folder)
+        return [JobRow.from_sql(r) for r in self._db.execute(sql + " ORDER BY seq", args)]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{folder: {state: n}}`` over every job."""
+        out: dict[str, dict[str, int]] = {}
+        for row in self._db.execute("SELECT folder, state, COUNT(*) FROM jobs GROUP BY 1, 2"):
+            out.setdefault(row[0], {})[row[1]] = row[2]
+        return out
+
+    def last_errors(self, folder: str, limit: int = 5) -> list[JobRow]:
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE folder = ? AND state IN ('failed', 'paused')"
+            " AND error IS NOT NULL ORDER BY updated DESC LIMIT ?",
+            (folder, limit),
+        )
+        return [JobRow.from_sql(r) for r in rows]
+
+    def spent_since(self, since: float) -> float:
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE finished >= ?", (since,)
+        ).fetchone()
+        return float(row[0])
+
+    def meta(self, name: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None

@@ -1,0 +1,1 @@
+"""The built-in local (Pillow) operations, one module per family; see ``local_ops``."""

@@ -1,0 +1,108 @@
+"""What the daemon must never do: feed its own outputs back in, send a bad file to the paid
+API, or read through a link. Driven as a subprocess against the Venice sandbox on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+from PIL import Image
+
+from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+from tests.helpers.corpus import BAD
+from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = FAST_DAEMON + """
+[[folders]]
+path = "inbox"
+chain = "paid"
+recursive = true
+quiet_seconds = 0.3
+
+[chains.paid]
+steps = [{ op = "auto-orient" }, { op = "venice.upscale", scale = 2 }]
+outputs = [
+  { sink = "folder", path = "inbox/out", name = "{stem}-up.{ext}" },
+  { sink = "sidecar" },
+]
+"""
+
+
+@pytest.fixture
+def sandbox():
+    with start_sandbox(SandboxConfig(requests_per_minute=10_000, lockout_failures=10_000)) as handle:
+        yield handle
+
+
+@pytest.fixture
+def project(tmp_path, sandbox):
+    (tmp_path / "hotfolder.toml").write_text(CONFIG)
+    (tmp_path / "inbox").mkdir()
+    env = {"VENICE_API_KEY": "test-key", "VENICE_BASE_URL": sandbox.base_url}
+    with Daemon(tmp_path, env=env) as daemon:
+        yield tmp_path, daemon
+
+
+def test_outputs_inside_the_watched_folder_do_not_retrigger(project, sandbox):
+    root, daemon = project
+    daemon.start()
+    for n in range(3):
+        Image.new("RGB", (300, 260), (40 * n, 90, 200)).save(root / "inbox" / f"p{n}.png")
+    daemon.wait_states(done=3)
+    time.sleep(2.5)  # two rescans later, nothing new
+    assert dict(daemon.states()) == {"done": 3}
+    outputs = files_under(root / "inbox" / "out", "*.png")
+    assert sorted(p.name for p in outputs) == ["p0-up.png", "p1-up.png", "p2-up.png"]
+    for out in outputs:
+        with Image.open(out) as im:
+            assert im.size == (600, 520)
+    assert sandbox.stats()["paid_total"] == 3
+
+
+def test_every_bad_file_is_quarantined_with_a_reason_and_no_api_call(project, sandbox):
+    root, daemon = project
+    daemon.start()
+    names = sorted(p.name for p in BAD.iterdir())
+    for name in names:
+        shutil.copy(BAD / name, root / "inbox" / name)
+    rows = daemon.wait_states(timeout=90, failed=len(names))
+    failed = root / "inbox" / ".hotfolder" / "failed"
+    for row in rows:
+        original = failed / row["name"]
+        assert original.is_file(), row
+        info = json.loads((failed / (row["name"] + ".error.json")).read_text())
+        assert info["class"].endswith("InputError"), info
+        assert info["message"] and info["attempts"] == 1
+    assert sorted(r["name"] for r in rows) == names
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_links_fifos_and_hard_links_are_quarantined_unread(project, sandbox, tmp_path_factory):
+    root, daemon = project
+    outside = tmp_path_factory.mktemp("outside")
+    secret = outside / "secret.png"
+    Image.new("RGB", (300, 300), "red").save(secret)
+    os.mkfifo(outside / "pipe")
+    inbox = root / "inbox"
+    os.symlink(secret, inbox / "link.png")
+    os.symlink(outside / "pipe", inbox / "pipe-link.jpg")  # reading through it would hang
+    os.mkfifo(inbox / "fifo.jpg")
+    os.link(secret, inbox / "hard.png")
+    daemon.start()
+    rows = daemon.wait_states(failed=4)
+    reasons = {r["name"]: r["error"]["message"] for r in rows}
+    assert "symbolic link" in reasons["link.png"]
+    assert "symbolic link" in reasons["pipe-link.jpg"]
+    assert "FIFO" in reasons["fifo.jpg"]
+    assert "hard links" in reasons["hard.png"]
+    failed = inbox / ".hotfolder" / "failed"
+    assert (failed / "link.png").is_symlink()
+    assert json.loads((failed / "link.png.error.json").read_text())["class"] == "UnsafeInputError"
+    assert sandbox.stats()["requests_total"] == 0
+    assert files_under(inbox / "out") == []
+    assert secret.stat().st_nlink == 2  # moved aside, never opened or changed

@@ -1,0 +1,277 @@
+"""The Venice client's requests and responses, against an httpx.MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.parser
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from loguru import logger
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from hotfolder.errors import AuthError, OperationError, Rejected, Unavailable
+from hotfolder.venice import ImageInput, VeniceClient, VeniceSettings
+from hotfolder.venice.errors import error_from_response
+
+KEY = "sk-venice-test-0123456789abcdef"
+BASE = "https://api.venice.test/api/v1"
+
+
+def png(size: tuple[int, int] = (300, 300), mode: str = "RGB", *, text: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    info = PngInfo()
+    for k, v in (text or {}).items():
+        info.add_text(k, v)
+    Image.new(mode, size, (10, 120, 200) if mode == "RGB" else (10, 120, 200, 128)).save(
+        buffer, "PNG", pnginfo=info
+    )
+    return buffer.getvalue()
+
+
+def jpeg(size: tuple[int, int] = (300, 300)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def image_response(data: bytes, media_type: str = "image/png", **headers: str) -> httpx.Response:
+    return httpx.Response(200, content=data, headers={"content-type": media_type, **headers})
+
+
+def parse_multipart(request: httpx.Request) -> dict[str, Any]:
+    """Form fields as a dict: text parts as str, file parts as (filename, bytes, type);
+    a repeated name becomes a list."""
+    head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
+    message = email.parser.BytesParser().parsebytes(head + request.content)
+    fields: dict[str, Any] = {}
+    for part in message.get_payload():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_param("filename", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        value: Any = (filename, payload, part.get_content_type()) if filename else payload.decode()
+        if name in fields:
+            fields[name] = [*fields[name], value] if isinstance(fields[name], list) else [fields[name], value]
+        else:
+            fields[name] = value
+    return fields
+
+
+class Recorder:
+    """A MockTransport that records every request and answers with ``handler``."""
+
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.requests: list[httpx.Request] = []
+        self._handler = handler
+        self.transport = httpx.MockTransport(self._handle)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        return self._handler(request)
+
+
+def make_client(recorder: Recorder, tmp_path: Any, **settings: Any) -> VeniceClient:
+    defaults = {"cache_dir": tmp_path, "backoff_base_s": 0.0, "requests_per_minute": 10_000}
+    return VeniceClient(
+        base_url=BASE,
+        api_key=KEY,
+        settings=VeniceSettings(**{**defaults, **settings}),
+        transport=recorder.transport,
+    )
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def call(client: VeniceClient, method: str, *args: Any, **kwargs: Any) -> Any:
+    async with client:
+        return await getattr(client, method)(*args, **kwargs)
+
+
+def test_local_bytes_go_as_multipart_files_with_string_values(tmp_path):
+    data = png()
+    rec = Recorder(lambda r: image_response(png((1024, 1024))))
+    client = make_client(rec, tmp_path)
+    run(
+        call(
+            client, "edit", ImageInput(data=data, media_type="image/png", filename="cat.png"),
+            prompt="make it blue", model="qwen-image-2-edit", safe_mode=False, enhance_prompt=True,
+        )
+    )  # fmt: skip
+    (request,) = rec.requests
+    assert request.url.path == "/api/v1/image/edit"
+    assert request.headers["content-type"].startswith("multipart/form-data")
+    fields = parse_multipart(request)
+    assert fields["image"] == ("cat.png", data, "image/png")  # the raw bytes, no base64
+    assert fields["prompt"] == "make it blue"
+    assert fields["model"] == "qwen-image-2-edit"
+    assert fields["safe_mode"] == "false"
+    assert fields["enhance_prompt"] == "true"
+    assert set(fields) == {"image", "prompt", "model", "safe_mode", "enhance_prompt"}
+    assert len(request.content) < len(data) + 1024  # form overhead only: no base64 inflation
+
+
+def test_multi_edit_repeats_the_images_part(tmp_path):
+    rec = Recorder(lambda r: image_response(png()))
+    images = [ImageInput(data=png(), media_type="image/png", filename=f"{i}.png") for i in range(3)]
+    run(call(make_client(rec, tmp_path), "multi_edit", images, prompt="combine", modelId="firered-image-edit"))
+    fields = parse_multipart(rec.requests[0])
+    assert [f[0] for f in fields["images"]] == ["0.png", "1.png", "2.png"]
+    assert fields["modelId"] == "firered-image-edit"
+
+
+def test_url_inputs_go_as_json_in_each_endpoints_own_field(tmp_path):
+    rec = Recorder(lambda r: image_response(png()))
+    url = ImageInput(url="https://example.com/cat.jpg")
+    file = ImageInput(data=png(), media_type="image/png")
+
+    async def calls() -> None:
+        async with make_client(rec, tmp_path) as client:
+            await client.edit(url, prompt="p", model="firered-image-edit")
+            await client.background_remove(url)
+            await client.multi_edit([file, url], prompt="p")
+
+    run(calls())
+    bodies = [json.loads(r.content) for r in rec.requests]
+    assert all(r.headers["content-type"] == "application/json" for r in rec.requests)
+    assert bodies[0] == {"prompt": "p", "model": "firered-image-edit", "image": url.url}
+    assert bodies[1] == {"image_url": url.url}
+    assert bodies[2]["images"][1] == url.url
+    assert bodies[2]["images"][0].startswith("data:image/png;base64,")
+    assert base64.b64decode(bodies[2]["images"][0].split(",", 1)[1]) == file.data
+
+
+def test_upscale_refuses_a_url_and_unknown_fields_are_never_sent(tmp_path):
+    rec = Recorder(lambda r: image_response(png()))
+    client = make_client(rec, tmp_path)
+    with pytest.raises(ValueError, match="takes no URL"):
+        run(call(client, "upscale", ImageInput(url="https://example.com/a.png")))
+    with pytest.raises(ValueError, match="does not take quality"):
+        run(call(make_client(rec, tmp_path), "edit", ImageInput(data=png()), prompt="p", quality="high"))
+    assert rec.requests == []
+
+
+def test_the_format_comes_from_content_type_and_the_bytes_must_match(tmp_path):
+    rec = Recorder(lambda r: image_response(jpeg(), "image/jpeg"))
+    result = run(call(make_client(rec, tmp_path), "edit", ImageInput(data=png()), prompt="p"))
+    assert (result.format, result.media_type, result.image.size) == ("JPEG", "image/jpeg", (300, 300))
+
+    for body, media in ((png(), "image/jpeg"), (b"not an image at all", "image/png"), (b"{}", "application/json")):
+        rec = Recorder(lambda r, b=body, m=media: image_response(b, m))
+        with pytest.raises(OperationError, match="answered 200"):
+            run(call(make_client(rec, tmp_path), "edit", ImageInput(data=png()), prompt="p"))
+        assert len(rec.requests) == 1  # a paid 200 is never sent again
+
+
+def test_the_sandbox_mark_makes_the_result_simulated(tmp_path):
+    marked = png(text={"hotfolder-sandbox": "simulated"})
+    rec = Recorder(lambda r: image_response(marked))
+    assert run(call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))).simulated
+    rec = Recorder(lambda r: image_response(png()))
+    assert not run(call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))).simulated
+
+
+def test_headers_are_read_and_warnings_logged_once_per_model(tmp_path):
+    headers = {
+        "cf-ray": "8f00-AMS",
+        "x-venice-model-id": "old-edit-model",
+        "x-venice-balance-usd": "12.500000",
+        "x-venice-is-content-violation": "true",
+        "x-venice-enhanced-prompt": "a%20red%20cat%2C%20sunlit",
+        "x-venice-deprecated": "true",
+        "x-venice-deprecated-replacement": "firered-image-edit",
+    }
+    rec = Recorder(lambda r: image_response(png(), **headers))
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="INFO", format="{level} {message}")
+    try:
+
+        async def twice() -> Any:
+            async with make_client(rec, tmp_path) as client:
+                await client.edit(ImageInput(data=png()), prompt="p", model="old-edit-model")
+                return await client.edit(ImageInput(data=png()), prompt="p", model="old-edit-model")
+
+        result = run(twice())
+    finally:
+        logger.remove(sink)
+    h = result.headers
+    assert (h.request_id, h.model_id, h.balance_usd) == ("8f00-AMS", "old-edit-model", 12.5)
+    assert h.enhanced_prompt == "a red cat, sunlit"
+    assert h.content_violation
+    assert sum("content violation" in line and line.startswith("WARNING") for line in lines) == 2
+    assert sum("is deprecated" in line for line in lines) == 1
+    assert any("8f00-AMS" in line and "old-edit-model" in line and "$12.50" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind", "code", "text"),
+    [
+        ({"error": "Invalid request parameters", "details": {"_errors": [], "prompt": {"_errors": ["Required"]}}},
+         400, Rejected, None, "prompt: Required"),
+        ({"error": {"message": "model gone", "code": "MODEL_NOT_FOUND"}}, 404, Rejected, "MODEL_NOT_FOUND", "model gone"),
+        ({"code": "PAYLOAD_TOO_LARGE", "error": "File exceeds the maximum allowed size of 25 MB."},
+         413, Rejected, "PAYLOAD_TOO_LARGE", "25 MB"),
+        ({"error": "Rate limit exceeded"}, 429, Unavailable, None, "Rate limit"),
+        ({"error": "Authentication failed"}, 401, AuthError, None, "Authentication failed"),
+        ({"x402Version": 2, "error": "Payment required", "accepts": [{"scheme": "exact"}]},
+         402, AuthError, None, "x402"),
+        ({"error": "Payment required", "code": "PAYMENT_REQUIRED", "reason": "insufficient_balance"},
+         402, AuthError, "PAYMENT_REQUIRED", "x402"),
+    ],
+)  # fmt: skip
+def test_both_error_body_shapes_and_the_x402_body_are_mapped(body, status, kind, code, text):
+    request = httpx.Request("POST", BASE + "/image/edit")
+    response = httpx.Response(status, json=body, request=request, headers={"cf-ray": "r1"})
+    error = error_from_response(response)
+    assert type(error) is kind
+    assert (error.status, error.code, error.request_id) == (status, code, "r1")
+    assert text in str(error)
+    if body.get("x402Version") or body.get("code") == "PAYMENT_REQUIRED":
+        assert "x402 wallet payment flow" in error.hint
+        assert "set VENICE_API_KEY" in error.hint
+
+
+def test_the_key_is_never_in_a_repr_a_message_or_a_log_line(tmp_path):
+    echo = {"error": f"Authentication failed for Bearer {KEY}"}
+    rec = Recorder(lambda r: httpx.Response(401, json=echo))
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="DEBUG", format="{message}")
+    try:
+        client = make_client(rec, tmp_path)
+        assert KEY not in repr(client)
+        with pytest.raises(AuthError) as caught:
+            run(call(client, "edit", ImageInput(data=png()), prompt="p"))
+    finally:
+        logger.remove(sink)
+    assert rec.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in str(caught.value)
+    assert KEY not in repr(caught.value.to_dict())
+    assert lines and not any(KEY in line for line in lines)
+    assert KEY not in repr(rec.requests[0].headers)
+
+
+def test_models_and_balance(tmp_path):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            assert request.url.params["type"] == "inpaint"
+            return httpx.Response(200, json={"object": "list", "type": "inpaint", "data": [{"id": "m"}]})
+        body = {"canConsume": True, "consumptionCurrency": "USD", "balances": {"usd": 3.5, "diem": None}, "diemEpochAllocation": 0}
+        return httpx.Response(200, json=body)
+
+    rec = Recorder(handler)
+
+    async def both() -> tuple[Any, Any]:
+        async with make_client(rec, tmp_path) as client:
+            return await client.list_models("inpaint"), await client.balance()
+
+    models, balance = run(both())
+    assert models == [{"id": "m"}]
+    assert balance["balances"]["usd"] == 3.5
