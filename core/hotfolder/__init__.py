@@ -67,4 +67,5 @@ __all__ = [
     "UnsafeInputError",
     "VeniceError",
     "__version__",
+    "hookimpl",
 ]

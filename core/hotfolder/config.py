@@ -279,24 +279,21 @@ def _build_chain(
 
     Items without a usable ``op``/``sink`` are left to the first pass to report.
     """
-    steps: list[StepSpec] = []
-    outputs: list[OutputSpec] = []
-    for i, step in enumerate(_items(raw.get("steps"), "op")):
-        if step is None:
-            continue
-        key = f"chains.{name}.steps[{i}]"
-        params = {k: v for k, v in step.items() if k != "op"}
-        spec = _component(registry, "operation", step["op"], params, key, context, problems)
-        if spec:
-            steps.append(StepSpec(spec[0], spec[1], key))  # type: ignore[arg-type]
-    for i, out in enumerate(_items(raw.get("outputs"), "sink")):
-        if out is None:
-            continue
-        key = f"chains.{name}.outputs[{i}]"
-        params = {k: v for k, v in out.items() if k != "sink"}
-        spec = _component(registry, "sink", out["sink"], params, key, context, problems)
-        if spec:
-            outputs.append(OutputSpec(spec[0], spec[1], key))  # type: ignore[arg-type]
+    found: dict[str, list[Any]] = {"steps": [], "outputs": []}
+    for part, kind, name_key, spec_cls in (
+        ("steps", "operation", "op", StepSpec),
+        ("outputs", "sink", "sink", OutputSpec),
+    ):
+        for i, item in enumerate(_items(raw.get(part), name_key)):
+            if item is None:
+                continue
+            key = f"chains.{name}.{part}[{i}]"
+            params = {k: v for k, v in item.items() if k != name_key}
+            spec = _component(registry, kind, item[name_key], params, key, context, problems)
+            if spec:
+                found[part].append(spec_cls(spec[0], spec[1], key))
+    steps: list[StepSpec] = found["steps"]
+    outputs: list[OutputSpec] = found["outputs"]
     described = [[s.op.name, s.params.model_dump(mode="json")] for s in steps]
     digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
     return Chain(name, tuple(steps), tuple(outputs), digest)

@@ -132,7 +132,8 @@ async def _run_all(
                 paused.append(exc)
                 outcome = Outcome(job, "paused", str(exc))
             except HotfolderError as exc:
-                logger.error("{}: {}", job.source, exc)
+                named = Path(job.source).name in exc.message
+                logger.error("{}", exc if named else f"{job.source}: {exc}")
                 outcome = Outcome(job, "failed", str(exc))
             else:
                 outcome = Outcome(job, "done")
@@ -150,18 +151,10 @@ async def _run_all(
 
 def _start_sandbox(runtime: Any) -> Any:
     """Start the local Venice sandbox and point this run's Venice client at it."""
-    from hotfolder.venice import VeniceClient
-    from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+    from hotfolder.venice import SERVICE, connect_sandbox
 
-    handle = start_sandbox(SandboxConfig())
-    logger.warning(
-        "--sandbox: Venice calls go to the local sandbox at {}; results are simulated",
-        handle.base_url,
-    )
-    runtime.set_service(
-        "venice",
-        VeniceClient(base_url=handle.base_url, api_key="sandbox-key", settings=runtime.config.venice),
-    )
+    handle, client = connect_sandbox(runtime.config.venice)
+    runtime.set_service(SERVICE, client)
     return handle
 
 

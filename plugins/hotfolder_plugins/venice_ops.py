@@ -1,4 +1,5 @@
-"""Venice's four image endpoints as operations, and the ``models`` and ``balance`` commands.
+"""Venice's four image endpoints as operations; also adds the ``models`` and ``balance``
+commands (:mod:`hotfolder.venice.commands`).
 
 =========================  =====================================================================
 ``venice.edit``            ``POST /image/edit``: the image changed as the prompt says
@@ -17,21 +18,27 @@ is scaled into it instead of refused.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Sequence
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import click
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 import hotfolder
 from hotfolder.artifact import Artifact
 from hotfolder.runtime import call_component
-from hotfolder.venice import VeniceClient, VeniceSettings, estimate_catalog, get_client
+from hotfolder.venice import commands, estimate_catalog, get_client, preflight
 from hotfolder.venice import cost as pricing
-from hotfolder.venice import preflight
 from hotfolder.venice.catalog import DEFAULT_EDIT_MODEL, SPEC_PROMPT_LIMIT, UPSCALE_MODEL, ModelInfo
-from hotfolder.venice.client import ImageResult
+from hotfolder.venice.client import ImageResult, VeniceClient
 from hotfolder.venice.wire import ImageInput
 
 if TYPE_CHECKING:
@@ -50,9 +57,7 @@ def _output_format(value: object) -> object:
     return value
 
 
-OutputFormat = Annotated[
-    Literal["jpeg", "png", "webp"] | None, BeforeValidator(_output_format)
-]
+OutputFormat = Annotated[Literal["jpeg", "png", "webp"] | None, BeforeValidator(_output_format)]
 
 
 class VeniceParams(hotfolder.Params):
@@ -86,11 +91,31 @@ class EditParams(VeniceParams):
 class MultiEditParams(EditParams):
     """``/image/multi-edit``: the current image first, then ``with = [...]``."""
 
-    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
-    #: Other images (paths relative to the job's input folder, URLs, data URIs); when empty,
-    #: the images a job manifest names beyond the first.
+    #: Other images: paths (relative to the config file's folder), URLs or data URIs; when
+    #: empty, the images a job manifest names beyond the first.
     with_: list[str] = Field(default_factory=list, alias="with")
+
+    @field_validator("with_")
+    @classmethod
+    def _from_config_folder(cls, refs: list[str], info: ValidationInfo) -> list[str]:
+        """Relative paths written in a config are taken from its folder (a manifest's own
+        overrides, validated without one, stay relative to the manifest)."""
+        base = (info.context or {}).get("base_dir")
+        if base is None:
+            return refs
+        return [
+            os.path.abspath(Path(base) / ref) if _is_relative_path(ref) else ref for ref in refs
+        ]
+
+
+def _is_relative_path(ref: str) -> bool:
+    if ref.startswith("data:") or "://" in ref:
+        return False
+    return not Path(ref).expanduser().is_absolute() and not ref.startswith("~")
 
 
 class UpscaleParams(VeniceParams):
@@ -179,7 +204,49 @@ async def _prepare(image: Artifact, *, what: str, url_ok: bool, max_pixels: int)
     return await asyncio.to_thread(work)
 
 
-class VeniceEdit(_VeniceOperation):
+class _EditFamily(_VeniceOperation):
+    """Edit and multi-edit: the model's constraints checked against the step's choices."""
+
+    params: EditParams
+
+    async def _model(self, client: VeniceClient, *, images: int, multi: bool) -> ModelInfo:
+        p = self.params
+        model = await client.catalog.model(p.model)
+        preflight.check_prompt(p.prompt, model, op=self.name)
+        preflight.check_options(
+            model,
+            op=self.name,
+            aspect_ratio=p.aspect_ratio,
+            resolution=p.resolution,
+            quality=p.quality,
+            images=images,
+        )
+        if multi and not model.constraints.combine_images:
+            msg = (
+                f"{self.name}: /image/multi-edit refuses {p.model}, which edits one image at a time"
+            )
+            hint = "choose a model that combines images (see 'hotfolder models')"
+            if not isinstance(p, MultiEditParams):
+                hint = "leave quality out (it goes through /image/multi-edit), or " + hint
+            raise hotfolder.ConfigError(msg, hint=hint)
+        return model
+
+    def estimate_usd(self, runtime: Runtime) -> float | None:
+        p = self.params
+        model = estimate_catalog(runtime).cached_model(p.model)
+        if model is None:
+            return None
+        images = 1 + len(p.with_) if isinstance(p, MultiEditParams) else 1
+        return pricing.edit_usd(
+            model,
+            images=images,
+            resolution=p.resolution,
+            quality=p.quality,
+            enhance_prompt=bool(p.enhance_prompt),
+        )
+
+
+class VeniceEdit(_EditFamily):
     """Edit the image as the prompt says (``POST /image/edit``).
 
     With ``quality`` set the request goes to ``/image/multi-edit`` with this one image: the
@@ -191,18 +258,6 @@ class VeniceEdit(_VeniceOperation):
     Params = EditParams
     params: EditParams
 
-    def estimate_usd(self, runtime: Runtime) -> float | None:
-        p = self.params
-        model = estimate_catalog(runtime).cached_model(p.model)
-        if model is None:
-            return None
-        return pricing.edit_usd(
-            model,
-            resolution=p.resolution,
-            quality=p.quality,
-            enhance_prompt=bool(p.enhance_prompt),
-        )
-
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         p = self.params
         client = get_client(context.runtime)
@@ -210,54 +265,40 @@ class VeniceEdit(_VeniceOperation):
         upload = await _prepare(
             image, what=self.name, url_ok=p.quality is None, max_pixels=preflight.MAX_PIXELS
         )
-        model = await client.catalog.model(p.model)
-        preflight.check_prompt(p.prompt, model, op=self.name)
-        preflight.check_options(
-            model, op=self.name, aspect_ratio=p.aspect_ratio, resolution=p.resolution,
-            quality=p.quality,
-        )  # fmt: skip
-        if p.quality is not None and not model.constraints.combine_images:
-            msg = f"{self.name}: quality needs a model that /image/multi-edit takes; {p.model} is not one"
-            raise hotfolder.ConfigError(msg, hint="leave quality out, or choose another model")
+        model = await self._model(client, images=1, multi=p.quality is not None)
         cost = pricing.edit_usd(
             model, resolution=p.resolution, quality=p.quality, enhance_prompt=bool(p.enhance_prompt)
         )
         fields = p.wire_fields()
         if p.quality is None:
             result = await client.edit(
-                upload, prompt=p.prompt, model=p.model, cost_usd=cost, limits=image.limits,
+                upload,
+                prompt=p.prompt,
+                model=p.model,
+                cost_usd=cost,
+                limits=image.limits,
                 **fields,
-            )  # fmt: skip
+            )
         else:
             result = await client.multi_edit(
-                [upload], prompt=p.prompt, modelId=p.model, quality=p.quality, cost_usd=cost,
-                limits=image.limits, **fields,
-            )  # fmt: skip
-        return self._finish(
-            context, image, result, cost, model=result.headers.model_id or p.model
-        )
+                [upload],
+                prompt=p.prompt,
+                modelId=p.model,
+                quality=p.quality,
+                cost_usd=cost,
+                limits=image.limits,
+                **fields,
+            )
+        return self._finish(context, image, result, cost, model=result.headers.model_id or p.model)
 
 
-class VeniceMultiEdit(_VeniceOperation):
+class VeniceMultiEdit(_EditFamily):
     """Combine the image with others as the prompt says (``POST /image/multi-edit``)."""
 
     name = "venice.multi-edit"
     summary = "Venice: combine the image with the `with` images as the prompt says (paid)."
     Params = MultiEditParams
     params: MultiEditParams
-
-    def estimate_usd(self, runtime: Runtime) -> float | None:
-        p = self.params
-        model = estimate_catalog(runtime).cached_model(p.model)
-        if model is None:
-            return None
-        return pricing.edit_usd(
-            model,
-            images=1 + len(p.with_),
-            resolution=p.resolution,
-            quality=p.quality,
-            enhance_prompt=bool(p.enhance_prompt),
-        )
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         p = self.params
@@ -271,23 +312,23 @@ class VeniceMultiEdit(_VeniceOperation):
             await _prepare(a, what=self.name, url_ok=True, max_pixels=preflight.MAX_PIXELS)
             for a in images
         ]
-        model = await client.catalog.model(p.model)
-        preflight.check_prompt(p.prompt, model, op=self.name)
-        preflight.check_options(
-            model, op=self.name, aspect_ratio=p.aspect_ratio, resolution=p.resolution,
-            quality=p.quality, images=len(uploads),
-        )  # fmt: skip
-        if not model.constraints.combine_images:
-            msg = f"{self.name}: model {p.model} edits one image at a time; /image/multi-edit refuses it"
-            raise hotfolder.ConfigError(msg, hint="use venice.edit, or a model that combines images")
+        model = await self._model(client, images=len(uploads), multi=True)
         cost = pricing.edit_usd(
-            model, images=len(uploads), resolution=p.resolution, quality=p.quality,
+            model,
+            images=len(uploads),
+            resolution=p.resolution,
+            quality=p.quality,
             enhance_prompt=bool(p.enhance_prompt),
-        )  # fmt: skip
+        )
         result = await client.multi_edit(
-            uploads, prompt=p.prompt, modelId=p.model, quality=p.quality, cost_usd=cost,
-            limits=image.limits, **p.wire_fields(),
-        )  # fmt: skip
+            uploads,
+            prompt=p.prompt,
+            modelId=p.model,
+            quality=p.quality,
+            cost_usd=cost,
+            limits=image.limits,
+            **p.wire_fields(),
+        )
         return self._finish(context, images[0], result, cost, model=p.model, images=len(uploads))
 
 
@@ -325,9 +366,14 @@ class VeniceUpscale(_VeniceOperation):
         )
         reduced = wanted if scale != wanted else None
         return self._finish(
-            context, image, result, cost, scale=scale, scale_reduced_from=reduced,
+            context,
+            image,
+            result,
+            cost,
+            scale=scale,
+            scale_reduced_from=reduced,
             input_size=f"{image.image.width}x{image.image.height}",
-        )  # fmt: skip
+        )
 
 
 class VeniceBackgroundRemove(_VeniceOperation):
@@ -363,130 +409,7 @@ def hotfolder_register_operations(register: Register) -> None:
         register(op)
 
 
-# --- commands ----------------------------------------------------------------------------------
-
-
-def _client(sandbox: bool) -> tuple[VeniceClient, Any, Any]:
-    """The client for a command: the config's runtime client (``--config``), a sandbox's
-    (``--sandbox``), or, with no config file, one from the defaults and ``$VENICE_API_KEY``.
-    Also the runtime and the sandbox to close."""
-    from hotfolder.config import find_config
-
-    state = click.get_current_context().obj
-    runtime = None
-    if state is not None and hasattr(state, "runtime"):
-        try:
-            find_config(state.config_path)
-        except hotfolder.ConfigError:
-            pass  # no config file: the defaults will do
-        else:
-            runtime = state.runtime()
-    settings = runtime.config.venice if runtime is not None else VeniceSettings()
-    if sandbox:
-        from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
-
-        handle = start_sandbox(SandboxConfig())
-        client = VeniceClient(base_url=handle.base_url, api_key="sandbox-key", settings=settings)
-        return client, runtime, handle
-    if runtime is not None:
-        return get_client(runtime), runtime, None
-    return VeniceClient.from_settings(settings), None, None
-
-
-async def _close(client: VeniceClient, runtime: Any, sandbox: Any) -> None:
-    await client.aclose()
-    if runtime is not None:
-        await runtime.aclose()
-    if sandbox is not None:
-        sandbox.stop()
-
-
-def _price(model: ModelInfo) -> str:
-    p = model.pricing
-    if "upscale" in p:
-        tiers = p["upscale"]
-        return " / ".join(f"{k} ${v['usd']:g}" for k, v in tiers.items() if "usd" in v)
-    tiers = p.get("resolutions") or {}
-    if tiers:
-        return " / ".join(f"{k} ${v['usd']:g}" for k, v in tiers.items())
-    usd = (p.get("inpaint") or {}).get("usd")
-    return f"${usd:g}" if usd is not None else "-"
-
-
-def _models_rows(models: Sequence[ModelInfo], kind: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": m.id,
-            "type": kind,
-            "name": m.name,
-            "price": _price(m),
-            "constraints": m.constraints.describe() if kind == "inpaint" else "",
-            "deprecated": bool(m.deprecation),
-            "pricing": dict(m.pricing),
-        }
-        for m in models
-    ]
-
-
-@click.command("models")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--refresh", is_flag=True, help="Fetch the list now instead of using the cache.")
-@click.option("--sandbox", is_flag=True, help="Ask a local sandbox started for this command.")
-def models_command(as_json: bool, refresh: bool, sandbox: bool) -> None:
-    """List Venice's edit and upscale models: id, name, price and constraints."""
-
-    async def fetch() -> tuple[list[dict[str, Any]], str]:
-        client, runtime, handle = _client(sandbox)
-        try:
-            inpaint = await client.catalog.models("inpaint", refresh=refresh)
-            upscale = await client.catalog.models("upscale", refresh=refresh)
-        finally:
-            await _close(client, runtime, handle)
-        rows = _models_rows(list(inpaint.models.values()), "inpaint")
-        rows += _models_rows(list(upscale.models.values()), "upscale")
-        return rows, inpaint.source
-
-    rows, source = asyncio.run(fetch())
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("id", "name", "price (USD)", "constraints", title=f"Venice models ({source})")
-    for row in rows:
-        name = row["name"] + (" (deprecated)" if row["deprecated"] else "")
-        table.add_row(row["id"], name, row["price"], row["constraints"])
-    table.add_row("(background-remove)", "fixed model", f"${pricing.BACKGROUND_REMOVE_USD:g}", "")
-    Console().print(table)
-
-
-@click.command("balance")
-@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
-@click.option("--sandbox", is_flag=True, help="Ask a local sandbox started for this command.")
-def balance_command(as_json: bool, sandbox: bool) -> None:
-    """Show the Venice account balance and whether it can pay for requests."""
-
-    async def fetch() -> dict[str, Any]:
-        client, runtime, handle = _client(sandbox)
-        try:
-            return await client.balance()
-        finally:
-            await _close(client, runtime, handle)
-
-    body = asyncio.run(fetch())
-    if as_json:
-        click.echo(json.dumps(body, indent=2))
-        return
-    balances = body.get("balances") or {}
-    usd, diem = balances.get("usd"), balances.get("diem")
-    click.echo(f"can pay:   {'yes' if body.get('canConsume') else 'NO'}")
-    click.echo(f"currency:  {body.get('consumptionCurrency') or '-'}")
-    click.echo(f"USD:       {'-' if usd is None else f'{usd:.2f}'}")
-    click.echo(f"DIEM:      {'-' if diem is None else f'{diem:.2f}'}")
-
-
 @hotfolder.hookimpl
 def hotfolder_register_commands(cli: click.Group) -> None:
-    cli.add_command(models_command)
-    cli.add_command(balance_command)
+    cli.add_command(commands.models)
+    cli.add_command(commands.balance)

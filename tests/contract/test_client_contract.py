@@ -32,7 +32,7 @@ from hotfolder.runtime import Runtime
 from hotfolder.venice import SERVICE, ImageInput, VeniceClient, VeniceSettings
 from hotfolder.venice.sandbox.catalog import load_catalog
 
-BASE = "https://api.venice.test/api/v1"
+BASE = "http://127.0.0.1:9/api/v1"  # never contacted: the transport is a mock
 ASPECT_RATIOS = ["auto", "1:1", "3:2", "16:9", "21:9", "9:16", "2:3", "3:4", "4:5"]
 
 
@@ -118,8 +118,9 @@ def send(method: str, *args: Any, **kwargs: Any) -> httpx.Request:
 
     async def go() -> None:
         settings = VeniceSettings(requests_per_minute=10_000, cache_dir=None)
-        async with VeniceClient(base_url=BASE, api_key="sk-contract", settings=settings,
-                                transport=capture.transport) as client:  # fmt: skip
+        async with VeniceClient(
+            base_url=BASE, api_key="sk-contract", settings=settings, transport=capture.transport
+        ) as client:
             await getattr(client, method)(*args, **kwargs)
 
     asyncio.run(go())
@@ -138,19 +139,26 @@ EDIT_OPTIONS: list[dict[str, Any]] = [
     {"enhance_prompt": True},
     {"disable_prompt_optimization_thinking": True},
     {
-        "model": "nano-banana-pro-edit", "aspect_ratio": "16:9", "resolution": "4K",
-        "output_format": "webp", "safe_mode": False, "enhance_prompt": False,
+        "model": "nano-banana-pro-edit",
+        "aspect_ratio": "16:9",
+        "resolution": "4K",
+        "output_format": "webp",
+        "safe_mode": False,
+        "enhance_prompt": False,
         "disable_prompt_optimization_thinking": False,
     },
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("image", [FILE, URL], ids=["multipart", "json-url"])
-@pytest.mark.parametrize("options", EDIT_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "none")
+@pytest.mark.parametrize(
+    "options", EDIT_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "none"
+)
 def test_edit_requests(image, options):
     fields = check(send("edit", image, prompt="turn the sky orange", **options))
     assert {k: fields[k] for k in options} == {
-        k: (str(v).lower() if isinstance(v, bool) and image is FILE else v) for k, v in options.items()
+        k: (str(v).lower() if isinstance(v, bool) and image is FILE else v)
+        for k, v in options.items()
     }
 
 
@@ -183,7 +191,9 @@ def test_multi_edit_requests(images, options):
 @pytest.mark.parametrize("creativity", [None, 0.0, 0.01, 0.02])
 def test_upscale_requests(scale, creativity):
     fields = check(send("upscale", FILE, scale=scale, creativity=creativity))
-    assert set(fields) == {"image"} | {k for k, v in (("scale", scale), ("creativity", creativity)) if v is not None}
+    assert set(fields) == {"image"} | {
+        k for k, v in (("scale", scale), ("creativity", creativity)) if v is not None
+    }
 
 
 @pytest.mark.parametrize("image", [FILE, URL], ids=["multipart", "json-url"])
@@ -198,38 +208,67 @@ REGISTRY = build_registry(make_plugin_manager(load_entrypoints=False))
 
 OP_CASES: list[tuple[str, dict[str, Any]]] = [
     ("venice.edit", {"prompt": "p"}),
-    ("venice.edit", {"prompt": "p", "model": "gpt-image-2-edit", "quality": "medium", "resolution": "4K"}),
-    ("venice.edit", {"prompt": "p", "model": "nano-banana-2-edit", "aspect_ratio": "9:16",
-                     "resolution": "2K", "output_format": "jpg", "safe_mode": False,
-                     "enhance_prompt": True, "disable_prompt_optimization_thinking": True}),
+    (
+        "venice.edit",
+        {"prompt": "p", "model": "gpt-image-2-edit", "quality": "medium", "resolution": "4K"},
+    ),
+    (
+        "venice.edit",
+        {
+            "prompt": "p",
+            "model": "nano-banana-2-edit",
+            "aspect_ratio": "9:16",
+            "resolution": "2K",
+            "output_format": "jpg",
+            "safe_mode": False,
+            "enhance_prompt": True,
+            "disable_prompt_optimization_thinking": True,
+        },
+    ),
     ("venice.multi-edit", {"prompt": "p", "with": ["layer.png"]}),
-    ("venice.multi-edit", {"prompt": "p", "model": "gpt-image-2-edit", "quality": "high", "with": ["layer.png", "layer.png"]}),
+    (
+        "venice.multi-edit",
+        {
+            "prompt": "p",
+            "model": "gpt-image-2-edit",
+            "quality": "high",
+            "with": ["layer.png", "layer.png"],
+        },
+    ),
     ("venice.upscale", {}),
     ("venice.upscale", {"scale": 4, "creativity": 0.02}),
     ("venice.upscale", {"scale": 3, "creativity": 0}),
     ("venice.background-remove", {}),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("source", ["file", "url"])
-@pytest.mark.parametrize(("op", "params"), OP_CASES, ids=lambda v: v if isinstance(v, str) else ",".join(v))
+@pytest.mark.parametrize(
+    ("op", "params"), OP_CASES, ids=lambda v: v if isinstance(v, str) else ",".join(v)
+)
 def test_operation_requests(tmp_path: Path, op, params, source):
     (tmp_path / "layer.png").write_bytes(PNG)
     capture = Capture()
     config = validate_config({}, REGISTRY)
     runtime = Runtime(config, make_plugin_manager(load_entrypoints=False), REGISTRY)
     settings = VeniceSettings(requests_per_minute=10_000, cache_dir=tmp_path)
-    runtime.set_service(SERVICE, VeniceClient(base_url=BASE, api_key="sk-contract", settings=settings,
-                                              transport=capture.transport))  # fmt: skip
+    runtime.set_service(
+        SERVICE,
+        VeniceClient(
+            base_url=BASE, api_key="sk-contract", settings=settings, transport=capture.transport
+        ),
+    )
     artifact = Artifact.from_bytes(PNG, name="in.png")
     if source == "url":
         artifact.info.update(source_url=URL.url, source_sha256=hashlib.sha256(PNG).hexdigest())
     cls = REGISTRY.operation(op)
     step = cls(cls.Params.model_validate(params))
     context = StepContext(
-        job=Job(source="in.png", chain="c", base_dir=tmp_path), index=0, runtime=runtime,
+        job=Job(source="in.png", chain="c", base_dir=tmp_path),
+        index=0,
+        runtime=runtime,
         record=StepRecord(index=0, op=op, params=params),
-    )  # fmt: skip
+    )
 
     async def go() -> None:
         try:

@@ -18,6 +18,9 @@ from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 pytestmark = pytest.mark.e2e
 
 CONFIG = FAST_DAEMON + """
+[venice]
+requests_per_minute = 10000
+
 [[folders]]
 path = "inbox"
 chain = "paid"
@@ -66,6 +69,8 @@ def test_outputs_inside_the_watched_folder_do_not_retrigger(project, sandbox):
 
 def test_every_bad_file_is_quarantined_with_a_reason_and_no_api_call(project, sandbox):
     root, daemon = project
+    config = root / "hotfolder.toml"  # take every name, so that .psd and .j2k meet the gate too
+    config.write_text(config.read_text().replace('recursive = true', 'recursive = true\ninclude = ["*"]'))
     daemon.start()
     names = sorted(p.name for p in BAD.iterdir())
     for name in names:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from tests.helpers.corpus import BAD, PHOTOS
 
 from hotfolder.config import validate_config
 from hotfolder.engine import Engine
@@ -20,9 +21,8 @@ from hotfolder.errors import AuthError, HotfolderError, InputError
 from hotfolder.job import Job, JobResult
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
-from hotfolder.venice import SERVICE, VeniceClient, VeniceSettings
+from hotfolder.venice import SERVICE, VeniceClient
 from hotfolder.venice.sandbox import SandboxConfig, SandboxHandle, start_sandbox
-from tests.helpers.corpus import BAD, PHOTOS
 
 REGISTRY = build_registry(make_plugin_manager(load_entrypoints=False))
 PHOTO_FILES = sorted(p for p in PHOTOS.iterdir() if not p.name.startswith("."))
@@ -38,15 +38,22 @@ FAST = {
 
 
 def chain(*steps: dict[str, Any]) -> dict[str, Any]:
-    return {"steps": list(steps), "outputs": [{"sink": "folder", "path": "out"}, {"sink": "sidecar"}]}
+    return {
+        "steps": list(steps),
+        "outputs": [{"sink": "folder", "path": "out"}, {"sink": "sidecar"}],
+    }
 
 
 CHAINS = {
     "edit": chain({"op": "venice.edit", "prompt": "golden hour light", "fit": True}),
     "multi": chain(
-        {"op": "venice.multi-edit", "prompt": "blend in the coffee", "fit": True,
-         "with": [str(PHOTOS / "coffee.png")]}
-    ),  # fmt: skip
+        {
+            "op": "venice.multi-edit",
+            "prompt": "blend in the coffee",
+            "fit": True,
+            "with": [str(PHOTOS / "coffee.png")],
+        }
+    ),
     "upscale": chain({"op": "venice.upscale", "scale": 2, "fit": True}),
     "cutout": chain({"op": "venice.background-remove", "fit": True}),
 }
@@ -59,16 +66,22 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
         yield handle
 
 
-def make_engine(tmp_path: Path, handle: SandboxHandle, *, key: str = "sandbox-key", **settings: Any) -> Engine:
+def make_engine(
+    tmp_path: Path, handle: SandboxHandle, *, key: str = "sandbox-key", **settings: Any
+) -> Engine:
     (tmp_path / "hotfolder.toml").touch()
     raw = {"venice": {"cache_dir": str(tmp_path / "cache"), **FAST, **settings}, "chains": CHAINS}
     config = validate_config(raw, REGISTRY, path=tmp_path / "hotfolder.toml")
     runtime = Runtime(config, make_plugin_manager(load_entrypoints=False), REGISTRY)
-    runtime.set_service(SERVICE, VeniceClient(base_url=handle.base_url, api_key=key, settings=config.venice))
+    runtime.set_service(
+        SERVICE, VeniceClient(base_url=handle.base_url, api_key=key, settings=config.venice)
+    )
     return Engine(runtime)
 
 
-async def run_jobs(engine: Engine, jobs: list[Job], concurrency: int = 4) -> list[JobResult | HotfolderError]:
+async def run_jobs(
+    engine: Engine, jobs: list[Job], concurrency: int = 4
+) -> list[JobResult | HotfolderError]:
     limit = asyncio.Semaphore(concurrency)
 
     async def one(job: Job) -> JobResult | HotfolderError:
@@ -99,7 +112,11 @@ def test_all_four_endpoints_over_the_corpus_photos(tmp_path, sandbox):
     engine = make_engine(tmp_path, sandbox)
     jobs = [Job(source=str(photo), chain=name) for name in CHAINS for photo in PHOTO_FILES]
     results = asyncio.run(run_jobs(engine, jobs))
-    failed = [(job.source, job.chain, r) for job, r in zip(jobs, results, strict=True) if not isinstance(r, JobResult)]
+    failed = [
+        (job.source, job.chain, r)
+        for job, r in zip(jobs, results, strict=True)
+        if not isinstance(r, JobResult)
+    ]
     assert not failed
     stats = sandbox.stats()
     assert stats["paid_total"] == len(jobs)
@@ -125,7 +142,9 @@ def test_all_four_endpoints_over_the_corpus_photos(tmp_path, sandbox):
             low, high = image.getchannel("A").getextrema()
             if Path(job.source).name != "16bit.cropped.tif":  # values 291..694 of 65535: black
                 assert low < 64 and high == 255, f"{job.source}: alpha {low}..{high}"
-    assert stats["charged_usd"] == pytest.approx(sum(r.cost_usd for r in results if isinstance(r, JobResult)))
+    assert stats["charged_usd"] == pytest.approx(
+        sum(r.cost_usd for r in results if isinstance(r, JobResult))
+    )
 
 
 FAULTS = {

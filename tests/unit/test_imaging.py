@@ -19,7 +19,7 @@ from hotfolder.errors import ConfigError, InputError, UnsafeInputError
 LIMITS = imaging.ImageLimits()
 #: Files in corpus/bad whose pixels are fine and whose only fault is their EXIF.
 BAD_METADATA_ONLY = {"hopper_bad_exif.jpg", "invalid-exif.jpg"}
-BROKEN = sorted(p for p in BAD.iterdir() if p.name not in BAD_METADATA_ONLY)
+BROKEN = sorted(BAD.iterdir())
 PHOTO_FILES = sorted(PHOTOS.iterdir())
 
 
@@ -157,8 +157,11 @@ def test_every_photo_decodes_to_a_working_mode(path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BAD_METADATA_ONLY))
-def test_broken_exif_does_not_cost_the_pixels(name: str) -> None:
-    image = decode_file(BAD / name)
+def test_broken_exif_is_refused_by_default_and_dropped_on_request(name: str) -> None:
+    with pytest.raises(InputError, match="orientation cannot be trusted") as info:
+        decode_file(BAD / name)
+    assert name in str(info.value) and 'corrupt_metadata = "drop"' in str(info.value)
+    image = decode_file(BAD / name, imaging.ImageLimits(corrupt_metadata="drop"))
     assert image.mode in WORKING_MODES
     assert reopen(imaging.encode(image, "JPEG", {})).size == image.size
 

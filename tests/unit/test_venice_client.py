@@ -24,7 +24,9 @@ KEY = "sk-venice-test-0123456789abcdef"
 BASE = "https://api.venice.test/api/v1"
 
 
-def png(size: tuple[int, int] = (300, 300), mode: str = "RGB", *, text: dict[str, str] | None = None) -> bytes:
+def png(
+    size: tuple[int, int] = (300, 300), mode: str = "RGB", *, text: dict[str, str] | None = None
+) -> bytes:
     buffer = io.BytesIO()
     info = PngInfo()
     for k, v in (text or {}).items():
@@ -57,7 +59,9 @@ def parse_multipart(request: httpx.Request) -> dict[str, Any]:
         payload = part.get_payload(decode=True)
         value: Any = (filename, payload, part.get_content_type()) if filename else payload.decode()
         if name in fields:
-            fields[name] = [*fields[name], value] if isinstance(fields[name], list) else [fields[name], value]
+            fields[name] = (
+                [*fields[name], value] if isinstance(fields[name], list) else [fields[name], value]
+            )
         else:
             fields[name] = value
     return fields
@@ -102,10 +106,15 @@ def test_local_bytes_go_as_multipart_files_with_string_values(tmp_path):
     client = make_client(rec, tmp_path)
     run(
         call(
-            client, "edit", ImageInput(data=data, media_type="image/png", filename="cat.png"),
-            prompt="make it blue", model="qwen-image-2-edit", safe_mode=False, enhance_prompt=True,
+            client,
+            "edit",
+            ImageInput(data=data, media_type="image/png", filename="cat.png"),
+            prompt="make it blue",
+            model="qwen-image-2-edit",
+            safe_mode=False,
+            enhance_prompt=True,
         )
-    )  # fmt: skip
+    )
     (request,) = rec.requests
     assert request.url.path == "/api/v1/image/edit"
     assert request.headers["content-type"].startswith("multipart/form-data")
@@ -122,7 +131,15 @@ def test_local_bytes_go_as_multipart_files_with_string_values(tmp_path):
 def test_multi_edit_repeats_the_images_part(tmp_path):
     rec = Recorder(lambda r: image_response(png()))
     images = [ImageInput(data=png(), media_type="image/png", filename=f"{i}.png") for i in range(3)]
-    run(call(make_client(rec, tmp_path), "multi_edit", images, prompt="combine", modelId="firered-image-edit"))
+    run(
+        call(
+            make_client(rec, tmp_path),
+            "multi_edit",
+            images,
+            prompt="combine",
+            modelId="firered-image-edit",
+        )
+    )
     fields = parse_multipart(rec.requests[0])
     assert [f[0] for f in fields["images"]] == ["0.png", "1.png", "2.png"]
     assert fields["modelId"] == "firered-image-edit"
@@ -155,16 +172,32 @@ def test_upscale_refuses_a_url_and_unknown_fields_are_never_sent(tmp_path):
     with pytest.raises(ValueError, match="takes no URL"):
         run(call(client, "upscale", ImageInput(url="https://example.com/a.png")))
     with pytest.raises(ValueError, match="does not take quality"):
-        run(call(make_client(rec, tmp_path), "edit", ImageInput(data=png()), prompt="p", quality="high"))
+        run(
+            call(
+                make_client(rec, tmp_path),
+                "edit",
+                ImageInput(data=png()),
+                prompt="p",
+                quality="high",
+            )
+        )
     assert rec.requests == []
 
 
 def test_the_format_comes_from_content_type_and_the_bytes_must_match(tmp_path):
     rec = Recorder(lambda r: image_response(jpeg(), "image/jpeg"))
     result = run(call(make_client(rec, tmp_path), "edit", ImageInput(data=png()), prompt="p"))
-    assert (result.format, result.media_type, result.image.size) == ("JPEG", "image/jpeg", (300, 300))
+    assert (result.format, result.media_type, result.image.size) == (
+        "JPEG",
+        "image/jpeg",
+        (300, 300),
+    )
 
-    for body, media in ((png(), "image/jpeg"), (b"not an image at all", "image/png"), (b"{}", "application/json")):
+    for body, media in (
+        (png(), "image/jpeg"),
+        (b"not an image at all", "image/png"),
+        (b"{}", "application/json"),
+    ):
         rec = Recorder(lambda r, b=body, m=media: image_response(b, m))
         with pytest.raises(OperationError, match="answered 200"):
             run(call(make_client(rec, tmp_path), "edit", ImageInput(data=png()), prompt="p"))
@@ -174,9 +207,13 @@ def test_the_format_comes_from_content_type_and_the_bytes_must_match(tmp_path):
 def test_the_sandbox_mark_makes_the_result_simulated(tmp_path):
     marked = png(text={"hotfolder-sandbox": "simulated"})
     rec = Recorder(lambda r: image_response(marked))
-    assert run(call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))).simulated
+    assert run(
+        call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))
+    ).simulated
     rec = Recorder(lambda r: image_response(png()))
-    assert not run(call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))).simulated
+    assert not run(
+        call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))
+    ).simulated
 
 
 def test_headers_are_read_and_warnings_logged_once_per_model(tmp_path):
@@ -208,25 +245,63 @@ def test_headers_are_read_and_warnings_logged_once_per_model(tmp_path):
     assert h.content_violation
     assert sum("content violation" in line and line.startswith("WARNING") for line in lines) == 2
     assert sum("is deprecated" in line for line in lines) == 1
-    assert any("8f00-AMS" in line and "old-edit-model" in line and "$12.50" in line for line in lines)
+    assert any(
+        "8f00-AMS" in line and "old-edit-model" in line and "$12.50" in line for line in lines
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "status", "kind", "code", "text"),
     [
-        ({"error": "Invalid request parameters", "details": {"_errors": [], "prompt": {"_errors": ["Required"]}}},
-         400, Rejected, None, "prompt: Required"),
-        ({"error": {"message": "model gone", "code": "MODEL_NOT_FOUND"}}, 404, Rejected, "MODEL_NOT_FOUND", "model gone"),
-        ({"code": "PAYLOAD_TOO_LARGE", "error": "File exceeds the maximum allowed size of 25 MB."},
-         413, Rejected, "PAYLOAD_TOO_LARGE", "25 MB"),
+        (
+            {
+                "error": "Invalid request parameters",
+                "details": {"_errors": [], "prompt": {"_errors": ["Required"]}},
+            },
+            400,
+            Rejected,
+            None,
+            "prompt: Required",
+        ),
+        (
+            {"error": {"message": "model gone", "code": "MODEL_NOT_FOUND"}},
+            404,
+            Rejected,
+            "MODEL_NOT_FOUND",
+            "model gone",
+        ),
+        (
+            {
+                "code": "PAYLOAD_TOO_LARGE",
+                "error": "File exceeds the maximum allowed size of 25 MB.",
+            },
+            413,
+            Rejected,
+            "PAYLOAD_TOO_LARGE",
+            "25 MB",
+        ),
         ({"error": "Rate limit exceeded"}, 429, Unavailable, None, "Rate limit"),
         ({"error": "Authentication failed"}, 401, AuthError, None, "Authentication failed"),
-        ({"x402Version": 2, "error": "Payment required", "accepts": [{"scheme": "exact"}]},
-         402, AuthError, None, "x402"),
-        ({"error": "Payment required", "code": "PAYMENT_REQUIRED", "reason": "insufficient_balance"},
-         402, AuthError, "PAYMENT_REQUIRED", "x402"),
+        (
+            {"x402Version": 2, "error": "Payment required", "accepts": [{"scheme": "exact"}]},
+            402,
+            AuthError,
+            None,
+            "x402",
+        ),
+        (
+            {
+                "error": "Payment required",
+                "code": "PAYMENT_REQUIRED",
+                "reason": "insufficient_balance",
+            },
+            402,
+            AuthError,
+            "PAYMENT_REQUIRED",
+            "x402",
+        ),
     ],
-)  # fmt: skip
+)
 def test_both_error_body_shapes_and_the_x402_body_are_mapped(body, status, kind, code, text):
     request = httpx.Request("POST", BASE + "/image/edit")
     response = httpx.Response(status, json=body, request=request, headers={"cf-ray": "r1"})
@@ -262,8 +337,15 @@ def test_models_and_balance(tmp_path):
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/models"):
             assert request.url.params["type"] == "inpaint"
-            return httpx.Response(200, json={"object": "list", "type": "inpaint", "data": [{"id": "m"}]})
-        body = {"canConsume": True, "consumptionCurrency": "USD", "balances": {"usd": 3.5, "diem": None}, "diemEpochAllocation": 0}
+            return httpx.Response(
+                200, json={"object": "list", "type": "inpaint", "data": [{"id": "m"}]}
+            )
+        body = {
+            "canConsume": True,
+            "consumptionCurrency": "USD",
+            "balances": {"usd": 3.5, "diem": None},
+            "diemEpochAllocation": 0,
+        }
         return httpx.Response(200, json=body)
 
     rec = Recorder(handler)

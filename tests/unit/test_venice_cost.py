@@ -41,7 +41,11 @@ def model(model_id: str, kind: str = "inpaint") -> ModelInfo:
         ("firered-image-edit", {"enhance_prompt": True}, 0.08),
         ("gpt-image-2-edit", {}, 0.34),  # 1K at the default quality (high)
         ("gpt-image-2-edit", {"resolution": "4K", "quality": "medium"}, 0.22),
-        ("gpt-image-2-edit", {"resolution": "2K", "quality": "low", "images": 3}, 0.03 + 2 * 0.0092),
+        (
+            "gpt-image-2-edit",
+            {"resolution": "2K", "quality": "low", "images": 3},
+            0.03 + 2 * 0.0092,
+        ),
         ("nano-banana-pro-edit", {"resolution": "2K"}, 0.23),
         ("grok-imagine-edit", {"images": 1}, 0.03 + 0.0023),  # included: 0
         ("flux-2-max-edit", {"images": 2}, 0.12 + 0.0345),
@@ -64,8 +68,18 @@ def dry_run_config(tmp_path: Path) -> dict[str, Any]:
         "chains": {
             "all": {
                 "steps": [
-                    {"op": "venice.edit", "prompt": "p", "model": "gpt-image-2-edit", "resolution": "4K"},
-                    {"op": "venice.multi-edit", "prompt": "p", "model": "flux-2-max-edit", "with": ["a.png"]},
+                    {
+                        "op": "venice.edit",
+                        "prompt": "p",
+                        "model": "gpt-image-2-edit",
+                        "resolution": "4K",
+                    },
+                    {
+                        "op": "venice.multi-edit",
+                        "prompt": "p",
+                        "model": "flux-2-max-edit",
+                        "with": ["a.png"],
+                    },
                     {"op": "venice.upscale", "scale": 4},
                     {"op": "venice.background-remove"},
                 ],
@@ -87,14 +101,28 @@ def test_dry_run_estimates_need_no_key_and_no_network(tmp_path, monkeypatch):
 class Counter:
     def __init__(self, data: list[dict[str, Any]] | None = None, fail: bool = False) -> None:
         self.calls = 0
-        self.data = data or [{"id": "m1", "type": "inpaint", "model_spec": {"name": "M1", "pricing": {"inpaint": {"usd": 0.5}},
-                               "constraints": {"aspectRatios": ["1:1"], "promptCharacterLimit": 10, "combineImages": False}}}]  # fmt: skip
+        self.data = data or [
+            {
+                "id": "m1",
+                "type": "inpaint",
+                "model_spec": {
+                    "name": "M1",
+                    "pricing": {"inpaint": {"usd": 0.5}},
+                    "constraints": {
+                        "aspectRatios": ["1:1"],
+                        "promptCharacterLimit": 10,
+                        "combineImages": False,
+                    },
+                },
+            }
+        ]
         self.fail = fail
 
     async def __call__(self, kind: str) -> list[dict[str, Any]]:
         self.calls += 1
         if self.fail:
-            raise Unavailable("down")
+            msg = "down"
+            raise Unavailable(msg)
         return self.data
 
 
@@ -104,7 +132,12 @@ def test_the_model_list_is_cached_on_disk_until_it_expires(tmp_path):
     listing = asyncio.run(first.models("inpaint"))
     assert listing.source == "live" and fetch.calls == 1
     c = listing.models["m1"].constraints
-    assert (c.prompt_limit, c.max_input_images, c.aspect_ratios, c.resolutions) == (10, 1, ("1:1",), ("1K",))
+    assert (c.prompt_limit, c.max_input_images, c.aspect_ratios, c.resolutions) == (
+        10,
+        1,
+        ("1:1",),
+        ("1K",),
+    )
 
     second = Catalog(fetch, cache_dir=tmp_path, base_url=BASE, ttl_s=3600)
     assert asyncio.run(second.models("inpaint")).source == "cache"
@@ -121,7 +154,9 @@ def test_the_model_list_is_cached_on_disk_until_it_expires(tmp_path):
 
 def test_when_the_list_cannot_be_had_a_stale_cache_then_the_snapshot_serve(tmp_path):
     asyncio.run(Catalog(Counter(), cache_dir=tmp_path, base_url=BASE, ttl_s=0).models("inpaint"))
-    stale = asyncio.run(Catalog(Counter(fail=True), cache_dir=tmp_path, base_url=BASE, ttl_s=0).models("inpaint"))
+    stale = asyncio.run(
+        Catalog(Counter(fail=True), cache_dir=tmp_path, base_url=BASE, ttl_s=0).models("inpaint")
+    )
     assert stale.source == "stale cache" and "m1" in stale.models
 
     fallback = Catalog(Counter(fail=True), cache_dir=tmp_path / "empty", base_url=BASE, ttl_s=0)
@@ -151,8 +186,12 @@ def test_the_daily_budget_pauses_before_a_request_is_sent(tmp_path):
     settings = VeniceSettings(cache_dir=tmp_path, max_usd_per_day=0.10)
 
     async def spend() -> list[Any]:
-        async with VeniceClient(base_url=BASE, api_key="sk-budget-key", settings=settings,
-                                transport=httpx.MockTransport(handler)) as client:  # fmt: skip
+        async with VeniceClient(
+            base_url=BASE,
+            api_key="sk-budget-key",
+            settings=settings,
+            transport=httpx.MockTransport(handler),
+        ) as client:
             image = ImageInput(data=png(), media_type="image/png")
             results = []
             for _ in range(4):
@@ -163,7 +202,12 @@ def test_the_daily_budget_pauses_before_a_request_is_sent(tmp_path):
             return results
 
     results = asyncio.run(spend())
-    assert [type(r).__name__ for r in results] == ["ImageResult", "ImageResult", "BudgetExceeded", "BudgetExceeded"]
+    assert [type(r).__name__ for r in results] == [
+        "ImageResult",
+        "ImageResult",
+        "BudgetExceeded",
+        "BudgetExceeded",
+    ]
     assert len(sent) == 2
     assert "max_usd_per_day" in str(results[2]) and "tomorrow" in results[2].hint
     ledger = SpendLedger(tmp_path, base_url=BASE, max_usd_per_day=0.10)
@@ -179,8 +223,12 @@ def test_failed_requests_are_not_booked(tmp_path):
     settings = VeniceSettings(cache_dir=tmp_path, max_usd_per_day=1.0)
 
     async def go() -> None:
-        async with VeniceClient(base_url=BASE, api_key="sk-budget-key", settings=settings,
-                                transport=httpx.MockTransport(handler)) as client:  # fmt: skip
+        async with VeniceClient(
+            base_url=BASE,
+            api_key="sk-budget-key",
+            settings=settings,
+            transport=httpx.MockTransport(handler),
+        ) as client:
             with pytest.raises(Exception, match="400"):
                 await client.background_remove(ImageInput(data=png()), cost_usd=0.5)
 

@@ -143,7 +143,10 @@ def test_a_429_holds_every_sender_until_its_reset(tmp_path):
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(fake.now)
         if len(calls) == 1:
-            headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": str(int(time.time()) + 30)}
+            headers = {
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": str(int(time.time()) + 30),
+            }
             return httpx.Response(429, json={"error": "Rate limit exceeded"}, headers=headers)
         return ok()
 
@@ -191,7 +194,8 @@ def test_client_errors_are_never_retried(tmp_path, status):
 
 
 @pytest.mark.parametrize(
-    "failure", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("reset")]
+    "failure",
+    [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("reset")],
 )
 def test_network_failures_are_retried(tmp_path, failure):
     seen: list[int] = []
@@ -215,9 +219,14 @@ def test_backoff_is_capped_exponential_with_full_jitter(tmp_path):
         return httpx.Response(500, json={"error": "boom"})
 
     client = client_with(
-        handler, tmp_path, sleep=fake.sleep, max_attempts=8, backoff_base_s=1.0,
-        backoff_cap_s=8.0, breaker_failures=19,
-    )  # fmt: skip
+        handler,
+        tmp_path,
+        sleep=fake.sleep,
+        max_attempts=8,
+        backoff_base_s=1.0,
+        backoff_cap_s=8.0,
+        breaker_failures=19,
+    )
     with pytest.raises(Unavailable):
         asyncio.run(_one(client))
     assert len(seen) == 8
@@ -234,9 +243,15 @@ def test_retrying_is_bounded_in_total_time(tmp_path):
         return httpx.Response(503, json={"error": "at capacity"})
 
     client = client_with(
-        handler, tmp_path, max_attempts=100, backoff_base_s=0.05, backoff_cap_s=0.1,
-        max_retry_s=0.6, breaker_failures=19, breaker_window_s=1.0,
-    )  # fmt: skip
+        handler,
+        tmp_path,
+        max_attempts=100,
+        backoff_base_s=0.05,
+        backoff_cap_s=0.1,
+        max_retry_s=0.6,
+        breaker_failures=19,
+        breaker_window_s=1.0,
+    )
     with pytest.raises(Unavailable):
         asyncio.run(_one(client))
     assert seen[-1] - seen[0] <= 0.6
@@ -270,13 +285,19 @@ def test_a_500_storm_never_puts_more_than_the_threshold_of_failures_in_a_window(
         return httpx.Response(500, json={"error": "Image edit failed"})
 
     client = client_with(
-        handler, tmp_path, max_attempts=4, breaker_failures=5, breaker_window_s=1.0,
+        handler,
+        tmp_path,
+        max_attempts=4,
+        breaker_failures=5,
+        breaker_window_s=1.0,
         max_connections=4,
-    )  # fmt: skip
+    )
 
     async def storm() -> list[Any]:
         async with client:
-            return await asyncio.gather(*(client.upscale(IMAGE) for _ in range(6)), return_exceptions=True)
+            return await asyncio.gather(
+                *(client.upscale(IMAGE) for _ in range(6)), return_exceptions=True
+            )
 
     results = asyncio.run(storm())
     assert all(isinstance(r, Unavailable) for r in results)
@@ -322,8 +343,12 @@ class Account:
         if request.url.path.endswith("/billing/balance"):
             self.polls += 1
             self.funded = self.funded or self.polls >= self.polls_until_funded
-            body = {"canConsume": self.funded, "consumptionCurrency": "USD",
-                    "balances": {"usd": 5.0 if self.funded else 0.0, "diem": None}, "diemEpochAllocation": 0}  # fmt: skip
+            body = {
+                "canConsume": self.funded,
+                "consumptionCurrency": "USD",
+                "balances": {"usd": 5.0 if self.funded else 0.0, "diem": None},
+                "diemEpochAllocation": 0,
+            }
             return httpx.Response(200, json=body)
         self.image_requests.append(402 if not self.funded else 200)
         if not self.funded:
@@ -380,3 +405,35 @@ def test_401_pauses_all_sending_with_a_hint(tmp_path):
 async def _one(client: VeniceClient) -> Any:
     async with client:
         return await client.upscale(IMAGE)
+
+
+def test_a_positive_balance_below_the_cost_keeps_the_pause(tmp_path):
+    """canConsume is true for any positive balance; the waiting request needs its price."""
+    polls: list[float] = []
+    image_statuses: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        usd = 5.0 if len(polls) >= 4 else 0.01  # topped up from the 4th poll on
+        if request.url.path.endswith("/billing/balance"):
+            polls.append(usd)
+            body = {
+                "canConsume": True,
+                "consumptionCurrency": "USD",
+                "balances": {"usd": usd, "diem": None},
+                "diemEpochAllocation": 0,
+            }
+            return httpx.Response(200, json=body)
+        image_statuses.append(200 if usd >= 0.5 else 402)
+        if image_statuses[-1] == 402:
+            return httpx.Response(
+                402, json={"error": "Insufficient balance", "code": "INSUFFICIENT_BALANCE"}
+            )
+        return ok()
+
+    async def go() -> Any:
+        async with client_with(handler, tmp_path) as client:
+            return await client.upscale(IMAGE, cost_usd=0.5)
+
+    assert asyncio.run(go()).format == "PNG"
+    assert image_statuses == [402, 200]  # no request while 0.01 could not pay 0.50
+    assert polls == [0.01, 0.01, 0.01, 0.01, 5.0]

@@ -63,7 +63,11 @@ class Venice:
         info = PngInfo()
         info.add_text("hotfolder-sandbox", "simulated")
         body = encode(picture((512, 512)), pnginfo=info)
-        headers = {"content-type": "image/png", "cf-ray": f"ray-{len(self.requests)}", "x-venice-balance-usd": "9.5"}
+        headers = {
+            "content-type": "image/png",
+            "cf-ray": f"ray-{len(self.requests)}",
+            "x-venice-balance-usd": "9.5",
+        }
         return httpx.Response(200, content=body, headers=headers)
 
     @property
@@ -80,14 +84,18 @@ def fields(request: httpx.Request) -> dict[str, Any]:
         name = part.get_param("name", header="content-disposition")
         data = part.get_payload(decode=True)
         value = data if part.get_param("filename", header="content-disposition") else data.decode()
-        out[name] = [*out[name], value] if name in out and isinstance(out[name], list) else (
-            [out[name], value] if name in out else value
+        out[name] = (
+            [*out[name], value]
+            if name in out and isinstance(out[name], list)
+            else ([out[name], value] if name in out else value)
         )
     return out
 
 
 def make_runtime(tmp_path: Path, venice: Venice, **venice_settings: Any) -> Runtime:
-    config = validate_config({"venice": {"cache_dir": str(tmp_path / "cache"), **venice_settings}}, REGISTRY)
+    config = validate_config(
+        {"venice": {"cache_dir": str(tmp_path / "cache"), **venice_settings}}, REGISTRY
+    )
     runtime = Runtime(config, make_plugin_manager(load_entrypoints=False), REGISTRY)
     settings = VeniceSettings(cache_dir=tmp_path / "cache", max_attempts=1, **venice_settings)
     client = VeniceClient(base_url=BASE, api_key=KEY, settings=settings, transport=venice.transport)
@@ -96,7 +104,12 @@ def make_runtime(tmp_path: Path, venice: Venice, **venice_settings: Any) -> Runt
 
 
 def run_op(
-    runtime: Runtime, op: str, params: dict[str, Any], artifact: Artifact, *, base_dir: Path | None = None
+    runtime: Runtime,
+    op: str,
+    params: dict[str, Any],
+    artifact: Artifact,
+    *,
+    base_dir: Path | None = None,
 ) -> tuple[Artifact, StepRecord]:
     cls = REGISTRY.operation(op)
     operation = cls(cls.Params.model_validate(params))
@@ -113,7 +126,9 @@ def run_op(
     return asyncio.run(go()), record
 
 
-def artifact_of(image: Image.Image, name: str = "photo.png", fmt: str = "PNG", **info: Any) -> Artifact:
+def artifact_of(
+    image: Image.Image, name: str = "photo.png", fmt: str = "PNG", **info: Any
+) -> Artifact:
     found = Artifact.from_bytes(encode(image, fmt), name=name)
     found.info.update(info)
     return found
@@ -122,7 +137,9 @@ def artifact_of(image: Image.Image, name: str = "photo.png", fmt: str = "PNG", *
 # --- pixels and bytes -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("op", ["venice.edit", "venice.upscale", "venice.background-remove", "venice.multi-edit"])
+@pytest.mark.parametrize(
+    "op", ["venice.edit", "venice.upscale", "venice.background-remove", "venice.multi-edit"]
+)
 def test_too_small_without_fit_fails_before_any_request(tmp_path, op):
     venice = Venice()
     params = {"prompt": "p"} if "edit" in op else {}
@@ -134,10 +151,12 @@ def test_too_small_without_fit_fails_before_any_request(tmp_path, op):
 
 def test_fit_scales_a_128px_input_into_range(tmp_path):
     venice = Venice()
-    result, record = run_op(
-        make_runtime(tmp_path, venice), "venice.edit", {"prompt": "p", "fit": True},
+    result, _ = run_op(
+        make_runtime(tmp_path, venice),
+        "venice.edit",
+        {"prompt": "p", "fit": True},
         artifact_of(picture((128, 128))),
-    )  # fmt: skip
+    )
     (request,) = venice.image_requests
     sent = Image.open(io.BytesIO(fields(request)["image"]))
     assert sent.width * sent.height >= 65_536
@@ -148,7 +167,10 @@ def test_fit_scales_a_128px_input_into_range(tmp_path):
 def test_upscale_reduces_the_scale_to_stay_within_16_megapixels(tmp_path):
     venice = Venice()
     _, record = run_op(
-        make_runtime(tmp_path, venice), "venice.upscale", {"scale": 4}, artifact_of(picture((1500, 1000)))
+        make_runtime(tmp_path, venice),
+        "venice.upscale",
+        {"scale": 4},
+        artifact_of(picture((1500, 1000))),
     )
     (request,) = venice.image_requests
     assert fields(request)["scale"] == "3"  # 4x would be 24 MP, 3x is 13.5 MP
@@ -174,8 +196,12 @@ def test_upscale_of_an_image_too_large_for_2x_fails_clearly_or_fits(tmp_path):
 
 def test_formats_venice_may_not_take_are_reencoded(tmp_path):
     venice = Venice()
-    run_op(make_runtime(tmp_path, venice), "venice.background-remove", {},
-           artifact_of(picture((300, 300)), name="scan.tif", fmt="TIFF"))  # fmt: skip
+    run_op(
+        make_runtime(tmp_path, venice),
+        "venice.background-remove",
+        {},
+        artifact_of(picture((300, 300)), name="scan.tif", fmt="TIFF"),
+    )
     sent = Image.open(io.BytesIO(fields(venice.image_requests[0])["image"]))
     assert sent.format in ("PNG", "JPEG")
 
@@ -185,9 +211,13 @@ def test_formats_venice_may_not_take_are_reencoded(tmp_path):
 
 def test_a_prompt_over_the_models_limit_never_reaches_the_api(tmp_path):
     venice = Venice()
-    with pytest.raises(ConfigError, match="1501 characters.*at most 1500"):
-        run_op(make_runtime(tmp_path, venice), "venice.edit", {"prompt": "x" * 1501},
-               artifact_of(picture((300, 300))))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"1501 characters.*at most 1500"):
+        run_op(
+            make_runtime(tmp_path, venice),
+            "venice.edit",
+            {"prompt": "x" * 1501},
+            artifact_of(picture((300, 300))),
+        )
     assert venice.image_requests == []
 
 
@@ -208,15 +238,23 @@ def test_choices_outside_the_models_constraints_never_reach_the_api(tmp_path, pa
             model["model_spec"]["constraints"]["aspectRatios"] = ["auto", "1:1", "16:9"]
     venice = Venice({"inpaint": listing})
     with pytest.raises((ConfigError, ValueError), match=match):
-        run_op(make_runtime(tmp_path, venice), "venice.edit", {"prompt": "p", **params},
-               artifact_of(picture((300, 300))))  # fmt: skip
+        run_op(
+            make_runtime(tmp_path, venice),
+            "venice.edit",
+            {"prompt": "p", **params},
+            artifact_of(picture((300, 300))),
+        )
     assert venice.image_requests == []
 
 
 def test_without_a_model_list_the_specs_limits_apply(tmp_path):
     venice = Venice(models_status=500)
-    run_op(make_runtime(tmp_path, venice), "venice.edit", {"prompt": "x" * 2000},
-           artifact_of(picture((300, 300))))  # fmt: skip
+    run_op(
+        make_runtime(tmp_path, venice),
+        "venice.edit",
+        {"prompt": "x" * 2000},
+        artifact_of(picture((300, 300))),
+    )
     assert len(venice.image_requests) == 1  # 2000 > the list's 1500 but within the spec's 32768
     with pytest.raises(ValueError, match="32768"):
         REGISTRY.operation("venice.edit").Params.model_validate({"prompt": "x" * 32769})
@@ -226,15 +264,23 @@ def test_multi_edit_counts_inputs_against_max_input_images(tmp_path):
     for i in range(3):
         (tmp_path / f"layer{i}.png").write_bytes(encode(picture((300, 300))))
     venice = Venice()
-    with pytest.raises(ConfigError, match="4 input images.*at most 3"):
-        run_op(make_runtime(tmp_path, venice), "venice.multi-edit",
-               {"prompt": "p", "with": ["layer0.png", "layer1.png", "layer2.png"]},
-               artifact_of(picture((300, 300))), base_dir=tmp_path)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"4 input images.*at most 3"):
+        run_op(
+            make_runtime(tmp_path, venice),
+            "venice.multi-edit",
+            {"prompt": "p", "with": ["layer0.png", "layer1.png", "layer2.png"]},
+            artifact_of(picture((300, 300))),
+            base_dir=tmp_path,
+        )
     assert venice.image_requests == []
 
-    _, record = run_op(make_runtime(tmp_path, venice), "venice.multi-edit",
-                       {"prompt": "p", "with": ["layer0.png", "layer1.png"]},
-                       artifact_of(picture((300, 300))), base_dir=tmp_path)  # fmt: skip
+    _, record = run_op(
+        make_runtime(tmp_path, venice),
+        "venice.multi-edit",
+        {"prompt": "p", "with": ["layer0.png", "layer1.png"]},
+        artifact_of(picture((300, 300))),
+        base_dir=tmp_path,
+    )
     sent = fields(venice.image_requests[0])
     assert len(sent["images"]) == 3 and sent["modelId"] == "firered-image-edit"
     assert record.notes["images"] == 3
@@ -242,14 +288,22 @@ def test_multi_edit_counts_inputs_against_max_input_images(tmp_path):
 
 def test_legacy_upscale_fields_name_the_current_ones():
     raw = {
-        "chains": {"up": {"steps": [{"op": "venice.upscale", "enhance": True, "replication": 0.3}],
-                          "outputs": [{"sink": "folder", "path": "out"}]}},
-    }  # fmt: skip
+        "chains": {
+            "up": {
+                "steps": [{"op": "venice.upscale", "enhance": True, "replication": 0.3}],
+                "outputs": [{"sink": "folder", "path": "out"}],
+            }
+        },
+    }
     with pytest.raises(ConfigError) as caught:
         validate_config(raw, REGISTRY)
     text = str(caught.value)
     assert "chains.up.steps[0]" in text
-    assert "enhance, replication" in text and "scale (2 to 4)" in text and "creativity (0 to 0.02)" in text
+    assert (
+        "enhance, replication" in text
+        and "scale (2 to 4)" in text
+        and "creativity (0 to 0.02)" in text
+    )
 
 
 # --- routing, records and results -----------------------------------------------------------
@@ -257,13 +311,20 @@ def test_legacy_upscale_fields_name_the_current_ones():
 
 def test_edit_with_quality_goes_to_multi_edit_with_one_image(tmp_path):
     venice = Venice()
-    run_op(make_runtime(tmp_path, venice), "venice.edit",
-           {"prompt": "p", "model": "gpt-image-2-edit", "quality": "low", "resolution": "2K"},
-           artifact_of(picture((300, 300))))  # fmt: skip
+    run_op(
+        make_runtime(tmp_path, venice),
+        "venice.edit",
+        {"prompt": "p", "model": "gpt-image-2-edit", "quality": "low", "resolution": "2K"},
+        artifact_of(picture((300, 300))),
+    )
     (request,) = venice.image_requests
     assert request.url.path.endswith("/image/multi-edit")
     sent = fields(request)
-    assert (sent["modelId"], sent["quality"], sent["resolution"]) == ("gpt-image-2-edit", "low", "2K")
+    assert (sent["modelId"], sent["quality"], sent["resolution"]) == (
+        "gpt-image-2-edit",
+        "low",
+        "2K",
+    )
     assert not isinstance(sent["images"], list)  # one file part
     assert "model" not in sent
 
@@ -271,8 +332,12 @@ def test_edit_with_quality_goes_to_multi_edit_with_one_image(tmp_path):
 def test_the_record_and_the_result_say_what_happened(tmp_path):
     venice = Venice()
     source = artifact_of(picture((300, 300)), origin="inbox")
-    result, record = run_op(make_runtime(tmp_path, venice), "venice.edit",
-                            {"prompt": "p", "model": "gpt-image-2-edit", "resolution": "2K"}, source)  # fmt: skip
+    result, record = run_op(
+        make_runtime(tmp_path, venice),
+        "venice.edit",
+        {"prompt": "p", "model": "gpt-image-2-edit", "resolution": "2K"},
+        source,
+    )
     assert record.request_ids == ["ray-2"]  # 1 was the model list
     assert record.cost_usd == pytest.approx(0.52)  # gpt-image-2-edit 2K at the default quality
     assert record.notes["model"] == "gpt-image-2-edit"
@@ -298,3 +363,31 @@ def test_an_unchanged_url_input_is_passed_by_url_where_the_endpoint_takes_one(tm
     changed = source.with_image(source.image.rotate(90))
     run_op(make_runtime(tmp_path, venice), "venice.edit", {"prompt": "p"}, changed)
     assert isinstance(fields(venice.image_requests[2])["image"], bytes)
+
+
+def test_with_paths_in_a_config_are_taken_from_its_folder(tmp_path):
+    raw = {
+        "chains": {
+            "m": {
+                "steps": [
+                    {
+                        "op": "venice.multi-edit",
+                        "prompt": "p",
+                        "with": [
+                            "assets/../assets/bg.png",
+                            "https://x.example/a.png",
+                            "/abs/b.png",
+                        ],
+                    }
+                ],
+                "outputs": [{"sink": "folder", "path": "out"}],
+            }
+        }
+    }
+    config = validate_config(raw, REGISTRY, path=tmp_path / "conf" / "hotfolder.toml")
+    params = config.chains["m"].steps[0].params
+    assert params.with_ == [
+        str(tmp_path / "conf" / "assets" / "bg.png"),
+        "https://x.example/a.png",
+        "/abs/b.png",
+    ]

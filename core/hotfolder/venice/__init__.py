@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hotfolder.errors import AuthError
-
 from hotfolder.venice.catalog import Catalog, ModelInfo
 from hotfolder.venice.client import ImageInput, ImageResult, VeniceClient
 from hotfolder.venice.settings import SecretRef, VeniceSettings
@@ -26,6 +25,7 @@ __all__ = [
     "SecretRef",
     "VeniceClient",
     "VeniceSettings",
+    "connect_sandbox",
     "estimate_catalog",
     "get_client",
 ]
@@ -39,22 +39,35 @@ def get_client(runtime: Runtime) -> VeniceClient:
     return runtime.service(SERVICE, lambda: VeniceClient.from_settings(runtime.config.venice))
 
 
+def connect_sandbox(settings: VeniceSettings) -> tuple[Any, VeniceClient]:
+    """Start a local sandbox on a free loopback port and a client pointed at it.
+
+    The sandbox allows ``settings.requests_per_minute``, as the account it stands in for would.
+    Returns ``(handle, client)``; stop the handle once the client is closed.
+    """
+    from loguru import logger
+
+    from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+
+    handle = start_sandbox(SandboxConfig(requests_per_minute=settings.requests_per_minute))
+    logger.warning(
+        "--sandbox: Venice calls go to the local sandbox at {}; results are simulated",
+        handle.base_url,
+    )
+    client = VeniceClient(base_url=handle.base_url, api_key="sandbox-key", settings=settings)
+    return handle, client
+
+
 def estimate_catalog(runtime: Runtime) -> Catalog:
-    """The catalog estimates read (never over the network): the client's when a key is
-    set, else one over the disk cache and the bundled price snapshot, so ``--dry-run``
-    works without a key."""
-    try:
-        return get_client(runtime).catalog
-    except AuthError:
-        return runtime.service(SERVICE + ".catalog", lambda: _offline_catalog(runtime))
+    """The catalog estimates read: the disk cache of the model list, else the bundled price
+    snapshot. It never sends a request and needs no key, so ``--dry-run`` works offline."""
+    return runtime.service(SERVICE + ".estimates", lambda: _offline_catalog(runtime.config.venice))
 
 
-def _offline_catalog(runtime: Runtime) -> Catalog:
-    settings = runtime.config.venice
-
+def _offline_catalog(settings: VeniceSettings) -> Catalog:
     async def no_fetch(type: str) -> list[dict[str, Any]]:
-        msg = "no Venice API key: the model list is read from the cache only"
-        raise AuthError(msg, hint="export VENICE_API_KEY=...")
+        msg = "estimates read the cached model list only"
+        raise AuthError(msg)
 
     return Catalog(
         no_fetch,

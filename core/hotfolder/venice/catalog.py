@@ -80,7 +80,7 @@ class Constraints:
     def describe(self) -> str:
         """One line for ``hotfolder models``."""
         parts = [f"prompt<={self.prompt_limit}", f"images<={self.max_input_images}"]
-        if self.aspect_ratios:
+        if self.aspect_ratios and set(self.aspect_ratios) != set(SPEC_ASPECT_RATIOS):
             parts.append("aspect " + "/".join(self.aspect_ratios))
         if self.resolutions:
             parts.append("res " + "/".join(self.resolutions))
@@ -162,7 +162,10 @@ class Catalog:
         except HotfolderError as exc:
             fallback = disk or self._read(type) or _snapshot(type)
             logger.warning(
-                "cannot fetch the Venice {} model list ({}); using the {}", type, exc, fallback.source
+                "cannot fetch the Venice {} model list ({}); using the {}",
+                type,
+                exc,
+                fallback.source,
             )
             self._lists[type] = fallback
             return fallback

@@ -28,7 +28,6 @@ from loguru import logger
 from PIL import Image, UnidentifiedImageError
 
 from hotfolder import imaging
-from hotfolder.redact import register_secret, scrub
 from hotfolder.errors import (
     AuthError,
     BalanceError,
@@ -36,7 +35,8 @@ from hotfolder.errors import (
     OperationError,
     Unavailable,
 )
-from hotfolder.venice.catalog import Catalog, ModelType
+from hotfolder.redact import register_secret, scrub
+from hotfolder.venice.catalog import Catalog
 from hotfolder.venice.cost import SpendLedger
 from hotfolder.venice.errors import error_from_response, network_error
 from hotfolder.venice.headers import RateLimitState, ResultHeaders, request_id
@@ -122,7 +122,7 @@ class VeniceClient:
             RateLimiter(s.requests_per_minute, sleep=sleep),
             CircuitBreaker(s.breaker_failures, s.breaker_window_s),
             BalanceGate(
-                self._can_consume,
+                self.balance,
                 first_s=s.balance_poll_s,
                 max_s=s.balance_poll_max_s,
                 wait_s=s.balance_wait_s,
@@ -133,7 +133,7 @@ class VeniceClient:
         # a sandbox on loopback gets a new port each run: keep its lists and spend in memory
         cache_dir = None if _is_loopback(self.base_url) else s.effective_cache_dir()
         self.catalog = Catalog(
-            self._fetch_models, cache_dir=cache_dir, base_url=self.base_url, ttl_s=s.models_ttl_s
+            self.list_models, cache_dir=cache_dir, base_url=self.base_url, ttl_s=s.models_ttl_s
         )
         self.ledger = SpendLedger(
             cache_dir, base_url=self.base_url, max_usd_per_day=s.max_usd_per_day
@@ -154,6 +154,10 @@ class VeniceClient:
 
     def __repr__(self) -> str:
         return f"<VeniceClient {self.base_url} key=***>"
+
+    def resume(self) -> None:
+        """Send again after a 401/403 pause, once the key has been fixed (a daemon's job)."""
+        self.throttle.resume_auth()
 
     async def aclose(self) -> None:
         await self.throttle.balance.aclose()
@@ -231,7 +235,7 @@ class VeniceClient:
         booked: float | None = None
         try:
             started = time.monotonic()
-            response = await self._send_image(endpoint, body.request_kwargs())
+            response = await self._send_image(endpoint, body.request_kwargs(), cost_usd)
             booked = cost_usd  # a 200 is charged, whatever its bytes turn out to be
             result = await self._read_image(endpoint, response, limits, started)
         finally:
@@ -255,25 +259,34 @@ class VeniceClient:
         response = await self._send("GET", "billing/balance", {}, image=False)
         return self._json(response)
 
-    async def _fetch_models(self, type: ModelType) -> list[dict[str, Any]]:
-        return await self.list_models(type)
-
-    async def _can_consume(self) -> bool:
-        return bool((await self.balance()).get("canConsume"))
-
     # --- sending -----------------------------------------------------------------------------
 
-    async def _send_image(self, endpoint: Endpoint, kwargs: dict[str, Any]) -> httpx.Response:
+    async def _send_image(
+        self, endpoint: Endpoint, kwargs: dict[str, Any], cost_usd: float | None
+    ) -> httpx.Response:
+        path = endpoint.path.lstrip("/")
         while True:
             try:
-                return await self._send("POST", endpoint.path.lstrip("/"), kwargs, image=True)
-            except _PaymentRequired as paused:
-                self.throttle.balance.trip(paused.error)
+                response = await self._send("POST", path, kwargs, image=True, cost_usd=cost_usd)
+            except _PaymentRequired:
+                continue  # the balance gate holds the next try until the account can pay
+            self.throttle.balance.succeeded()
+            return response
 
     async def _send(
-        self, method: str, path: str, kwargs: dict[str, Any], *, image: bool
+        self,
+        method: str,
+        path: str,
+        kwargs: dict[str, Any],
+        *,
+        image: bool,
+        cost_usd: float | None = None,
     ) -> httpx.Response:
-        """Send with retries; raise the mapped VeniceError for a final failure."""
+        """Send with retries; raise the mapped VeniceError for a final failure.
+
+        A failure's consequences for everyone (a 429's hold, an auth pause, a balance wait)
+        take effect before the sending slot is given up, so no queued request slips out.
+        """
         what = f"Venice {method} /{path}"
         async for attempt in retrying(self.settings, what=what, sleep=self._sleep):
             with attempt:
@@ -285,14 +298,17 @@ class VeniceClient:
                     except httpx.TransportError as exc:
                         raise network_error(exc, f"{method} /{path}") from None
                     outcome.failed = not response.is_success
-                if image:
-                    self.throttle.limiter.observe(RateLimitState.from_response(response))
-                if response.is_success:
-                    return response
-                self._fail(response, what, time.monotonic() - started)
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+                    if image:
+                        self.throttle.limiter.observe(RateLimitState.from_response(response))
+                    if not response.is_success:
+                        self._fail(response, what, time.monotonic() - started, cost_usd)
+                return response
+        msg = "unreachable: tenacity reraises the last error"
+        raise AssertionError(msg)  # pragma: no cover
 
-    def _fail(self, response: httpx.Response, what: str, seconds: float) -> NoReturn:
+    def _fail(
+        self, response: httpx.Response, what: str, seconds: float, cost_usd: float | None
+    ) -> NoReturn:
         error = error_from_response(response, redact=scrub)
         logger.log(
             "DEBUG" if isinstance(error, Unavailable) else "WARNING",  # retries log their own
@@ -308,6 +324,7 @@ class VeniceClient:
         if isinstance(error, AuthError):
             self.throttle.pause_for_auth(error)
         if isinstance(error, BalanceError):
+            self.throttle.balance.trip(error, needed_usd=cost_usd)
             raise _PaymentRequired(error)
         raise error
 

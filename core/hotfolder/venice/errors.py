@@ -54,7 +54,8 @@ def error_from_response(
     status = response.status_code
     body = parse_body(response)
     message, code = _message_and_code(body, response)
-    message = redact(f"Venice {response.request.url.path} answered {status}: {message}")
+    path = response.request.url.path.removeprefix("/api/v1")
+    message = redact(f"Venice {path} answered {status}: {message}")
     kwargs: dict[str, Any] = {"status": status, "code": code, "request_id": request_id(response)}
     if status == 402 and is_x402(body):
         return AuthError(X402_MESSAGE + f" ({message})", hint=X402_HINT, **kwargs)
@@ -74,7 +75,8 @@ def error_from_response(
         hint = "add credit at https://venice.ai/settings/api; queued Venice work resumes by itself"
         return BalanceError(message, hint=hint, **kwargs)
     if status in RETRYABLE_STATUSES:
-        return Unavailable(message, retry_after=parse_retry_after(response), **kwargs)
+        hint = "Venice is busy or failing; hotfolder retries with backoff, then later again"
+        return Unavailable(message, hint=hint, retry_after=parse_retry_after(response), **kwargs)
     return Rejected(message, hint=_reject_hint(status, code), **kwargs)
 
 

@@ -12,7 +12,8 @@ import httpx
 
 def request_id(response: httpx.Response) -> str | None:
     """The CF-RAY header: the id to quote to Venice support."""
-    return response.headers.get("cf-ray")
+    value: str | None = response.headers.get("cf-ray")
+    return value
 
 
 def as_float(value: str | None) -> float | None:

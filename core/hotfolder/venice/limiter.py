@@ -21,8 +21,9 @@ import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 
@@ -154,11 +155,17 @@ class CircuitBreaker:
 
 
 class BalanceGate:
-    """After a 402: hold image requests and poll the balance until it can pay again."""
+    """After a 402: hold image requests and poll the balance until it can pay again.
+
+    The balance must be able to pay for the dearest request that is waiting, not merely be
+    above zero (``canConsume``), or the requests would only meet another 402. The pause
+    between polls grows from ``first_s`` to ``max_s`` and only starts over after a request
+    succeeds, so repeated 402s cannot turn into a stream of failed requests.
+    """
 
     def __init__(
         self,
-        poll: Callable[[], Awaitable[bool]],
+        poll: Callable[[], Awaitable[Mapping[str, Any]]],
         *,
         first_s: float,
         max_s: float,
@@ -174,14 +181,18 @@ class BalanceGate:
         self._funded.set()
         self._task: asyncio.Task[None] | None = None
         self._error: HotfolderError | None = None
+        self._delay = first_s
+        self._needed = 0.0
         self.trips = 0
 
     @property
     def waiting(self) -> bool:
         return not self._funded.is_set()
 
-    def trip(self, error: BalanceError) -> None:
-        """Start waiting for the balance (once, however many requests saw the 402)."""
+    def trip(self, error: BalanceError, *, needed_usd: float | None = None) -> None:
+        """Start waiting for a balance of at least ``needed_usd`` (once, however many
+        requests saw the 402)."""
+        self._needed = max(self._needed, needed_usd or 0.0)
         if not self._funded.is_set():
             return
         self.trips += 1
@@ -193,6 +204,12 @@ class BalanceGate:
             error.message,
         )
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="venice-balance")
+
+    def succeeded(self) -> None:
+        """A paid request went through: the next 402 starts with short polls again. (One
+        that was sent before the pause says nothing about the balance now.)"""
+        if not self.waiting:
+            self._delay = self._first_s
 
     async def wait(self) -> None:
         """Return once the account can pay; BalanceError if ``wait_s`` runs out first."""
@@ -206,12 +223,13 @@ class BalanceGate:
             raise BalanceError(msg, hint=self._error.hint, status=402) from None
 
     async def _watch(self) -> None:
-        delay = self._first_s
         while True:
-            await self._sleep(random.uniform(delay / 2, delay))
+            await self._sleep(random.uniform(self._delay / 2, self._delay))
+            self._delay = min(self._max_s, self._delay * 2)
             try:
-                if await self._poll():
+                if _can_pay(await self._poll(), self._needed):
                     logger.info("Venice balance is back; resuming Venice work")
+                    self._needed = 0.0
                     self._funded.set()
                     return
             except AuthError:
@@ -219,7 +237,6 @@ class BalanceGate:
                 return
             except HotfolderError as exc:
                 logger.warning("checking the Venice balance failed: {}", exc)
-            delay = min(self._max_s, delay * 2)
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -228,8 +245,16 @@ class BalanceGate:
                 await self._task
 
 
+def _can_pay(balance: Mapping[str, Any], needed: float) -> bool:
+    """``GET /billing/balance`` says the account can pay ``needed`` USD (or DIEM)."""
+    if not balance.get("canConsume"):
+        return False
+    amounts = [v for v in (balance.get("balances") or {}).values() if isinstance(v, int | float)]
+    return not amounts or needed <= 0 or max(amounts) >= needed
+
+
 class Throttle:
-    """Every Venice request goes through :meth:`slot`: pauses, concurrency, rate, breaker."""
+    """Every Venice request goes through :meth:`sending`: pauses, concurrency, rate, breaker."""
 
     def __init__(
         self,
@@ -258,9 +283,7 @@ class Throttle:
     def check_auth(self) -> None:
         if self.auth_error is not None:
             error = self.auth_error
-            raise AuthError(
-                error.message, hint=error.hint, status=error.status, code=error.code
-            )
+            raise AuthError(error.message, hint=error.hint, status=error.status, code=error.code)
 
     @contextlib.asynccontextmanager
     async def sending(self, *, image: bool) -> AsyncIterator[Outcome]:

@@ -53,7 +53,7 @@ def upscale_scale(name: str, width: int, height: int, requested: float | None) -
     """The scale to send: ``requested`` (default 2) if the output stays within 16,777,216
     pixels, else the largest whole factor down to 2 that does; InputError if none does."""
     wanted = 2.0 if requested is None else float(requested)
-    candidates = [wanted, *range(math.ceil(wanted) - 1, 1, -1)]
+    candidates = [wanted, *(float(s) for s in range(math.ceil(wanted) - 1, 1, -1))]
     for scale in candidates:
         if scale >= 2 and width * height * scale * scale <= MAX_UPSCALE_OUTPUT_PIXELS:
             return scale
@@ -70,7 +70,9 @@ def upscale_scale(name: str, width: int, height: int, requested: float | None) -
 def check_prompt(prompt: str, model: ModelInfo, *, op: str) -> None:
     limit = model.constraints.prompt_limit
     if len(prompt) > limit:
-        msg = f"{op}: the prompt has {len(prompt)} characters; model {model.id} takes at most {limit}"
+        msg = (
+            f"{op}: the prompt has {len(prompt)} characters; model {model.id} takes at most {limit}"
+        )
         raise ConfigError(msg, hint="shorten the prompt")
 
 
@@ -86,9 +88,9 @@ def check_options(
     """The step's choices against the model's constraints."""
     c = model.constraints
     problems = []
-    if aspect_ratio is not None and c.aspect_ratios is not None:
-        if aspect_ratio not in c.aspect_ratios:
-            problems.append(f"aspect_ratio {aspect_ratio!r} (allowed: {', '.join(c.aspect_ratios)})")
+    ratios = c.aspect_ratios
+    if aspect_ratio is not None and ratios is not None and aspect_ratio not in ratios:
+        problems.append(f"aspect_ratio {aspect_ratio!r} (allowed: {', '.join(ratios)})")
     if resolution is not None and c.resolutions is not None and resolution not in c.resolutions:
         problems.append(f"resolution {resolution!r} (allowed: {', '.join(c.resolutions)})")
     if quality is not None and c.qualities is not None and quality not in c.qualities:
@@ -121,7 +123,9 @@ def upload_input(artifact: Artifact, *, url_ok: bool) -> ImageInput:
         )
     data = upload.data
     if len(data) >= MAX_UPLOAD_BYTES:
-        msg = f"{artifact.name} is {len(data):,} bytes; Venice takes files under {MAX_UPLOAD_BYTES:,}"
+        msg = (
+            f"{artifact.name} is {len(data):,} bytes; Venice takes files under {MAX_UPLOAD_BYTES:,}"
+        )
         raise InputError(msg, hint=_FIT_HINT)
     return ImageInput(
         data=data,

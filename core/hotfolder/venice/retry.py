@@ -27,7 +27,7 @@ from hotfolder.errors import Unavailable
 from hotfolder.venice.settings import VeniceSettings
 
 
-class wait_venice(wait_base):  # noqa: N801  (tenacity's naming)
+class wait_venice(wait_base):
     """Full jitter ``uniform(0, min(cap, base * 2**n))``; a known server delay instead when the
     failure carries one (429 reset, Retry-After), capped at ``max_rate_wait_s``."""
 
@@ -50,12 +50,8 @@ def retrying(
     what: str,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncRetrying:
-    """The retry loop for one request::
-
-        async for attempt in retrying(settings, what="POST /image/edit"):
-            with attempt:
-                ...
-    """
+    """The retry loop for one request (``async for attempt in retrying(...): with attempt:
+    ...``); ``what`` names the request in the log lines."""
 
     def log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -65,7 +61,7 @@ def retrying(
             what,
             state.attempt_number,
             settings.max_attempts,
-            exc,
+            getattr(exc, "message", exc),
             wait,
         )
 

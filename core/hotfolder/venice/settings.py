@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hotfolder.components import ConfigPath
 from hotfolder.errors import AuthError, ConfigError
 
 DEFAULT_BASE_URL = "https://api.venice.ai/api/v1"
@@ -21,7 +22,8 @@ class SecretRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = None
-    file: Path | None = None
+    #: A file holding the secret; a relative path is taken from the config file's folder.
+    file: ConfigPath | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -74,9 +76,9 @@ class VeniceSettings(BaseModel):
     #: Venice work pauses for the rest of the (local) day once this much has been spent.
     max_usd_per_day: float | None = Field(default=None, gt=0)
 
-    #: Where the model list and the daily spend ledger are kept; default
-    #: ``$HOTFOLDER_CACHE_DIR``, else the user cache folder.
-    cache_dir: Path | None = None
+    #: Where the model list and the daily spend ledger are kept (relative to the config
+    #: file's folder); default ``$HOTFOLDER_CACHE_DIR``, else the user cache folder.
+    cache_dir: ConfigPath | None = None
     #: How long a fetched model list is trusted before it is fetched again.
     models_ttl_s: float = Field(default=24 * 3600, ge=0)
 

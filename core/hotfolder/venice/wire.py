@@ -58,9 +58,13 @@ class Endpoint:
 ENDPOINTS: dict[EndpointName, Endpoint] = {
     "edit": Endpoint("edit", "/image/edit", "image", "image", ("model", *_EDIT_FIELDS)),
     "multi-edit": Endpoint(
-        "multi-edit", "/image/multi-edit", "images", "images",
-        ("modelId", "quality", *_EDIT_FIELDS), many=True,
-    ),  # fmt: skip
+        "multi-edit",
+        "/image/multi-edit",
+        "images",
+        "images",
+        ("modelId", "quality", *_EDIT_FIELDS),
+        many=True,
+    ),
     "upscale": Endpoint("upscale", "/image/upscale", "image", None, ("scale", "creativity")),
     "background-remove": Endpoint(
         "background-remove", "/image/background-remove", "image", "image_url", ()
@@ -111,9 +115,7 @@ class Body:
         return {"data": self.data, "files": self.files}
 
 
-def build_body(
-    endpoint: Endpoint, fields: Mapping[str, Any], images: Sequence[ImageInput]
-) -> Body:
+def build_body(endpoint: Endpoint, fields: Mapping[str, Any], images: Sequence[ImageInput]) -> Body:
     """The body for ``endpoint``; fields set to None are left out (the API's default)."""
     unknown = sorted(set(fields) - set(endpoint.fields))
     if unknown:

@@ -1,0 +1,147 @@
+"""``hotfolder models`` and ``hotfolder balance``: what Venice offers, and what is left to spend.
+
+Both use the client of the config's runtime (so ``--config`` and ``[venice]`` apply), or with
+``--sandbox`` a sandbox started for the command; with no config file at all, the defaults and
+``$VENICE_API_KEY``. The built-in ``hotfolder_plugins.venice_ops`` plugin adds them to the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from hotfolder.errors import ConfigError
+from hotfolder.venice import SERVICE, connect_sandbox, get_client
+from hotfolder.venice.catalog import ModelInfo
+from hotfolder.venice.client import VeniceClient
+from hotfolder.venice.cost import BACKGROUND_REMOVE_USD
+from hotfolder.venice.settings import VeniceSettings
+
+__all__ = ["balance", "models"]
+
+
+class _Session:
+    """The client for one command, and what to close after it."""
+
+    def __init__(self, sandbox: bool) -> None:
+        from hotfolder.config import find_config
+
+        state = click.get_current_context().obj
+        self.runtime: Any = None
+        self.sandbox: Any = None
+        if state is not None and hasattr(state, "runtime"):
+            try:
+                find_config(state.config_path)
+            except ConfigError:
+                pass  # no config file: the defaults will do
+            else:
+                self.runtime = state.runtime()
+        settings = self.runtime.config.venice if self.runtime is not None else VeniceSettings()
+        if sandbox:
+            self.sandbox, self.client = connect_sandbox(settings)
+            if self.runtime is not None:
+                self.runtime.set_service(SERVICE, self.client)
+        elif self.runtime is not None:
+            self.client = get_client(self.runtime)
+        else:
+            self.client = VeniceClient.from_settings(settings)
+
+    async def aclose(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.aclose()  # closes the client too
+        else:
+            await self.client.aclose()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+
+
+def _price(model: ModelInfo) -> str:
+    p = model.pricing
+    if "upscale" in p:
+        tiers = p["upscale"]
+        return " / ".join(f"{k} ${v['usd']:g}" for k, v in tiers.items() if "usd" in v)
+    tiers = p.get("resolutions") or {}
+    if tiers:
+        return " / ".join(f"{k} ${v['usd']:g}" for k, v in tiers.items())
+    usd = (p.get("inpaint") or {}).get("usd")
+    return f"${usd:g}" if usd is not None else "-"
+
+
+def _models_rows(models: Sequence[ModelInfo], kind: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": m.id,
+            "type": kind,
+            "name": m.name,
+            "price": _price(m),
+            "constraints": m.constraints.describe() if kind == "inpaint" else "",
+            "deprecated": bool(m.deprecation),
+            "pricing": dict(m.pricing),
+        }
+        for m in models
+    ]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--refresh", is_flag=True, help="Fetch the list now instead of using the cache.")
+@click.option("--sandbox", is_flag=True, help="Ask a local sandbox started for this command.")
+def models(as_json: bool, refresh: bool, sandbox: bool) -> None:
+    """List Venice's edit and upscale models: id, name, price and constraints."""
+
+    async def fetch() -> tuple[list[dict[str, Any]], str]:
+        session = _Session(sandbox)
+        try:
+            inpaint = await session.client.catalog.models("inpaint", refresh=refresh)
+            upscale = await session.client.catalog.models("upscale", refresh=refresh)
+        finally:
+            await session.aclose()
+        rows = _models_rows(list(inpaint.models.values()), "inpaint")
+        rows += _models_rows(list(upscale.models.values()), "upscale")
+        return rows, inpaint.source
+
+    rows, source = asyncio.run(fetch())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Venice models ({source})")
+    table.add_column("id", no_wrap=True)  # ids are what a config names: never cut
+    for heading in ("name", "price (USD)", "constraints"):
+        table.add_column(heading)
+    for row in rows:
+        name = row["name"] + (" (deprecated)" if row["deprecated"] else "")
+        table.add_row(row["id"], name, row["price"], row["constraints"])
+    table.add_row("(background-remove)", "fixed model", f"${BACKGROUND_REMOVE_USD:g}", "")
+    Console().print(table)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
+@click.option("--sandbox", is_flag=True, help="Ask a local sandbox started for this command.")
+def balance(as_json: bool, sandbox: bool) -> None:
+    """Show the Venice account balance and whether it can pay for requests."""
+
+    async def fetch() -> dict[str, Any]:
+        session = _Session(sandbox)
+        try:
+            return await session.client.balance()
+        finally:
+            await session.aclose()
+
+    body = asyncio.run(fetch())
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+        return
+    balances = body.get("balances") or {}
+    usd, diem = balances.get("usd"), balances.get("diem")
+    click.echo(f"can pay:   {'yes' if body.get('canConsume') else 'NO'}")
+    click.echo(f"currency:  {body.get('consumptionCurrency') or '-'}")
+    click.echo(f"USD:       {'-' if usd is None else f'{usd:.2f}'}")
+    click.echo(f"DIEM:      {'-' if diem is None else f'{diem:.2f}'}")

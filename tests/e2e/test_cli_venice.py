@@ -1,0 +1,129 @@
+"""The Venice operations through the real CLI: --sandbox, dry-run costs, models, balance,
+and an API key that never shows up in any log line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+from tests.helpers.cli import hotfolder
+from tests.helpers.corpus import BAD, PHOTOS
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """
+[venice]
+api_key = { env = "VENICE_API_KEY" }
+requests_per_minute = 600
+
+[chains.all-four]
+steps = [
+  { op = "venice.background-remove", fit = true },
+  { op = "venice.edit", prompt = "a warm studio light", output_format = "png" },
+  { op = "venice.multi-edit", prompt = "blend the texture in", with = ["texture.png"] },
+  { op = "venice.upscale", scale = 2 },
+]
+outputs = [{ sink = "folder", path = "out" }, { sink = "sidecar" }]
+
+[chains.upscale]
+steps = [{ op = "venice.upscale", scale = 2, fit = true }]
+outputs = [{ sink = "folder", path = "up" }]
+"""
+
+SECRET = "vk-test-5f2c9e7a1b3d4e6f8a0b2c4d6e8f0a1b"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "hotfolder.toml").write_text(CONFIG)
+    Image.new("RGB", (300, 300), (180, 160, 120)).save(tmp_path / "texture.png")
+    return tmp_path
+
+
+def _sidecars(folder: Path) -> dict[str, dict]:
+    return {
+        Path(d["source"]).name: d
+        for d in (json.loads(p.read_text()) for p in folder.glob("*.json"))
+    }
+
+
+def test_all_four_endpoints_over_the_photos_with_sandbox(project):
+    run = hotfolder("process", str(PHOTOS), "--chain", "all-four", "--sandbox", cwd=project, timeout=600)
+    assert run.code == 0, run.output[-3000:]
+    assert "local sandbox" in run.stderr
+    sidecars = _sidecars(project / "out")
+    photos = sorted(p.name for p in PHOTOS.iterdir())
+    assert sorted(sidecars) == photos
+    for name, data in sidecars.items():
+        assert data["simulated"] is True, name
+        assert [s["op"] for s in data["steps"]] == [
+            "venice.background-remove", "venice.edit", "venice.multi-edit", "venice.upscale",
+        ]  # fmt: skip
+        assert all(s["request_ids"] for s in data["steps"]), name
+        assert data["cost_usd"] > 0
+        with Image.open(project / "out" / data["output"]["file"]) as im:
+            im.load()
+            assert im.format == "PNG"
+            assert im.width * im.height >= 2 * 2 * 65_536 * 0.99  # upscaled 2x from >= 65,536 px
+
+
+def test_dry_run_shows_paid_calls_and_cost(project):
+    Image.new("RGB", (600, 400), "navy").save(project / "a.png")
+    run = hotfolder("process", "a.png", "--chain", "all-four", "--dry-run", cwd=project)
+    assert run.code == 0, run.output
+    assert "0. venice.background-remove [paid call ~$" in run.stdout
+    assert "3. venice.upscale [paid call ~$" in run.stdout
+    assert "1 input(s), 4 paid call(s), estimated $" in run.stdout
+
+
+def test_bad_files_never_reach_the_api(project):
+    with start_sandbox(SandboxConfig(requests_per_minute=600)) as sandbox:
+        env = {"VENICE_BASE_URL": sandbox.base_url, "VENICE_API_KEY": SECRET}
+        run = hotfolder("process", str(BAD), "--chain", "upscale", cwd=project, env=env)
+        stats = sandbox.stats()
+    assert run.code == 1
+    assert stats["requests_total"] == 0, stats
+    for bad in BAD.iterdir():
+        assert bad.name in run.stderr
+
+
+def test_the_api_key_never_appears_in_any_log(project):
+    Image.new("RGB", (400, 300), "olive").save(project / "a.png")
+    with start_sandbox(SandboxConfig(requests_per_minute=600, valid_keys=[SECRET])) as sandbox:
+        env = {"VENICE_BASE_URL": sandbox.base_url, "VENICE_API_KEY": SECRET}
+        runs = [
+            hotfolder("--log-level", "DEBUG", "process", "a.png", "--chain", "upscale", cwd=project, env=env),
+            hotfolder("--log-format", "json", "--log-level", "DEBUG", "process", "a.png",
+                      "--chain", "upscale", cwd=project, env=env),  # fmt: skip
+            hotfolder("--log-level", "DEBUG", "balance", cwd=project, env=env),
+            # A key the server refuses: the 401 path must not echo it either.
+            hotfolder("--log-level", "DEBUG", "process", "a.png", "--chain", "upscale", cwd=project,
+                      env={**env, "VENICE_API_KEY": SECRET[::-1]}),  # fmt: skip
+        ]
+        stats = sandbox.stats()
+    assert [r.code for r in runs] == [0, 0, 0, 1], [r.output[-500:] for r in runs]
+    assert "VENICE_API_KEY" in runs[3].stderr and "paused" in runs[3].stderr
+    assert stats["paid_total"] == 2
+    for run in runs:
+        assert SECRET not in run.output
+        assert SECRET[::-1] not in run.output
+    for path in project.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_models_and_balance_commands(project):
+    with start_sandbox(SandboxConfig(balance_usd=12.5)) as sandbox:
+        env = {"VENICE_BASE_URL": sandbox.base_url, "VENICE_API_KEY": SECRET}
+        models = hotfolder("models", "--json", cwd=project, env=env)
+        balance = hotfolder("balance", "--json", cwd=project, env=env)
+    assert models.code == 0, models.output
+    rows = json.loads(models.stdout)
+    ids = {row["id"] for row in rows}
+    assert "firered-image-edit" in ids
+    assert balance.code == 0, balance.output
+    assert "12.5" in balance.stdout
