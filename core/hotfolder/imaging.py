@@ -159,12 +159,13 @@ def decode(data: bytes, limits: ImageLimits, *, name: str) -> Image.Image:
     stays ``I;16``; :func:`encode` scales it to 8 bits only for formats that cannot store it.
     """
     with _guarded(name, limits.max_pixels):
-        image, found = _open_checked(data, limits, name)
-        warnings.simplefilter(_bomb_action(found.pixels), Image.DecompressionBombWarning)
+        image, _found = _open_checked(data, limits, name)
+    # The header passed the gate: decoding runs outside the lock, so decodes run in parallel.
+    with _pillow_errors(name):
         image.load()
         working = _modes.to_working_mode(_upright(image, name))
-        working.info = {k: v for k, v in working.info.items() if k in _METADATA_KEYS}
-        return working
+    working.info = {k: v for k, v in working.info.items() if k in _METADATA_KEYS}
+    return working
 
 
 def encode(image: Image.Image, format: str, options: dict[str, Any]) -> bytes:
@@ -231,27 +232,39 @@ def media_type_for(format: str) -> str:
 
 @contextmanager
 def _guarded(name: str, allowed_pixels: int) -> Iterator[None]:
-    """Pillow calls inside: bomb warnings as errors, Pillow's exceptions as InputError."""
+    """Header checks inside: bomb warnings as errors, Pillow's exceptions as InputError.
+
+    ``warnings.catch_warnings`` is not thread-safe, so header checks take a lock; they read
+    a few kilobytes and are quick. Decoding the pixels does not need it.
+    """
     with _GUARD, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter(_bomb_action(allowed_pixels), Image.DecompressionBombWarning)
         try:
-            yield
-        except HotfolderError:
-            raise
-        except Image.DecompressionBombError as exc:
-            msg = f"{name}: refused as a decompression bomb: {exc}"
-            hint = "no setting lets Pillow decode this many pixels; the file cannot be processed"
-            raise UnsafeInputError(msg, hint=hint) from exc
-        except Image.DecompressionBombWarning as exc:
-            msg = f"{name}: refused as a possible decompression bomb: {exc}"
-            raise UnsafeInputError(msg, hint=_RAISE_PIXELS) from exc
-        except Exception as exc:
-            msg = f"{name}: the image data cannot be decoded ({type(exc).__name__}: {exc})"
-            hint = "the file is damaged or truncated; export or download it again"
-            raise InputError(msg, hint=hint) from exc
+            with _pillow_errors(name):
+                yield
         finally:
             for warning in caught:
                 logger.debug("{}: Pillow warned: {}", name, warning.message)
+
+
+@contextmanager
+def _pillow_errors(name: str) -> Iterator[None]:
+    """Pillow's exceptions (and bomb warnings raised as errors) as InputError."""
+    try:
+        yield
+    except HotfolderError:
+        raise
+    except Image.DecompressionBombError as exc:
+        msg = f"{name}: refused as a decompression bomb: {exc}"
+        hint = "no setting lets Pillow decode this many pixels; the file cannot be processed"
+        raise UnsafeInputError(msg, hint=hint) from exc
+    except Image.DecompressionBombWarning as exc:
+        msg = f"{name}: refused as a possible decompression bomb: {exc}"
+        raise UnsafeInputError(msg, hint=_RAISE_PIXELS) from exc
+    except Exception as exc:
+        msg = f"{name}: the image data cannot be decoded ({type(exc).__name__}: {exc})"
+        hint = "the file is damaged or truncated; export or download it again"
+        raise InputError(msg, hint=hint) from exc
 
 
 def _pillow_hard_limit() -> int | None:

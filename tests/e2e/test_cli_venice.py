@@ -127,3 +127,22 @@ def test_models_and_balance_commands(project):
     assert "firered-image-edit" in ids
     assert balance.code == 0, balance.output
     assert "12.5" in balance.stdout
+
+
+def test_a_job_manifest_drives_multi_edit_with_overrides(project):
+    examples = Path(__file__).resolve().parents[2] / "config" / "examples"
+    (project / "restyle.job.toml").write_text((examples / "restyle.job.toml").read_text())
+    with (project / "hotfolder.toml").open("a") as f:
+        f.write(
+            '\n[chains.restyle]\nsteps = [{ op = "venice.multi-edit", prompt = "placeholder", fit = true }]\n'
+            'outputs = [{ sink = "folder", path = "restyled" }, { sink = "sidecar" }]\n'
+        )
+    run = hotfolder("process", "restyle.job.toml", "--chain", "all-four", "--sandbox", cwd=project)
+    assert run.code == 0, run.output[-2000:]
+    (sidecar,) = (project / "restyled").glob("*.json")
+    data = json.loads(sidecar.read_text())
+    assert data["chain"] == "restyle"  # the manifest's chain wins over --chain
+    (step,) = data["steps"]
+    assert step["params"]["prompt"].startswith("turn the first image into a linen")
+    with Image.open(project / "restyled" / data["output"]["file"]) as im:
+        assert im.width * im.height >= 65_536

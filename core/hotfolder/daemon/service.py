@@ -166,8 +166,10 @@ class Daemon:
             logger.info("stopping: no new files are taken")
             self._stop_watches()
             await self.scheduler.drain(self.config.file.daemon.grace_seconds)
+            logger.debug("XX drained")
             dispatcher.cancel()
             await asyncio.gather(dispatcher, return_exceptions=True)
+            logger.debug("XX dispatcher gone")
 
     async def _dispatch_forever(self) -> None:
         scheduler = self.scheduler
@@ -182,7 +184,9 @@ class Daemon:
     async def _shutdown(self) -> None:
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
+            logger.debug("XX closing")
             await scheduler.aclose()
+            logger.debug("XX closed")
         if self._sandbox is not None:
             self._sandbox.stop()
         for plan in self.plans:
