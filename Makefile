@@ -2,11 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SHARED := ../shared
 # System tools the tests drive (installed with apt-get when missing and we are root).
 SYSTEM_TOOLS := curl rsync
-# What `make run` processes until the daemon lands: the shared photos if present, else ./inbox.
-INPUT ?= $(if $(wildcard $(SHARED)/corpus/photos),$(SHARED)/corpus/photos,inbox)
 
 .PHONY: run test venv venv-test system-tools lint clean
 
@@ -20,7 +17,7 @@ venv: $(BIN)/hotfolder
 
 $(VENV)/.test-installed: $(BIN)/hotfolder pyproject.toml $(wildcard contrib/*/pyproject.toml)
 	$(BIN)/pip install --quiet -e ".[test]"
-	for d in contrib/*/; do [ -f "$$d/pyproject.toml" ] && $(BIN)/pip install --quiet -e "$$d" || true; done
+	for d in contrib/*/; do [ -f "$$d/pyproject.toml" ] && $(BIN)/pip install --quiet -e "$$d[test]" || true; done
 	touch $@
 
 venv-test: $(VENV)/.test-installed
@@ -33,18 +30,22 @@ system-tools:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
+# The daemon watches ./inbox (chain showcase, outputs in ./outbox); its journal is in ./state.
 run: venv
 	mkdir -p inbox outbox
 	@if [ -z "$$VENICE_API_KEY" ]; then \
 	  echo "VENICE_API_KEY is not set: running against the local sandbox (--sandbox); results are simulated."; \
 	  sandbox=--sandbox; fi; \
-	$(BIN)/hotfolder --config config/hotfolder.toml process $(INPUT) --chain showcase $$sandbox
+	echo "watching ./inbox: drop images there; results land in ./outbox; Ctrl-C stops."; \
+	exec $(BIN)/hotfolder --config config/hotfolder.toml run --state-dir state $$sandbox
 
 test: venv-test system-tools
+	$(BIN)/ruff check core plugins tests contrib
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 lint: venv-test
-	$(BIN)/ruff check core plugins tests
+	$(BIN)/ruff check core plugins tests contrib
+	$(BIN)/ruff format --check core plugins tests contrib
 
 clean:
 	rm -rf $(VENV) outbox .pytest_cache

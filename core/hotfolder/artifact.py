@@ -119,5 +119,9 @@ class Artifact:
     def with_format(self, format: str, save_options: dict[str, Any] | None = None) -> Artifact:
         """The same pixels, to be encoded as ``format`` with ``save_options``."""
         return replace(
-            self, _image=self.image, _data=None, format=format, save_options=dict(save_options or {})
+            self,
+            _image=self.image,
+            _data=None,
+            format=format,
+            save_options=dict(save_options or {}),
         )

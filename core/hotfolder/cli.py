@@ -59,10 +59,14 @@ def configure_logging(level: str, fmt: str) -> None:
             stderr_console().print(Text.from_ansi(str(message).rstrip("\n")))
 
         line = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
-        logger.add(to_console, level=level, format=line, colorize=True, backtrace=False, diagnose=False)
+        logger.add(
+            to_console, level=level, format=line, colorize=True, backtrace=False, diagnose=False
+        )
     else:
         line = "{time:YYYY-MM-DDTHH:mm:ss.SSSZZ} {level: <7} {message}"
-        logger.add(sys.stderr, level=level, format=line, colorize=False, backtrace=False, diagnose=False)
+        logger.add(
+            sys.stderr, level=level, format=line, colorize=False, backtrace=False, diagnose=False
+        )
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.WARNING, force=True)
 
 
@@ -225,15 +229,21 @@ def plugins(state: CliState, as_json: bool) -> None:
             if row[kind]
         )
         name = row["name"] + (" (built-in)" if row["builtin"] else "")
-        table.add_row(name, f"{row['distribution']} {row['version']}", provides, "\n".join(row["hooks"]))
+        table.add_row(
+            name, f"{row['distribution']} {row['version']}", provides, "\n".join(row["hooks"])
+        )
     Console().print(table)
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8787, show_default=True, type=int)
-@click.option("--latency-ms", default=0, show_default=True, type=int, help="Added to every request.")
-@click.option("--rpm", default=20, show_default=True, type=int, help="Image requests a minute per key.")
+@click.option(
+    "--latency-ms", default=0, show_default=True, type=int, help="Added to every request."
+)
+@click.option(
+    "--rpm", default=20, show_default=True, type=int, help="Image requests a minute per key."
+)
 @click.option("--balance-usd", default=100.0, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for scripted faults.")
 def sandbox(host: str, port: int, latency_ms: int, rpm: int, balance_usd: float, seed: int) -> None:
@@ -246,23 +256,32 @@ def sandbox(host: str, port: int, latency_ms: int, rpm: int, balance_usd: float,
     serve(config, host, port)
 
 
-def _config_from_argv(argv: list[str]) -> Path | None:
-    """The ``--config`` value, read before click parses, so that plugin commands are added
-    from the same plugin set (``[plugins] disabled``) as everything else."""
+def _option_from_argv(argv: list[str], *names: str) -> str | None:
+    """An option's value read before click parses: plugin loading, which comes first, then
+    uses the same config (``[plugins] disabled``) and log format as everything else."""
     for i, arg in enumerate(argv):
-        if arg in ("--config", "-c") and i + 1 < len(argv):
-            return Path(argv[i + 1])
-        if arg.startswith("--config="):
-            return Path(arg.split("=", 1)[1])
+        if arg in names and i + 1 < len(argv):
+            return argv[i + 1]
+        for name in names:
+            if name.startswith("--") and arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
     return None
 
 
 def main() -> None:
     """Entry point of the ``hotfolder`` script."""
+    from hotfolder.daemon.commands import COMMANDS
     from hotfolder.process import process
 
-    cli.add_command(process)
-    state = CliState(config_path=_config_from_argv(sys.argv[1:]))
+    for command in (process, *COMMANDS):
+        cli.add_command(command)
+    argv = sys.argv[1:]
+    configure_logging(
+        (_option_from_argv(argv, "--log-level") or "INFO").upper(),
+        "json" if _option_from_argv(argv, "--log-format") == "json" else "text",
+    )
+    config = _option_from_argv(argv, "--config", "-c")
+    state = CliState(config_path=Path(config) if config else None)
     try:
         state.plugin_manager().hook.hotfolder_register_commands(cli=cli)
     except HotfolderError as exc:  # a broken plugin must not take the whole CLI down

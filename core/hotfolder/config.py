@@ -135,7 +135,9 @@ class StepSpec:
             try:
                 params = self.op.Params.model_validate(merged)
             except ValidationError as exc:
-                raise ConfigError("invalid step override:\n" + _explain(exc, self.key_path)) from exc
+                raise ConfigError(
+                    "invalid step override:\n" + _explain(exc, self.key_path)
+                ) from exc
         return self.op(params)
 
 
@@ -192,7 +194,8 @@ def find_config(explicit: Path | None = None) -> Path:
     then the user config folder. A ConfigError lists where it looked."""
     if explicit is not None:
         if not explicit.is_file():
-            raise ConfigError(f"config file {explicit} does not exist", hint="check --config")
+            msg = f"config file {explicit} does not exist"
+            raise ConfigError(msg, hint="check --config")
         return explicit
     candidates = []
     if env := os.environ.get(CONFIG_ENV):
@@ -202,10 +205,9 @@ def find_config(explicit: Path | None = None) -> Path:
         if path.is_file():
             return path
     looked = ", ".join(str(p) for p in candidates)
-    raise ConfigError(
-        f"no config file found (looked in: {looked})",
-        hint="run 'hotfolder init' to write a starter config, or pass --config",
-    )
+    msg = f"no config file found (looked in: {looked})"
+    hint = "run 'hotfolder init' to write a starter config, or pass --config"
+    raise ConfigError(msg, hint=hint)
 
 
 def user_config_path() -> Path:
@@ -218,9 +220,11 @@ def read_raw(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", source=str(path)) from exc
+        msg = f"not valid TOML: {exc}"
+        raise ConfigError(msg, source=str(path)) from exc
     except OSError as exc:
-        raise ConfigError(f"cannot read the config: {exc.strerror}", source=str(path)) from exc
+        msg = f"cannot read the config: {exc.strerror}"
+        raise ConfigError(msg, source=str(path)) from exc
 
 
 def load_config(path: Path, registry: Registry) -> Config:

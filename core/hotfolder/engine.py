@@ -69,14 +69,18 @@ class Engine:
             )
         return planned
 
-    async def run(self, job: Job) -> JobResult:
-        """Run ``job``; on failure the lifecycle hooks hear of it and the error is raised."""
+    async def run(self, job: Job, *, final: bool = True) -> JobResult:
+        """Run ``job``; on failure the lifecycle hooks hear of it and the error is raised.
+
+        ``final=False`` says the caller will try the job again after a retryable error; the
+        ``hotfolder_job_failed`` hook is then kept for the attempt that fails for good.
+        """
         pm = self.runtime.pm
         call_observers(pm, "hotfolder_job_started", job=job)
         try:
             result = await self._run(job)
         except HotfolderError as exc:
-            if not _is_pause(exc):
+            if not _is_pause(exc) and (final or not exc.retryable):
                 call_observers(pm, "hotfolder_job_failed", job=job, error=exc)
             raise
         call_observers(pm, "hotfolder_job_succeeded", job=job, result=result)
@@ -131,7 +135,11 @@ class Engine:
             return saved_artifact, saved_record
         context = StepContext(job=job, index=index, runtime=self.runtime, record=record)
         started = time.monotonic()
-        result = await call_component(op, op.run, context, artifact)
+        try:
+            result = await call_component(op, op.run, context, artifact)
+        except HotfolderError as exc:
+            exc.step = f"{index}:{op.name}"
+            raise
         record.seconds = round(time.monotonic() - started, 4)
         if not isinstance(result, Artifact):
             msg = f"operation {op.name!r} returned {type(result).__name__}, not an Artifact"
@@ -145,7 +153,8 @@ class Engine:
 def _check_overrides(job: Job, chain: Chain) -> None:
     for index in job.overrides:
         if not 0 <= index < len(chain.steps):
-            msg = f"an override names step {index}, but chain {chain.name!r} has steps 0-{len(chain.steps) - 1}"
+            last = len(chain.steps) - 1
+            msg = f"an override names step {index}, but chain {chain.name!r} has steps 0-{last}"
             raise ConfigError(msg, hint="steps are counted from 0")
 
 

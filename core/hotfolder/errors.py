@@ -45,6 +45,8 @@ class HotfolderError(Exception):
 
     #: Whether the job may succeed if tried again later without any change.
     retryable: bool = False
+    #: The chain step that raised it (``"2:venice.upscale"``), set by the engine.
+    step: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -56,15 +58,18 @@ class HotfolderError(Exception):
 
     def to_dict(self) -> dict[str, object]:
         """The error as plain data, for ``<name>.error.json`` and JSON logs."""
-        return {"class": type(self).__name__, "message": self.message, "hint": self.hint}
+        return {
+            "class": type(self).__name__,
+            "message": self.message,
+            "hint": self.hint,
+            "step": self.step,
+        }
 
 
 class ConfigError(HotfolderError):
     """A config file, a manifest or the command line is wrong; names the file and key path."""
 
-    def __init__(
-        self, message: str, *, hint: str | None = None, source: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, source: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.source = source
 

@@ -122,7 +122,9 @@ class Journal:
         if readonly:
             if not path.is_file():
                 msg = f"no journal at {path}"
-                raise JournalError(msg, hint="start the daemon once (hotfolder run), or pass --state-dir")
+                raise JournalError(
+                    msg, hint="start the daemon once (hotfolder run), or pass --state-dir"
+                )
             uri = f"file:{path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
         else:
@@ -141,7 +143,9 @@ class Journal:
     def _migrate(self, readonly: bool) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(SCHEMA):
-            msg = f"the journal {self.path} is schema v{version}; this hotfolder knows v{len(SCHEMA)}"
+            msg = (
+                f"the journal {self.path} is schema v{version}; this hotfolder knows v{len(SCHEMA)}"
+            )
             raise JournalError(msg, hint="upgrade hotfolder, or use another --state-dir")
         if version == len(SCHEMA) or readonly:
             return
@@ -213,7 +217,8 @@ class Journal:
         """Paused jobs go back to the queue; returns how many."""
         with self.transaction() as db:
             cursor = db.execute(
-                "UPDATE jobs SET state = 'queued', not_before = 0, updated = ? WHERE state = 'paused'",
+                "UPDATE jobs SET state = 'queued', not_before = 0, updated = ?"
+                " WHERE state = 'paused'",
                 (time.time(),),
             )
         return cursor.rowcount

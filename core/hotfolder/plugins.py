@@ -133,7 +133,9 @@ def call_observers(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> N
         try:
             impl.function(**{a: kwargs[a] for a in impl.argnames})
         except Exception:
-            logger.exception("plugin {!r} raised in {}; the job goes on", impl.plugin_name, hook_name)
+            logger.exception(
+                "plugin {!r} raised in {}; the job goes on", impl.plugin_name, hook_name
+            )
 
 
 def _own_version() -> str:

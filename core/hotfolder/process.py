@@ -20,6 +20,7 @@ from hotfolder.engine import Engine
 from hotfolder.errors import AuthError, BalanceError, BudgetExceeded, HotfolderError
 from hotfolder.job import Job
 
+
 @dataclass
 class Outcome:
     job: Job
@@ -53,13 +54,22 @@ def expand_sources(
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--chain", "chain_name", required=True, help="Name of a [chains.NAME] in the config.")
-@click.option("--dry-run", is_flag=True, help="Show each file's steps, paid calls and cost; run nothing.")
-@click.option("--sandbox", is_flag=True, help="Send Venice calls to a local sandbox started for this run.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show each file's steps, paid calls and cost; run nothing."
+)
+@click.option(
+    "--sandbox", is_flag=True, help="Send Venice calls to a local sandbox started for this run."
+)
 @click.option("--recursive", "-r", is_flag=True, help="Look into subfolders of folders given.")
 @click.option(
-    "--include", multiple=True, metavar="GLOB", help="Only files of folders that match (repeatable)."
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Only files of folders that match (repeatable).",
 )
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Jobs at once [default: CPUs].")
+@click.option(
+    "--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Jobs at once [default: CPUs]."
+)
 @click.pass_obj
 def process(
     state: CliState,
@@ -90,7 +100,9 @@ def process(
     if dry_run:
         _print_plan(engine, job_list)
         sys.exit(EXIT_OK)
-    outcomes = asyncio.run(_run_all(runtime, engine, job_list, jobs or os.cpu_count() or 2, sandbox))
+    outcomes = asyncio.run(
+        _run_all(runtime, engine, job_list, jobs or os.cpu_count() or 2, sandbox)
+    )
     counts = Counter(o.state for o in outcomes)
     summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "paused") if counts[s])
     logger.info("processed {} input(s): {}", len(outcomes), summary)

@@ -67,7 +67,8 @@ class Registry:
         try:
             return table[name].cls
         except KeyError:
-            raise ConfigError(f"unknown {kind} {name!r}", hint=suggest(name, table)) from None
+            msg = f"unknown {kind} {name!r}"
+            raise ConfigError(msg, hint=suggest(name, table)) from None
 
     def operation(self, name: str) -> type[Operation]:
         return self.get("operation", name)  # type: ignore[return-value]

@@ -97,5 +97,6 @@ async def call_component(component: object, method: Callable[..., Any], *args: A
     except Exception as exc:
         name = getattr(component, "name", type(component).__name__)
         msg = f"{type(component).__name__} {name!r} failed unexpectedly: {exc!r}"
-        raise PluginError(msg, hint="this is a bug in that plugin; report it to its authors") from exc
-
+        raise PluginError(
+            msg, hint="this is a bug in that plugin; report it to its authors"
+        ) from exc

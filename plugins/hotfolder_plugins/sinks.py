@@ -122,8 +122,10 @@ def publish(
 
     ``overwrite`` replaces whatever is there (a link there is replaced, not followed);
     ``unique`` and ``skip`` stage the file under a temporary name and then hard-link it to a
-    free name, which fails rather than replaces if another writer got there first. Returns
-    where the data went, or None when ``skip`` found the name taken.
+    free name, which fails rather than replaces if another writer got there first. ``unique``
+    takes a name that already holds exactly these bytes as written: a job run again (after a
+    crash or a stop) does not leave a second copy. Returns where the data went, or None when
+    ``skip`` found the name taken.
     """
     try:
         if on_collision == "overwrite":
@@ -143,7 +145,7 @@ def _publish_new(target: Path, data: bytes, mode: int, *, unique: bool) -> Path 
     try:
         names = itertools.chain([target], _numbered(target)) if unique else [target]
         for candidate in names:
-            if _claim(staging, candidate):
+            if _claim(staging, candidate) or (unique and _holds(candidate, data)):
                 return candidate
     finally:
         with suppress(FileNotFoundError):
@@ -157,6 +159,16 @@ def _publish_new(target: Path, data: bytes, mode: int, *, unique: bool) -> Path 
 
 def _numbered(target: Path) -> Iterator[Path]:
     return (target.with_name(f"{target.stem}-{i}{target.suffix}") for i in range(1, MAX_UNIQUE))
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file with exactly ``data`` in it."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def _claim(staging: Path, candidate: Path) -> bool:

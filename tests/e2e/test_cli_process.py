@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from tests.helpers.cli import hotfolder
 from tests.helpers.corpus import BAD, PHOTOS
 
@@ -99,7 +98,9 @@ def test_unusual_modes_keep_their_content(photos_run):
     with Image.open(outputs["hopper.Lab.tif"]) as lab, Image.open(outputs["hopper.jpg"]) as rgb:
         assert _mean_diff(lab.convert("RGB"), rgb.convert("RGB")) < 25
     with Image.open(outputs["iss634.gif"]) as first_frame, Image.open(PHOTOS / "iss634.gif") as gif:
-        assert first_frame.size[0] / first_frame.size[1] == pytest.approx(gif.size[0] / gif.size[1], rel=0.02)
+        assert first_frame.size[0] / first_frame.size[1] == pytest.approx(
+            gif.size[0] / gif.size[1], rel=0.02
+        )
         gif.seek(0)
         frame = gif.convert("RGB").resize(first_frame.size)
         assert _mean_diff(first_frame.convert("RGB"), frame) < 20
@@ -188,7 +189,12 @@ def test_disabled_plugin_is_gone(project):
     (project / "hotfolder.toml").write_text('[plugins]\ndisabled = ["template"]\n' + CONFIG)
     rows = json.loads(hotfolder("plugins", "--json", cwd=project).stdout)
     assert "template" not in {row["name"] for row in rows}
-    run = hotfolder("plugins", "--json", cwd=project, env={"HOTFOLDER_DISABLE_PLUGINS": "hotfolder_plugins.venice_ops"})
+    run = hotfolder(
+        "plugins",
+        "--json",
+        cwd=project,
+        env={"HOTFOLDER_DISABLE_PLUGINS": "hotfolder_plugins.venice_ops"},
+    )
     assert "hotfolder_plugins.venice_ops" not in {row["name"] for row in json.loads(run.stdout)}
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
-from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
 from tests.helpers.cli import hotfolder
 from tests.helpers.corpus import BAD, PHOTOS
+
+from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,9 @@ def _sidecars(folder: Path) -> dict[str, dict]:
 
 
 def test_all_four_endpoints_over_the_photos_with_sandbox(project):
-    run = hotfolder("process", str(PHOTOS), "--chain", "all-four", "--sandbox", cwd=project, timeout=600)
+    run = hotfolder(
+        "process", str(PHOTOS), "--chain", "all-four", "--sandbox", cwd=project, timeout=600
+    )
     assert run.code == 0, run.output[-3000:]
     assert "local sandbox" in run.stderr
     sidecars = _sidecars(project / "out")
@@ -96,13 +98,40 @@ def test_the_api_key_never_appears_in_any_log(project):
     with start_sandbox(SandboxConfig(requests_per_minute=600, valid_keys=[SECRET])) as sandbox:
         env = {"VENICE_BASE_URL": sandbox.base_url, "VENICE_API_KEY": SECRET}
         runs = [
-            hotfolder("--log-level", "DEBUG", "process", "a.png", "--chain", "upscale", cwd=project, env=env),
-            hotfolder("--log-format", "json", "--log-level", "DEBUG", "process", "a.png",
-                      "--chain", "upscale", cwd=project, env=env),  # fmt: skip
+            hotfolder(
+                "--log-level",
+                "DEBUG",
+                "process",
+                "a.png",
+                "--chain",
+                "upscale",
+                cwd=project,
+                env=env,
+            ),
+            hotfolder(
+                "--log-format",
+                "json",
+                "--log-level",
+                "DEBUG",
+                "process",
+                "a.png",
+                "--chain",
+                "upscale",
+                cwd=project,
+                env=env,
+            ),
             hotfolder("--log-level", "DEBUG", "balance", cwd=project, env=env),
             # A key the server refuses: the 401 path must not echo it either.
-            hotfolder("--log-level", "DEBUG", "process", "a.png", "--chain", "upscale", cwd=project,
-                      env={**env, "VENICE_API_KEY": SECRET[::-1]}),  # fmt: skip
+            hotfolder(
+                "--log-level",
+                "DEBUG",
+                "process",
+                "a.png",
+                "--chain",
+                "upscale",
+                cwd=project,
+                env={**env, "VENICE_API_KEY": SECRET[::-1]},
+            ),
         ]
         stats = sandbox.stats()
     assert [r.code for r in runs] == [0, 0, 0, 1], [r.output[-500:] for r in runs]
@@ -134,7 +163,8 @@ def test_a_job_manifest_drives_multi_edit_with_overrides(project):
     (project / "restyle.job.toml").write_text((examples / "restyle.job.toml").read_text())
     with (project / "hotfolder.toml").open("a") as f:
         f.write(
-            '\n[chains.restyle]\nsteps = [{ op = "venice.multi-edit", prompt = "placeholder", fit = true }]\n'
+            "\n[chains.restyle]\n"
+            'steps = [{ op = "venice.multi-edit", prompt = "placeholder", fit = true }]\n'
             'outputs = [{ sink = "folder", path = "restyled" }, { sink = "sidecar" }]\n'
         )
     run = hotfolder("process", "restyle.job.toml", "--chain", "all-four", "--sandbox", cwd=project)

@@ -11,15 +11,17 @@ import time
 
 import pytest
 from PIL import Image
+from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
 from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FILES = 200
 KILLS = 5
-CONFIG = FAST_DAEMON + """
+CONFIG = (
+    FAST_DAEMON
+    + """
 max_attempts = 10
 
 [venice]
@@ -36,6 +38,7 @@ concurrency = 1
 steps = [{ op = "auto-orient" }, { op = "venice.upscale", scale = 2 }]
 outputs = [{ sink = "folder", path = "out", name = "{stem}-up.{ext}", on_collision = "overwrite" }]
 """
+)
 
 
 def test_kill_9_at_random_moments_loses_nothing_and_pays_at_most_once_more_per_kill(tmp_path):

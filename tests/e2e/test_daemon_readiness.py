@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = FAST_DAEMON + """
+CONFIG = (
+    FAST_DAEMON
+    + """
 [[folders]]
 path = "inbox"
 chain = "small"
@@ -30,6 +31,7 @@ quiet_seconds = 0.3
 steps = [{ op = "resize", width = 64, height = 64, mode = "fit" }]
 outputs = [{ sink = "folder", path = "out", name = "{stem}.{ext}" }]
 """
+)
 
 #: Writes argv[2] to argv[1] in chunks, with one pause far longer than the quiet period.
 SLOW_WRITER = """
@@ -65,17 +67,19 @@ def project(tmp_path):
 
 
 def _archived_sha(project: Path, name: str) -> str:
-    [archived] = [p for p in files_under(project / "inbox" / ".hotfolder" / "archive") if p.name == name]
+    [archived] = [
+        p for p in files_under(project / "inbox" / ".hotfolder" / "archive") if p.name == name
+    ]
     return _sha(archived.read_bytes())
 
 
 def test_slow_writer_with_a_long_pause_is_taken_once_complete(project):
     data = _big_jpeg(project / "src" / "slow.jpg", 1)
     with Daemon(project).start() as daemon:
+        target, source = project / "inbox" / "slow.jpg", project / "src" / "slow.jpg"
         subprocess.run(
-            [sys.executable, "-c", SLOW_WRITER, str(project / "inbox" / "slow.jpg"), str(project / "src" / "slow.jpg")],
-            check=True, timeout=60,
-        )  # fmt: skip
+            [sys.executable, "-c", SLOW_WRITER, str(target), str(source)], check=True, timeout=60
+        )
         [row] = daemon.wait_states(done=1)
     assert row["name"] == "slow.jpg" and row["attempts"] == 1
     assert row["key"].split(":")[0] == _sha(data)
@@ -84,14 +88,14 @@ def test_slow_writer_with_a_long_pause_is_taken_once_complete(project):
         assert im.size == (64, 46)
 
 
-@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed (make system-tools)")
+@pytest.mark.skipif(
+    shutil.which("rsync") is None, reason="rsync is not installed (make system-tools)"
+)
 def test_rsync_copy_is_taken_once(project):
     data = _big_jpeg(project / "src" / "synced.jpg", 2)
     with Daemon(project).start() as daemon:
-        subprocess.run(
-            ["rsync", "--bwlimit=2000", str(project / "src" / "synced.jpg"), str(project / "inbox") + "/"],
-            check=True, timeout=60,
-        )  # fmt: skip
+        source, target = project / "src" / "synced.jpg", f"{project / 'inbox'}/"
+        subprocess.run(["rsync", "--bwlimit=2000", str(source), target], check=True, timeout=60)
         [row] = daemon.wait_states(done=1)
         time.sleep(1.5)  # a rescan or two later, still one job
         assert len(daemon.rows()) == 1
@@ -102,14 +106,14 @@ def test_rsync_copy_is_taken_once(project):
 class _SlowHandler(http.server.BaseHTTPRequestHandler):
     payload = b""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "image/jpeg")
         self.send_header("Content-Length", str(len(self.payload)))
         self.end_headers()
         step = len(self.payload) // 10
         for i in range(0, len(self.payload), step):
-            self.wfile.write(self.payload[i:i + step])
+            self.wfile.write(self.payload[i : i + step])
             self.wfile.flush()
             time.sleep(1.0 if i == step * 5 else 0.1)
 
@@ -117,7 +121,9 @@ class _SlowHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (make system-tools)")
+@pytest.mark.skipif(
+    shutil.which("curl") is None, reason="curl is not installed (make system-tools)"
+)
 def test_curl_download_into_the_folder_is_taken_once_complete(project):
     data = _big_jpeg(project / "src" / "download.jpg", 3)
     handler = type("Handler", (_SlowHandler,), {"payload": data})

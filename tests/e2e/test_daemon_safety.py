@@ -10,14 +10,16 @@ import time
 
 import pytest
 from PIL import Image
-
-from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
 from tests.helpers.corpus import BAD
 from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
+from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+
 pytestmark = pytest.mark.e2e
 
-CONFIG = FAST_DAEMON + """
+CONFIG = (
+    FAST_DAEMON
+    + """
 [venice]
 requests_per_minute = 10000
 
@@ -34,11 +36,14 @@ outputs = [
   { sink = "sidecar" },
 ]
 """
+)
 
 
 @pytest.fixture
 def sandbox():
-    with start_sandbox(SandboxConfig(requests_per_minute=10_000, lockout_failures=10_000)) as handle:
+    with start_sandbox(
+        SandboxConfig(requests_per_minute=10_000, lockout_failures=10_000)
+    ) as handle:
         yield handle
 
 
@@ -70,7 +75,9 @@ def test_outputs_inside_the_watched_folder_do_not_retrigger(project, sandbox):
 def test_every_bad_file_is_quarantined_with_a_reason_and_no_api_call(project, sandbox):
     root, daemon = project
     config = root / "hotfolder.toml"  # take every name, so that .psd and .j2k meet the gate too
-    config.write_text(config.read_text().replace('recursive = true', 'recursive = true\ninclude = ["*"]'))
+    config.write_text(
+        config.read_text().replace("recursive = true", 'recursive = true\ninclude = ["*"]')
+    )
     daemon.start()
     names = sorted(p.name for p in BAD.iterdir())
     for name in names:

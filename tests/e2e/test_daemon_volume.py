@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CONFIG = FAST_DAEMON + """
+CONFIG = (
+    FAST_DAEMON
+    + """
 concurrency = 4
 
 [[folders]]
@@ -26,6 +27,7 @@ quiet_seconds = 0.3
 steps = [{ op = "convert", format = "jpeg", quality = 80 }]
 outputs = [{ sink = "folder", path = "out", name = "{stem}.{ext}" }]
 """
+)
 
 
 def _image(path: Path, n: int) -> None:
@@ -76,4 +78,7 @@ def test_same_bytes_again_are_skipped_and_recorded(tmp_path):
     assert skipped["key"] == done["key"]
     assert done["id"] in skipped["error"]["message"]
     assert [p.name for p in files_under(tmp_path / "out")] == ["a.jpg"]
-    assert sorted(p.name for p in files_under(inbox / ".hotfolder" / "archive")) == ["a-again.png", "a.png"]
+    assert sorted(p.name for p in files_under(inbox / ".hotfolder" / "archive")) == [
+        "a-again.png",
+        "a.png",
+    ]

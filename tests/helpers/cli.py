@@ -22,14 +22,14 @@ class Run:
         return self.stdout + self.stderr
 
 
-def hotfolder(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> Run:
+def hotfolder(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
+) -> Run:
     """Run ``hotfolder ARGS`` in ``cwd`` with a clean, predictable environment."""
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HOTFOLDER_", "VENICE_"))
-    }
-    full_env.update({"XDG_CONFIG_HOME": str(cwd / ".xdg-config"), "XDG_CACHE_HOME": str(cwd / ".xdg-cache")})
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTFOLDER_", "VENICE_"))}
+    full_env.update(
+        {"XDG_CONFIG_HOME": str(cwd / ".xdg-config"), "XDG_CACHE_HOME": str(cwd / ".xdg-cache")}
+    )
     full_env.update(env or {})
     proc = subprocess.run(
         [str(HOTFOLDER), *args],

@@ -17,8 +17,7 @@ from typing import Any
 
 from tests.helpers.cli import HOTFOLDER
 
-#: The executable to drive (default: the venv's ``hotfolder`` script).
-BIN = Path(os.environ.get("HOTFOLDER_BIN", str(HOTFOLDER)))
+BIN = HOTFOLDER
 FAST_DAEMON = """
 [daemon]
 rescan_seconds = 1
@@ -29,7 +28,9 @@ retry_backoff_seconds = 0.2
 
 def base_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTFOLDER_", "VENICE_"))}
-    env.update({"XDG_CONFIG_HOME": str(root / ".xdg-config"), "XDG_CACHE_HOME": str(root / ".xdg-cache")})
+    env.update(
+        {"XDG_CONFIG_HOME": str(root / ".xdg-config"), "XDG_CACHE_HOME": str(root / ".xdg-cache")}
+    )
     env.update(extra or {})
     return env
 
@@ -50,7 +51,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "con
 class Daemon:
     """One daemon process over ``root`` (config ``root/hotfolder.toml``, state ``root/state``)."""
 
-    def __init__(self, root: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, root: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.root = root
         self.state_dir = root / "state"
         self.env = base_env(root, env)

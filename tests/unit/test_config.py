@@ -76,7 +76,10 @@ def test_every_problem_is_reported_at_once(registry):
 
 
 def test_folder_with_unknown_chain(registry):
-    raw = {"folders": [{"path": "in", "chain": "webb"}], "chains": {"web": _chain({"op": "auto-orient"})}}
+    raw = {
+        "folders": [{"path": "in", "chain": "webb"}],
+        "chains": {"web": _chain({"op": "auto-orient"})},
+    }
     assert "folders[0].chain: no chain named 'webb' (did you mean 'web'?)" in _error(raw, registry)
 
 

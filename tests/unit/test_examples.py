@@ -1,4 +1,4 @@
-"""Every config the project ships is valid, so a user copying one starts from something that works."""
+"""Every config the project ships is valid: a user copying one starts from one that works."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from hotfolder.config import load_config
 from hotfolder.plugins import build_registry, make_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted([ROOT / "config" / "hotfolder.toml", *(ROOT / "config" / "examples").glob("*.toml")])
+CONFIGS = sorted(
+    [ROOT / "config" / "hotfolder.toml", *(ROOT / "config" / "examples").glob("*.toml")]
+)
 CONFIGS = [p for p in CONFIGS if not p.name.endswith(".job.toml")]
 
 

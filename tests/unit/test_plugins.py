@@ -67,7 +67,8 @@ def test_blocked_by_config_and_by_environment(monkeypatch):
     monkeypatch.setenv("HOTFOLDER_DISABLE_PLUGINS", "template, hotfolder_plugins.sinks")
     pm = make_plugin_manager()
     assert pm.get_plugin("template") is None
-    assert build_registry(pm).sinks == {}
+    sinks = build_registry(pm).sinks
+    assert "folder" not in sinks and "sidecar" not in sinks
 
 
 def test_duplicate_name_names_both_plugins():
@@ -106,8 +107,14 @@ def _runtime(tmp_path: Path, *plugins, observers=()):
     registry = build_registry(pm)
     raw = {
         "chains": {
-            "ok": {"steps": [{"op": "twice"}], "outputs": [{"sink": "folder", "path": str(tmp_path / "out")}]},
-            "bad": {"steps": [{"op": "boom"}], "outputs": [{"sink": "folder", "path": str(tmp_path / "out")}]},
+            "ok": {
+                "steps": [{"op": "twice"}],
+                "outputs": [{"sink": "folder", "path": str(tmp_path / "out")}],
+            },
+            "bad": {
+                "steps": [{"op": "boom"}],
+                "outputs": [{"sink": "folder", "path": str(tmp_path / "out")}],
+            },
         }
     }
     return Runtime(validate_config(raw, registry), pm, registry)

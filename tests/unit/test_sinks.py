@@ -161,11 +161,16 @@ def test_folder_leaves_no_staging_file_when_linking_fails(
 
 
 def test_folder_unique_numbers_collisions(tmp_path: Path, runtime: Runtime) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "photo.jpg").write_bytes(b"someone else's photo")
+    (tmp_path / "out" / "photo-1.jpg").write_bytes(b"another one")
     sink = folder_sink(tmp_path)
     names = [Path(sink.write(context(runtime), artifact())[0].location).name for _ in range(3)]
-    assert names == ["photo.jpg", "photo-1.jpg", "photo-2.jpg"]
+    # The first write takes the next free name; writing the same bytes again finds them there.
+    assert names == ["photo-2.jpg", "photo-2.jpg", "photo-2.jpg"]
     assert files(tmp_path / "out") == ["photo-1.jpg", "photo-2.jpg", "photo.jpg"]
-    assert all(os.stat(tmp_path / "out" / n).st_nlink == 1 for n in names)
+    assert (tmp_path / "out" / "photo.jpg").read_bytes() == b"someone else's photo"
+    assert all(os.stat(tmp_path / "out" / n).st_nlink == 1 for n in set(names))
 
 
 def test_folder_unique_works_without_hard_links(
@@ -175,9 +180,11 @@ def test_folder_unique_works_without_hard_links(
         raise OSError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "photo.jpg").write_bytes(b"someone else's photo")
     sink = folder_sink(tmp_path)
     names = [Path(sink.write(context(runtime), artifact())[0].location).name for _ in range(2)]
-    assert names == ["photo.jpg", "photo-1.jpg"]
+    assert names == ["photo-1.jpg", "photo-1.jpg"]
     assert (tmp_path / "out" / "photo-1.jpg").read_bytes() == JPEG.read_bytes()
     assert files(tmp_path / "out") == ["photo-1.jpg", "photo.jpg"]
 

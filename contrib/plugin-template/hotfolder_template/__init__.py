@@ -1,11 +1,12 @@
 """An example hotfolder plugin: the ``template.sepia`` operation.
 
-Copy this folder, rename the package and the entry point, and replace the operation.
+Copy this folder, rename the package and the entry point, and add your operations: the steps
+are in docs/plugins.md, "Quick start".
 """
 
 from __future__ import annotations
 
-from PIL import ImageOps
+from PIL import Image, ImageOps
 from pydantic import Field
 
 import hotfolder
@@ -21,8 +22,6 @@ class Sepia(hotfolder.Operation):
         strength: float = Field(default=1.0, ge=0.0, le=1.0)
 
     def run(self, context: hotfolder.StepContext, image: hotfolder.Artifact) -> hotfolder.Artifact:
-        from PIL import Image
-
         source = image.image.convert("RGB")
         toned = ImageOps.colorize(ImageOps.grayscale(source), black="#2e1c0c", white="#fff3dc")
         return image.with_image(Image.blend(source, toned, self.params.strength))

@@ -1,24 +1,29 @@
-"""The template's own test: the operation really tones the image."""
+"""The template's own test: the operation registers, runs in a real chain and tones the image."""
 
 from __future__ import annotations
 
+import hotfolder_template
 from PIL import Image
 
 import hotfolder
-from hotfolder_template import Sepia
+from hotfolder.testing import hot_folder, make_image, run_chain
 
 
-def test_sepia_makes_a_gray_image_warm():
-    gray = Image.new("RGB", (64, 32), (128, 128, 128))
-    artifact = hotfolder.Artifact.from_image(gray, name="gray.png", format="PNG")
-    out = Sepia(Sepia.Params(strength=1.0)).run(None, artifact)
-    r, g, b = out.image.getpixel((10, 10))
-    assert out.image.size == (64, 32)
+def test_sepia_in_a_chain_makes_a_gray_image_warm(tmp_path):
+    folder = hot_folder(tmp_path)
+    photo = folder.drop("gray.png", make_image(color=(128, 128, 128)))
+    result = run_chain(
+        photo, [{"op": "template.sepia"}], plugins=[hotfolder_template], out_dir=folder.outbox
+    )
+    [output] = result.outputs
+    with Image.open(output.location) as out:
+        r, g, b = out.convert("RGB").getpixel((50, 40))
+        assert out.size == (64, 48)
     assert r > g > b
 
 
 def test_strength_zero_keeps_the_pixels():
-    img = Image.new("RGB", (8, 8), (10, 200, 30))
-    artifact = hotfolder.Artifact.from_image(img, name="x.png", format="PNG")
-    out = Sepia(Sepia.Params(strength=0.0)).run(None, artifact)
-    assert out.image.getpixel((0, 0)) == (10, 200, 30)
+    image = Image.new("RGB", (8, 8), (10, 200, 30))
+    artifact = hotfolder.Artifact.from_image(image, name="x.png", format="PNG")
+    sepia = hotfolder_template.Sepia(hotfolder_template.Sepia.Params(strength=0.0))
+    assert sepia.run(None, artifact).image.getpixel((0, 0)) == (10, 200, 30)

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from loguru import logger
-
 from hotfolder.daemon import settings
 from hotfolder.daemon.readiness import Signature, unsafe_reason
 from hotfolder.fsutil import atomic_write, fsync_dir

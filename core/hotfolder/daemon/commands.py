@@ -44,7 +44,9 @@ def _state_dir(state: CliState, value: Path | None) -> tuple[Path, Any]:
 
 
 @click.command()
-@click.option("--sandbox", is_flag=True, help="Send Venice calls to a local sandbox started for this run.")
+@click.option(
+    "--sandbox", is_flag=True, help="Send Venice calls to a local sandbox started for this run."
+)
 @_state_dir_option
 @click.pass_obj
 def run(state: CliState, sandbox: bool, state_dir: Path | None) -> None:
@@ -85,7 +87,9 @@ def status(state: CliState, as_json: bool, state_dir: Path | None) -> None:
 @click.option("--all-failed", is_flag=True, help="Queue every failed job again.")
 @_state_dir_option
 @click.pass_obj
-def retry(state: CliState, job_ids: tuple[str, ...], all_failed: bool, state_dir: Path | None) -> None:
+def retry(
+    state: CliState, job_ids: tuple[str, ...], all_failed: bool, state_dir: Path | None
+) -> None:
     """Queue failed jobs again: their originals move back from the failed place.
 
     A running daemon picks them up within a second; otherwise the next `hotfolder run` does.
@@ -99,7 +103,11 @@ def retry(state: CliState, job_ids: tuple[str, ...], all_failed: bool, state_dir
         for job_id in job_ids:
             row = journal.get(job_id)
             if row is None:
-                fail(ConfigError(f"no job {job_id!r} in {journal.path}", hint="see: hotfolder status"))
+                fail(
+                    ConfigError(
+                        f"no job {job_id!r} in {journal.path}", hint="see: hotfolder status"
+                    )
+                )
             rows.append(row)
         problems = 0
         for row in rows:

@@ -126,7 +126,9 @@ class Intake:
                 ready.append((plan, path, st))
             else:
                 # Look again when the quiet period could be over (sooner after a change).
-                self._due[path] = now + max(min(quiet, 0.5) / 2, cand.stable_since + quiet - now, 0.02)
+                self._due[path] = now + max(
+                    min(quiet, 0.5) / 2, cand.stable_since + quiet - now, 0.02
+                )
         return self._claim(ready)
 
     def _claim(self, ready: list[tuple[FolderPlan, str, os.stat_result]]) -> int:
@@ -182,4 +184,3 @@ class Intake:
 
     def pending(self) -> int:
         return len(self.candidates)
-

@@ -63,7 +63,9 @@ class NameFilter:
         name = PurePosixPath(rel).name
         for pattern in patterns:
             pat = self._norm(pattern)
-            if fnmatch.fnmatchcase(self._norm(name), pat) or fnmatch.fnmatchcase(self._norm(rel), pat):
+            if fnmatch.fnmatchcase(self._norm(name), pat) or fnmatch.fnmatchcase(
+                self._norm(rel), pat
+            ):
                 return True
         return False
 

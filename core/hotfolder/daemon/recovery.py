@@ -31,7 +31,9 @@ def recover(journal: Journal, plans: list[FolderPlan]) -> None:
     _check_claimed(journal)
 
 
-def reconcile(journal: Journal, plan: FolderPlan, *, busy: frozenset[str] | set[str] = frozenset()) -> None:
+def reconcile(
+    journal: Journal, plan: FolderPlan, *, busy: frozenset[str] | set[str] = frozenset()
+) -> None:
     """Match ``<folder>/.hotfolder/processing/*`` against the journal; ``busy`` names jobs
     running now, which are left alone."""
     processing = plan.root / settings.STATE_SUBDIR / "processing"

@@ -228,7 +228,8 @@ class Scheduler:
         source = claim.input_path(plan.root, row.id, row.name)
         try:
             if reason := claim.claimed_reason(source):
-                raise UnsafeInputError(f"{row.name} was not processed: {reason}")
+                msg = f"{row.name} was not processed: {reason}"
+                raise UnsafeInputError(msg)
             chain = runtime.config.chain(row.chain)
             key = await asyncio.to_thread(_sha256, source) + ":" + chain.digest
             self.journal.update(row.id, key=key)
@@ -245,18 +246,22 @@ class Scheduler:
             budget = settings.step_timeout_seconds * (len(chain.steps) + 1)
             try:
                 async with asyncio.timeout(budget):
-                    result = await Engine(runtime).run(job)
+                    final = attempt >= settings.max_attempts
+                    result = await Engine(runtime).run(job, final=final)
             except TimeoutError:
-                raise OperationError(
-                    f"{row.name} took longer than {budget:g}s",
-                    hint="raise [daemon] step_timeout_seconds if such files need longer",
-                ) from None
+                msg = f"{row.name} took longer than {budget:g}s"
+                hint = "raise [daemon] step_timeout_seconds if such files need longer"
+                timed_out = OperationError(msg, hint=hint)
+                timed_out.retryable = True  # tried again, up to max_attempts
+                raise timed_out from None
         except asyncio.CancelledError:
             # A graceful stop: the job goes back to the queue; this attempt does not count.
             self.journal.update(row.id, state="queued", attempts=attempt - 1)
             raise
         except (AuthError, BalanceError, BudgetExceeded) as exc:
-            self.journal.update(row.id, state="paused", attempts=attempt - 1, error=_error(exc, attempt))
+            self.journal.update(
+                row.id, state="paused", attempts=attempt - 1, error=_error(exc, attempt)
+            )
             self.pause_for(exc)
             return
         except HotfolderError as exc:
@@ -264,7 +269,9 @@ class Scheduler:
             return
         except Exception as exc:
             logger.exception("job {} ({}) hit a bug", row.id, row.name)
-            error = PluginError(f"unexpected error: {exc!r}", hint="this is a bug; please report it")
+            error = PluginError(
+                f"unexpected error: {exc!r}", hint="this is a bug; please report it"
+            )
             await self._after_error(row, plan, error, attempt)
             return
         if self._probe == row.id or (self.pause and row.chain in self.paid_chains()):
@@ -304,12 +311,14 @@ class Scheduler:
         self.journal.update(
             row.id, state="failed", error=info, place=str(target), finished=time.time()
         )
-        await asyncio.to_thread(_write_error_and_move, plan.root, row, target, info)
+        await _finish(_write_error_and_move, plan.root, row, target, info)
         self.on_finished(row)
 
     async def _skip(self, row: JobRow, plan: FolderPlan, dup: JobRow) -> None:
         place = self._final_place(row, plan)
-        logger.info("{} (job {}) is the same as job {}, already done: skipped", row.name, row.id, dup.id)
+        logger.info(
+            "{} (job {}) is the same as job {}, already done: skipped", row.name, row.id, dup.id
+        )
         self.journal.update(
             row.id,
             state="skipped",
@@ -318,7 +327,7 @@ class Scheduler:
             outputs=dup.outputs,
             error={"class": "Duplicate", "message": f"same bytes and chain as job {dup.id}"},
         )
-        await asyncio.to_thread(claim.finish_move, plan.root, row.id, row.name, place)
+        await _finish(claim.finish_move, plan.root, row.id, row.name, place)
         self.on_finished(row)
 
     async def _done(self, row: JobRow, plan: FolderPlan, result: Any) -> None:
@@ -332,7 +341,7 @@ class Scheduler:
             outputs=[o.to_dict() for o in result.outputs],
             error=None,
         )
-        await asyncio.to_thread(claim.finish_move, plan.root, row.id, row.name, place)
+        await _finish(claim.finish_move, plan.root, row.id, row.name, place)
         self.on_finished(row)
 
     def _final_place(self, row: JobRow, plan: FolderPlan) -> str:
@@ -365,6 +374,11 @@ class Scheduler:
         await self.runtime.aclose()
 
 
+async def _finish(func: Callable[..., None], *args: Any) -> None:
+    """Move the files of a job whose outcome is journaled; a stop does not interrupt it."""
+    await asyncio.shield(asyncio.to_thread(func, *args))
+
+
 def _write_error_and_move(root: Path, row: JobRow, target: Path, info: dict[str, Any]) -> None:
     claim.write_error(target, info)
     claim.finish_move(root, row.id, row.name, str(target))
@@ -395,4 +409,3 @@ def _next_local_midnight(now: float) -> float:
 
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
-

@@ -9,6 +9,7 @@ watchdog's threads only hand hints to it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import signal
@@ -51,7 +52,8 @@ class InstanceLock:
             handle.seek(0)
             pid = handle.read().strip() or "?"
             handle.close()
-            msg = f"another hotfolder daemon (pid {pid}) is running with the state dir {self.path.parent}"
+            where = self.path.parent
+            msg = f"another hotfolder daemon (pid {pid}) is running with the state dir {where}"
             raise HotfolderError(
                 msg, hint=f"stop it first (kill -TERM {pid}), or give this one its own --state-dir"
             ) from None
@@ -158,35 +160,30 @@ class Daemon:
                     self._check_watches()
                 if self.intake.tick():
                     self.scheduler.wake.set()
-                try:
-                    await asyncio.wait_for(self._stop.wait(), TICK)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK):
+                        await self._stop.wait()
         finally:
             logger.info("stopping: no new files are taken")
             self._stop_watches()
             await self.scheduler.drain(self.config.file.daemon.grace_seconds)
-            logger.debug("XX drained")
-            dispatcher.cancel()
-            await asyncio.gather(dispatcher, return_exceptions=True)
-            logger.debug("XX dispatcher gone")
+            self.scheduler.wake.set()
+            await dispatcher
 
     async def _dispatch_forever(self) -> None:
         scheduler = self.scheduler
-        while True:
+        while not scheduler.stopping:
             scheduler.wake.clear()
             scheduler.dispatch()
-            try:
-                await asyncio.wait_for(scheduler.wake.wait(), scheduler.next_wait())
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: wait_for can swallow a cancellation (Python 3.11).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(scheduler.next_wait()):
+                    await scheduler.wake.wait()
 
     async def _shutdown(self) -> None:
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
-            logger.debug("XX closing")
             await scheduler.aclose()
-            logger.debug("XX closed")
         if self._sandbox is not None:
             self._sandbox.stop()
         for plan in self.plans:

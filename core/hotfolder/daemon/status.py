@@ -29,7 +29,7 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
                 {
                     "path": key,
                     "chain": plan.chain if plan else None,
-                    "configured": plan is not None,
+                    "configured": plan is not None if config else None,
                     "archive": str(plan.archive) if plan else None,
                     "failed": str(plan.failed) if plan else None,
                     "counts": by_state,
@@ -81,10 +81,13 @@ def render(status: dict[str, Any]) -> str:
         f"spent today: ${status['spent_today_usd']:.2f}",
     ]
     if pause := status["paused"]:
-        lines.append(f"Venice work PAUSED ({pause['kind']}): {pause['reason']}; retrying at {pause['retry_at']}")
+        lines.append(
+            f"Venice work PAUSED ({pause['kind']}): {pause['reason']}; "
+            f"retrying at {pause['retry_at']}"
+        )
     for folder in status["folders"]:
         counts = ", ".join(f"{n} {s}" for s, n in folder["counts"].items() if n) or "no jobs"
-        note = "" if folder["configured"] else " (not in the config)"
+        note = " (not in the config)" if folder["configured"] is False else ""
         lines.append(f"{folder['path']}{note}: {counts}")
         for job in folder["in_flight"]:
             lines.append(f"  running: {job['name']} (job {job['id']}, attempt {job['attempts']})")

@@ -104,10 +104,14 @@ class FolderWatch:
         self.polling = wants_polling(section.observer, self.plan.root)
         observer: BaseObserver
         if self.polling:
-            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=section.poll_seconds)
+            observer = PollingObserverVFS(
+                os.lstat, os.scandir, polling_interval=section.poll_seconds
+            )
         else:
             observer = Observer()
-        observer.schedule(_Handler(self.plan, self.hint), str(self.plan.root), recursive=section.recursive)
+        observer.schedule(
+            _Handler(self.plan, self.hint), str(self.plan.root), recursive=section.recursive
+        )
         observer.daemon = True
         observer.start()
         self.observer = observer

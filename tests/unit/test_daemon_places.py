@@ -1,0 +1,148 @@
+"""Folder plans, the observer choice, scans, claims and start-up reconciliation, on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hotfolder.config import FolderSection, validate_config
+from hotfolder.daemon import claim, recovery
+from hotfolder.daemon.folders import plan_folder, plan_folders
+from hotfolder.daemon.watcher import filesystem_type, scan, wants_polling
+from hotfolder.errors import ConfigError, HotfolderError
+from hotfolder.journal import Journal, NewJob
+from hotfolder.plugins import build_registry, make_plugin_manager
+
+MOUNTS = """\
+/dev/sda1 / ext4 rw 0 0
+server:/export /mnt/nas nfs4 rw 0 0
+//host/share /mnt/smb cifs rw 0 0
+me@host:/ /mnt/ssh fuse.sshfs rw 0 0
+/dev/sdb1 /mnt/nas/local ext4 rw 0 0
+"""
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return build_registry(make_plugin_manager(load_entrypoints=False))
+
+
+@pytest.mark.parametrize(
+    ("path", "fstype", "polling"),
+    [
+        ("/home/me/inbox", "ext4", False),
+        ("/mnt/nas/inbox", "nfs4", True),
+        ("/mnt/nas/local/inbox", "ext4", False),  # the longest mount point wins
+        ("/mnt/smb", "cifs", True),
+        ("/mnt/ssh/x", "fuse.sshfs", True),
+    ],
+)
+def test_auto_observer_polls_on_network_file_systems(tmp_path, path, fstype, polling):
+    mounts = tmp_path / "mounts"
+    mounts.write_text(MOUNTS)
+    assert filesystem_type(Path(path), mounts) == fstype
+    assert wants_polling("auto", Path(path), mounts) is polling
+    assert wants_polling("native", Path(path), mounts) is False
+    assert wants_polling("polling", Path(path), mounts) is True
+
+
+def _config(tmp_path, registry, folder: dict, out: str = "inbox/out"):
+    raw = {
+        "folders": [{"path": "inbox", "chain": "web", **folder}],
+        "chains": {
+            "web": {"steps": [{"op": "auto-orient"}], "outputs": [{"sink": "folder", "path": out}]}
+        },
+    }
+    return validate_config(raw, registry, path=tmp_path / "hotfolder.toml")
+
+
+def test_outputs_archive_failed_and_state_are_excluded_from_scans(tmp_path, registry):
+    inbox = tmp_path / "inbox"
+    for rel in ["a.jpg", "sub/b.jpg", "out/c.jpg", ".hotfolder/processing/1/d.jpg", "notes.txt"]:
+        (inbox / rel).parent.mkdir(parents=True, exist_ok=True)
+        (inbox / rel).write_bytes(b"x")
+    (inbox / "linked-dir").symlink_to(inbox / "sub")
+    [plan] = plan_folders(_config(tmp_path, registry, {"recursive": True}))
+    assert inbox.resolve() / "out" in plan.excluded
+    assert sorted(scan(plan)) == ["a.jpg", "sub/b.jpg"]
+    [flat] = plan_folders(_config(tmp_path, registry, {}))
+    assert sorted(scan(flat)) == ["a.jpg"]
+
+
+def test_a_chain_writing_into_its_watched_folder_is_refused(tmp_path, registry):
+    (tmp_path / "inbox").mkdir()
+    with pytest.raises(ConfigError, match="writes its outputs into the watched folder"):
+        plan_folders(_config(tmp_path, registry, {}, out="inbox"))
+
+
+def test_one_daemon_per_folder(tmp_path):
+    (tmp_path / "inbox").mkdir()
+    section = FolderSection.model_validate({"path": str(tmp_path / "inbox"), "chain": "web"})
+    first, second = plan_folder(section), plan_folder(section)
+    first.lock()
+    try:
+        with pytest.raises(HotfolderError, match="already watched by another hotfolder daemon"):
+            second.lock()
+    finally:
+        first.unlock()
+
+
+def test_claim_finish_and_quarantine(tmp_path):
+    root = tmp_path
+    (root / "a.jpg").write_bytes(b"data")
+    claimed = claim.claim(root, "a.jpg")
+    assert claimed.path == root / ".hotfolder/processing" / claimed.id / "a.jpg"
+    assert not (root / "a.jpg").exists()
+    assert claim.claim(root, "a.jpg") is None  # gone: a second claimer loses
+    target = claim.archive_target(root / "archive", "a.jpg", claimed.id)
+    claim.finish_move(root, claimed.id, "a.jpg", str(target))
+    claim.finish_move(root, claimed.id, "a.jpg", str(target))  # repeating is harmless
+    assert target.read_bytes() == b"data"
+    assert not (root / ".hotfolder/processing" / claimed.id).exists()
+    assert claim.archive_target(root / "archive", "a.jpg", "J2").name == "a.J2.jpg"
+
+    (root / "evil.jpg").symlink_to("/etc/passwd")
+    _, where = claim.quarantine(root, root / "failed", "evil.jpg", "it is a symbolic link")
+    assert where.is_symlink() and os.readlink(where) == "/etc/passwd"
+    info = json.loads(Path(str(where) + ".error.json").read_text())
+    assert info["class"] == "UnsafeInputError" and "symbolic link" in info["message"]
+
+
+def test_reconcile_after_crashes(tmp_path):
+    root = tmp_path / "inbox"
+    [plan] = [plan_folder(FolderSection.model_validate({"path": str(root), "chain": "web"}))]
+    journal = Journal(tmp_path / "journal.sqlite3")
+    try:
+        # 1. claimed, then a crash before the journal insert
+        orphan = root / ".hotfolder/processing/J-orphan"
+        orphan.mkdir(parents=True)
+        (orphan / "o.jpg").write_bytes(b"o")
+        # 2. done in the journal, then a crash before the original was archived
+        done = root / ".hotfolder/processing/J-done"
+        done.mkdir()
+        (done / "d.jpg").write_bytes(b"d")
+        journal.add([NewJob("J-done", plan.key, "d.jpg", "web")])
+        journal.update("J-done", state="done", place=str(root / "archive/d.jpg"))
+        # 3. an interrupted mkdir; 4. a running job; 5. a queued job whose file vanished
+        (root / ".hotfolder/processing/J-empty").mkdir()
+        running = root / ".hotfolder/processing/J-run"
+        (running / "checkpoints").mkdir(parents=True)
+        (running / "r.jpg").write_bytes(b"r")
+        journal.add(
+            [NewJob("J-run", plan.key, "r.jpg", "web"), NewJob("J-gone", plan.key, "g.jpg", "web")]
+        )
+        journal.start("J-run")
+
+        recovery.recover(journal, [plan])
+
+        assert journal.get("J-orphan").state == "queued" and journal.get("J-orphan").name == "o.jpg"
+        assert (root / "archive/d.jpg").read_bytes() == b"d" and not done.exists()
+        assert not (root / ".hotfolder/processing/J-empty").exists()
+        assert (journal.get("J-run").state, journal.get("J-run").attempts) == ("queued", 1)
+        assert (running / "r.jpg").exists()
+        assert journal.get("J-gone").state == "failed"
+    finally:
+        journal.close()

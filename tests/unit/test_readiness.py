@@ -1,0 +1,114 @@
+"""Readiness: the ignore list, name filters, unsafe file types, header checks, quiet periods."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from hotfolder.daemon.readiness import (
+    Candidate,
+    NameFilter,
+    check,
+    header_state,
+    open_regular,
+    unsafe_reason,
+)
+
+IMAGES = NameFilter(include=("*.jpg", "*.jpeg", "*.png"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".hidden.jpg", ".photo.jpg.Xa81Zq", "photo.jpg.part", "photo.jpg.crdownload", "photo.tmp",
+        "photo.jpg.download", "photo.jpg.filepart", "~$photo.jpg", ".~lock.photo.jpg#",
+        ".DS_Store", "._photo.jpg", "Thumbs.db", "desktop.ini", ".syncthing.photo.jpg.tmp",
+        "~syncthing~photo.jpg.tmp", "sub/.hotfolder/x.jpg", ".hotfolder/processing/1/x.jpg",
+    ],
+)  # fmt: skip
+def test_temp_junk_and_hidden_names_are_never_taken(name):
+    assert IMAGES.ignored(name)
+    assert not IMAGES.wanted(name)
+
+
+def test_globs_are_case_insensitive_unless_asked():
+    assert IMAGES.wanted("IMG_0001.JPG")
+    assert not NameFilter(include=("*.jpg",), case_sensitive=True).wanted("IMG_0001.JPG")
+    assert not NameFilter(include=("*.jpg",), exclude=("draft-*",)).wanted("Draft-1.jpg")
+    assert not NameFilter(include=("*.jpg",), ignore=("*-proof.jpg",)).wanted("a-proof.jpg")
+    assert NameFilter(include=("*.png",)).wanted("order.job.toml")  # manifests are jobs too
+    assert not IMAGES.wanted("notes.txt")
+
+
+def test_unsafe_reasons(tmp_path):
+    regular = tmp_path / "a.jpg"
+    regular.write_bytes(b"x")
+    assert unsafe_reason(regular.lstat()) is None
+    (tmp_path / "link.jpg").symlink_to(regular)
+    assert "symbolic link" in unsafe_reason((tmp_path / "link.jpg").lstat())
+    os.mkfifo(tmp_path / "pipe.jpg")
+    assert "FIFO" in unsafe_reason((tmp_path / "pipe.jpg").lstat())
+    os.link(regular, tmp_path / "hard.jpg")
+    assert "2 hard links" in unsafe_reason(regular.lstat())
+    assert "device" in unsafe_reason(os.lstat("/dev/null"))
+
+
+def test_open_regular_never_follows_a_link_or_blocks_on_a_fifo(tmp_path):
+    target = tmp_path / "t.jpg"
+    target.write_bytes(b"x")
+    (tmp_path / "l.jpg").symlink_to(target)
+    with pytest.raises(OSError):
+        open_regular(tmp_path / "l.jpg")
+    os.mkfifo(tmp_path / "p.jpg")
+    with pytest.raises(ValueError, match="FIFO"):
+        open_regular(tmp_path / "p.jpg")  # returns at once: O_NONBLOCK
+
+
+def _encoded(fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_header_state_sees_placeholders_and_missing_end_markers(tmp_path, fmt):
+    data = _encoded(fmt)
+    path = tmp_path / "x"
+    path.write_bytes(b"")
+    assert header_state(str(path)) == "empty"
+    path.write_bytes(data[: len(data) // 2])
+    assert header_state(str(path)) == "incomplete"
+    path.write_bytes(data)
+    assert header_state(str(path)) == "ok"
+
+
+def test_quiet_period_resets_on_change_and_close_write_is_ready_at_once(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(_encoded("PNG"))
+    cand = Candidate(str(path))
+    assert check(cand, 1.0, now=100.0)[0] == "wait"
+    assert check(cand, 1.0, now=100.5)[0] == "wait"
+    with path.open("ab") as f:
+        f.write(b"more")
+    os.utime(path, ns=(1, 1))
+    assert check(cand, 1.0, now=100.9)[0] == "wait"  # changed: the period starts again
+    assert check(cand, 1.0, now=101.5)[0] == "wait"
+    assert check(cand, 1.0, now=102.0)[0] == "ready"
+
+    arrived = Candidate(str(path))
+    from hotfolder.daemon.readiness import Signature
+
+    arrived.arrived = Signature.of(path.lstat())
+    assert check(arrived, 60.0, now=0.0)[0] == "ready"
+    arrived.opened = 1  # someone still has it open: wait
+    arrived.sig = None
+    assert check(arrived, 60.0, now=1.0)[0] == "wait"
+
+
+def test_a_gone_or_unsafe_candidate_is_reported(tmp_path):
+    assert check(Candidate(str(tmp_path / "none.png")), 0.1, now=0)[0] == "gone"
+    (tmp_path / "l.png").symlink_to(tmp_path / "none.png")
+    assert check(Candidate(str(tmp_path / "l.png")), 0.1, now=0)[0] == "unsafe"
