@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # System tools the tests drive (installed with apt-get when missing and we are root).
 SYSTEM_TOOLS := curl rsync
+# The benchmarks' baselines, as command:package (ImageMagick's mogrify, libvips' vipsthumbnail).
+BENCH_TOOLS := mogrify:imagemagick vipsthumbnail:libvips-tools curl:curl
 
-.PHONY: run test venv venv-test system-tools lint clean
+.PHONY: run test venv venv-test system-tools bench-tools bench bench-quick lint clean
 
 $(BIN)/hotfolder: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,14 @@ system-tools:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
+bench-tools:
+	@missing=""; for t in $(BENCH_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
 # The daemon watches ./inbox (chain showcase, outputs in ./outbox); its journal is in ./state.
 run: venv
 	mkdir -p inbox outbox
@@ -42,6 +52,16 @@ run: venv
 test: venv-test system-tools
 	$(BIN)/ruff check core plugins tests contrib
 	$(BIN)/pytest -n 2 --dist loadfile -q
+	$(MAKE) bench-quick
+
+# Benchmarks (tests/bench): hotfolder and its baselines, alternating, in one run.
+# `bench` writes docs/benchmarks.md (about 15 minutes); `bench-quick` runs every benchmark on a
+# tiny size in under a minute, prints its report and fails only if a benchmark crashes.
+bench: venv-test bench-tools
+	$(BIN)/python -m tests.bench.run --output docs/benchmarks.md
+
+bench-quick: venv-test bench-tools
+	$(BIN)/python -m tests.bench.run --quick
 
 lint: venv-test
 	$(BIN)/ruff check core plugins tests contrib

@@ -35,6 +35,7 @@ from hotfolder.errors import (
 )
 from hotfolder.hookspecs import hookimpl
 from hotfolder.job import Job, JobResult, Output, StepRecord
+from hotfolder.secrets import SecretRef
 
 __version__ = "0.1.0"
 
@@ -58,6 +59,7 @@ __all__ = [
     "Rejected",
     "ResolveContext",
     "Resolver",
+    "SecretRef",
     "Sink",
     "SinkContext",
     "SinkError",

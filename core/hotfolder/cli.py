@@ -271,6 +271,7 @@ def _option_from_argv(argv: list[str], *names: str) -> str | None:
 def main() -> None:
     """Entry point of the ``hotfolder`` script."""
     from hotfolder.daemon.commands import COMMANDS
+    from hotfolder.plugins import call_observers
     from hotfolder.process import process
 
     for command in (process, *COMMANDS):
@@ -283,7 +284,9 @@ def main() -> None:
     config = _option_from_argv(argv, "--config", "-c")
     state = CliState(config_path=Path(config) if config else None)
     try:
-        state.plugin_manager().hook.hotfolder_register_commands(cli=cli)
+        pm = state.plugin_manager()
     except HotfolderError as exc:  # a broken plugin must not take the whole CLI down
         logger.warning("plugin commands not loaded: {}", exc)
+    else:
+        call_observers(pm, "hotfolder_register_commands", cli=cli)
     cli(prog_name="hotfolder", obj=state)

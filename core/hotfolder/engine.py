@@ -10,8 +10,11 @@ a job that is run again (after a crash, a pause, a later failure) never pays for
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from hotfolder.errors import (
     ConfigError,
     HotfolderError,
     PluginError,
+    StepTimeout,
 )
 from hotfolder.fsutil import atomic_write
 from hotfolder.job import Job, JobResult, Output, StepRecord
@@ -47,10 +51,12 @@ class PlannedStep:
 
 
 class Engine:
-    """Runs jobs against one :class:`Runtime`."""
+    """Runs jobs against one :class:`Runtime`; ``step_timeout`` (seconds) bounds each step
+    and each sink, raising :class:`~hotfolder.errors.StepTimeout` past it."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, step_timeout: float | None = None) -> None:
         self.runtime = runtime
+        self.step_timeout = step_timeout
 
     def plan(self, job: Job) -> list[PlannedStep]:
         """The steps ``job`` would run, which are paid calls, and their estimated cost."""
@@ -109,7 +115,8 @@ class Engine:
         for spec in chain.outputs:
             sink = spec.instantiate()
             context = SinkContext(job, self.runtime, records, list(outputs), input_sha256)
-            written = await call_component(sink, sink.write, context, artifact)
+            async with self._time_limit(f"output {sink.name!r}"):
+                written = await call_component(sink, sink.write, context, artifact)
             outputs.extend(written)
         seconds = time.monotonic() - started
         logger.info(
@@ -136,7 +143,8 @@ class Engine:
         context = StepContext(job=job, index=index, runtime=self.runtime, record=record)
         started = time.monotonic()
         try:
-            result = await call_component(op, op.run, context, artifact)
+            async with self._time_limit(f"step {index} ({op.name})"):
+                result = await call_component(op, op.run, context, artifact)
         except HotfolderError as exc:
             exc.step = f"{index}:{op.name}"
             raise
@@ -148,6 +156,22 @@ class Engine:
             checkpoint.save(result, record)
         logger.debug("{} step {} ({}) took {:.3f}s", job.source, index, op.name, record.seconds)
         return result, record
+
+
+    @contextlib.asynccontextmanager
+    async def _time_limit(self, what: str) -> AsyncIterator[None]:
+        """``what`` may take ``step_timeout`` seconds. A step in a worker thread cannot be
+        stopped; the job moves on without it and its late result is dropped."""
+        if self.step_timeout is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(self.step_timeout):
+                yield
+        except TimeoutError:
+            msg = f"{what} took longer than {self.step_timeout:g}s"
+            hint = "raise [daemon] step_timeout_seconds if such inputs need longer"
+            raise StepTimeout(msg, hint=hint) from None
 
 
 def _check_overrides(job: Job, chain: Chain) -> None:

@@ -9,6 +9,7 @@
      │                             it is quarantined and never reaches a paid API
      │   └─ UnsafeInputError       refused for safety: decompression bomb, symlink, SSRF target
      ├─ OperationError             a step could not do its work with valid input
+     │   └─ StepTimeout            a step or sink ran past its time limit: tried again later
      ├─ VeniceError                the Venice API said no: .status, .code, .request_id
      │   ├─ Rejected               400, 404, 413, 415, 422: this job fails, others go on
      │   ├─ AuthError              401, 403: all Venice work pauses, nothing is failed
@@ -34,6 +35,7 @@ __all__ = [
     "PluginError",
     "Rejected",
     "SinkError",
+    "StepTimeout",
     "Unavailable",
     "UnsafeInputError",
     "VeniceError",
@@ -92,6 +94,12 @@ class UnsafeInputError(InputError):
 
 class OperationError(HotfolderError):
     """A step could not do its work although its input was valid."""
+
+
+class StepTimeout(OperationError):
+    """A step or a sink ran past its time limit; the job may be tried again."""
+
+    retryable = True
 
 
 class SinkError(HotfolderError):

@@ -128,13 +128,14 @@ def plugin_info(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
 
 
 def call_observers(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
-    """Call a lifecycle hook; a plugin that raises is logged by name and does not stop others."""
+    """Call a hook's implementations one by one; a plugin that raises is logged by name and
+    does not stop the others (lifecycle hooks, command registration)."""
     for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
         try:
             impl.function(**{a: kwargs[a] for a in impl.argnames})
         except Exception:
             logger.exception(
-                "plugin {!r} raised in {}; the job goes on", impl.plugin_name, hook_name
+                "plugin {!r} raised in {}; going on without it", impl.plugin_name, hook_name
             )
 
 

@@ -160,3 +160,26 @@ def test_a_plugin_that_raises_fails_that_job_only(tmp_path):
     assert isinstance(good, hotfolder.JobResult)
     assert (tmp_path / "out" / "b.png").is_file()
     assert sorted(events) == [("failed", "a.png", "PluginError"), ("ok", "b.png", 1)]
+
+
+def test_a_step_past_its_time_limit_is_a_retryable_step_timeout(tmp_path):
+    from hotfolder.errors import StepTimeout
+
+    class Slow(hotfolder.Operation):
+        name = "slow"
+
+        async def run(self, context, image):
+            await asyncio.sleep(5)
+            return image
+
+    pm = make_plugin_manager(load_entrypoints=False, extra=[(_Plugin(Slow), "slow-ops")])
+    registry = build_registry(pm)
+    raw = {
+        "chains": {"c": {"steps": [{"op": "slow"}], "outputs": [{"sink": "folder", "path": "o"}]}}
+    }
+    engine = Engine(Runtime(validate_config(raw, registry), pm, registry), step_timeout=0.2)
+    with pytest.raises(StepTimeout) as info:
+        asyncio.run(engine.run(Job(source=str(_image(tmp_path, "a.png")), chain="c")))
+    assert info.value.retryable
+    assert "step 0 (slow) took longer than 0.2s" in str(info.value)
+    assert info.value.step == "0:slow"

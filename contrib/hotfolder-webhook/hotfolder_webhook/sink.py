@@ -32,7 +32,7 @@ import hotfolder
 from hotfolder.errors import InputError, SinkError, UnsafeInputError
 from hotfolder.naming import sanitize_component
 from hotfolder.netsafe import AllowList, pinned_client
-from hotfolder.venice.settings import SecretRef
+from hotfolder.secrets import SecretRef
 from hotfolder_plugins.sinks import sidecar_record
 from hotfolder_webhook.signing import sign
 

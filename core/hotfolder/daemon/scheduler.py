@@ -243,17 +243,8 @@ class Scheduler:
                 seq=row.seq,
                 checkpoint_dir=source.parent / "checkpoints",
             )
-            budget = settings.step_timeout_seconds * (len(chain.steps) + 1)
-            try:
-                async with asyncio.timeout(budget):
-                    final = attempt >= settings.max_attempts
-                    result = await Engine(runtime).run(job, final=final)
-            except TimeoutError:
-                msg = f"{row.name} took longer than {budget:g}s"
-                hint = "raise [daemon] step_timeout_seconds if such files need longer"
-                timed_out = OperationError(msg, hint=hint)
-                timed_out.retryable = True  # tried again, up to max_attempts
-                raise timed_out from None
+            engine = Engine(runtime, step_timeout=settings.step_timeout_seconds)
+            result = await engine.run(job, final=attempt >= settings.max_attempts)
         except asyncio.CancelledError:
             # A graceful stop: the job goes back to the queue; this attempt does not count.
             self.journal.update(row.id, state="queued", attempts=attempt - 1)

@@ -36,8 +36,8 @@ class DaemonSection(BaseModel):
     #: On SIGTERM/SIGINT, how long in-flight jobs may take to finish before they are
     #: stopped and left queued for the next start.
     grace_seconds: float = Field(default=30.0, ge=0)
-    #: Longest one step may take; a job may take this times its number of steps (plus one
-    #: for resolving and writing). A job that runs out of time is retried.
+    #: Longest one step (or one output) may take; a job whose step runs out of time is
+    #: retried, up to ``max_attempts``.
     step_timeout_seconds: float = Field(default=600.0, gt=0)
     #: Tries per job (a crash mid-job counts); after the last one the job fails.
     max_attempts: int = Field(default=5, ge=1, le=100)

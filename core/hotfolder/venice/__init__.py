@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hotfolder.errors import AuthError
+from hotfolder.secrets import SecretRef
 from hotfolder.venice.catalog import Catalog, ModelInfo
 from hotfolder.venice.client import ImageInput, ImageResult, VeniceClient
-from hotfolder.venice.settings import SecretRef, VeniceSettings
+from hotfolder.venice.settings import VeniceSettings
 
 if TYPE_CHECKING:
     from hotfolder.runtime import Runtime

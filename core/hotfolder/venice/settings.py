@@ -6,56 +6,15 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from hotfolder.components import ConfigPath
-from hotfolder.errors import AuthError, ConfigError
+from hotfolder.errors import AuthError
+from hotfolder.secrets import SecretRef
 
 DEFAULT_BASE_URL = "https://api.venice.ai/api/v1"
 BASE_URL_ENV = "VENICE_BASE_URL"
 CACHE_DIR_ENV = "HOTFOLDER_CACHE_DIR"
-
-
-class SecretRef(BaseModel):
-    """A secret given by reference: ``{ env = "VENICE_API_KEY" }`` or ``{ file = "..." }``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    env: str | None = None
-    #: A file holding the secret; a relative path is taken from the config file's folder.
-    file: ConfigPath | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _not_inline(cls, value: object) -> object:
-        if isinstance(value, str):
-            msg = (
-                "secrets are given by reference, never written in the file: "
-                'use { env = "VENICE_API_KEY" } or { file = "/run/secrets/venice" }'
-            )
-            raise ValueError(msg)
-        return value
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            msg = "give exactly one of env or file"
-            raise ValueError(msg)
-        return self
-
-    def describe(self) -> str:
-        return f"${self.env}" if self.env else f"file {self.file}"
-
-    def reveal(self) -> str | None:
-        """The secret's value, or None when the variable or file is not there."""
-        if self.env:
-            return os.environ.get(self.env) or None
-        assert self.file is not None
-        try:
-            return self.file.read_text().strip() or None
-        except OSError as exc:
-            msg = f"cannot read the secret file {self.file}: {exc.strerror}"
-            raise ConfigError(msg, hint="check the path and its permissions") from exc
 
 
 class VeniceSettings(BaseModel):
