@@ -95,8 +95,7 @@ class Engine:
     async def _run(self, job: Job) -> JobResult:
         started = time.monotonic()
         job_input = await self.runtime.resolve(job.source, base_dir=job.base_dir)
-        if job_input.chain and job_input.chain != job.chain:
-            job.chain = job_input.chain
+        job.chain = job_input.chain or job.chain
         for index, params in job_input.overrides.items():
             job.overrides.setdefault(index, {}).update(params)
         job.extra_refs = job.extra_refs or job_input.extra_refs
@@ -105,7 +104,7 @@ class Engine:
         _check_overrides(job, chain)
 
         artifact = job_input.artifact
-        input_sha256 = artifact.sha256
+        input_sha256 = await asyncio.to_thread(lambda: artifact.sha256)
         records: list[StepRecord] = []
         for index, spec in enumerate(chain.steps):
             artifact, record = await self._step(job, index, spec, artifact)
@@ -135,7 +134,7 @@ class Engine:
             paid=op.paid,
         )
         checkpoint = _Checkpoint(job.checkpoint_dir, index) if op.paid else None
-        if checkpoint and (saved := checkpoint.load(artifact)):
+        if checkpoint and (saved := checkpoint.load(artifact, record)):
             saved_artifact, saved_record = saved
             saved_record.from_checkpoint = True
             logger.info("{} step {} ({}): reused the saved result", job.source, index, op.name)
@@ -156,7 +155,6 @@ class Engine:
             checkpoint.save(result, record)
         logger.debug("{} step {} ({}) took {:.3f}s", job.source, index, op.name, record.seconds)
         return result, record
-
 
     @contextlib.asynccontextmanager
     async def _time_limit(self, what: str) -> AsyncIterator[None]:
@@ -197,10 +195,17 @@ class _Checkpoint:
         assert self.folder is not None
         return self.folder / f"step-{self.index}.json"
 
-    def load(self, current: Artifact) -> tuple[Artifact, StepRecord] | None:
+    def load(self, current: Artifact, record: StepRecord) -> tuple[Artifact, StepRecord] | None:
+        """The saved result, if one was saved for this same operation and parameters (a
+        config reloaded in between may have changed them: the step then runs again)."""
         if self.folder is None or not self._meta().is_file():
             return None
         meta = json.loads(self._meta().read_text())
+        saved = meta["record"]
+        if (saved["op"], saved["params"]) != (record.op, record.params):
+            logger.info("step {} ({}) changed since its result was saved; running it again",
+                        self.index, record.op)  # fmt: skip
+            return None
         data = (self.folder / meta["file"]).read_bytes()
         artifact = Artifact.from_bytes(data, name=current.name, limits=current.limits)
         artifact.info.update(meta.get("info", {}))

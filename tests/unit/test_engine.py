@@ -1,0 +1,82 @@
+"""The engine's promise about paid steps: a result saved once is never paid for again, unless
+the step itself changed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from PIL import Image, ImageOps
+
+import hotfolder
+from hotfolder.config import validate_config
+from hotfolder.engine import Engine
+from hotfolder.job import Job
+from hotfolder.plugins import build_registry, make_plugin_manager
+from hotfolder.runtime import Runtime
+
+CALLS: list[str] = []
+
+
+class PaidInvert(hotfolder.Operation):
+    name = "paid-invert"
+    paid = True
+
+    class Params(hotfolder.Params):
+        label: str = "a"
+
+    async def run(self, context, image):
+        CALLS.append(self.params.label)
+        context.record.cost_usd = 0.5
+        return image.with_image(ImageOps.invert(image.image.convert("RGB")), format="PNG")
+
+
+class Plugin:
+    @hotfolder.hookimpl
+    def hotfolder_register_operations(self, register):
+        register(PaidInvert)
+
+
+def _run(tmp_path, label: str, checkpoints):
+    pm = make_plugin_manager(load_entrypoints=False, extra=[(Plugin(), "paid")])
+    registry = build_registry(pm)
+    raw = {
+        "chains": {
+            "c": {
+                "steps": [{"op": "resize", "width": 100}, {"op": "paid-invert", "label": label}],
+                "outputs": [
+                    {"sink": "folder", "path": str(tmp_path / "out"), "name": "{stem}-{n}.{ext}"}
+                ],
+            }
+        }
+    }
+    engine = Engine(Runtime(validate_config(raw, registry), pm, registry))
+    job = Job(
+        source=str(tmp_path / "in.png"), chain="c", checkpoint_dir=checkpoints, seq=len(CALLS)
+    )
+    return asyncio.run(engine.run(job))
+
+
+def test_a_saved_paid_result_is_reused_and_a_changed_step_runs_again(tmp_path):
+    CALLS.clear()
+    Image.new("RGB", (300, 200), (10, 20, 30)).save(tmp_path / "in.png")
+    checkpoints = tmp_path / "checkpoints"
+
+    first = _run(tmp_path, "a", checkpoints)
+    again = _run(tmp_path, "a", checkpoints)
+    assert CALLS == ["a"]  # the second run paid nothing
+    assert [s.from_checkpoint for s in again.steps] == [False, True]
+    assert first.cost_usd == 0.5 and again.cost_usd == 0.0
+    with Image.open(again.outputs[0].location) as im:
+        assert im.size == (100, 67)
+        assert im.convert("RGB").getpixel((5, 5)) == (245, 235, 225)
+
+    _run(tmp_path, "b", checkpoints)  # the step's parameters changed: it runs (and pays) again
+    assert CALLS == ["a", "b"]
+
+
+def test_without_a_checkpoint_folder_every_run_pays(tmp_path):
+    CALLS.clear()
+    Image.new("RGB", (300, 200), (10, 20, 30)).save(tmp_path / "in.png")
+    _run(tmp_path, "a", None)
+    _run(tmp_path, "a", None)
+    assert CALLS == ["a", "a"]
