@@ -22,6 +22,7 @@ may wait for another thread's decode.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import threading
 import warnings
@@ -75,6 +76,7 @@ ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
 _METADATA_KEYS = ("icc_profile", "exif", "xmp", "dpi", "comment")
 _RAISE_PIXELS = "raise [imaging] max_pixels if you trust this file"
 _GUARD = threading.Lock()
+_VERIFY_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class ImageLimits(BaseModel):
@@ -145,6 +147,12 @@ class Probe:
     def pixels(self) -> int:
         return self.width * self.height
 
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """Width and height once the EXIF orientation is applied (5-8 turn by 90 degrees)."""
+        turned = self.orientation in (5, 6, 7, 8)
+        return (self.height, self.width) if turned else (self.width, self.height)
+
 
 def probe(data: bytes, limits: ImageLimits, *, name: str) -> Probe:
     """Check ``data``'s header against ``limits``; raise InputError or UnsafeInputError."""
@@ -166,6 +174,18 @@ def decode(data: bytes, limits: ImageLimits, *, name: str) -> Image.Image:
         working = _modes.to_working_mode(_upright(image, name))
     working.info = {k: v for k, v in working.info.items() if k in _METADATA_KEYS}
     return working
+
+
+def verify(data: bytes, limits: ImageLimits, *, name: str) -> Probe:
+    """Check that ``data`` decodes whole, without keeping its pixels; returns the probe.
+
+    At most one such decode per CPU runs at a time, so many jobs checking large files at
+    once do not hold all their pixels together.
+    """
+    found = probe(data, limits, name=name)
+    with _VERIFY_SLOTS:
+        decode(data, limits, name=name)
+    return found
 
 
 def encode(image: Image.Image, format: str, options: dict[str, Any]) -> bytes:

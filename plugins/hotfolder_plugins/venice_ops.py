@@ -351,12 +351,12 @@ class VeniceUpscale(_VeniceOperation):
         most = int(preflight.MAX_UPSCALE_OUTPUT_PIXELS / (wanted * wanted))
         image = await self._fit(context, image, max_pixels=min(preflight.MAX_PIXELS, most))
 
-        def work() -> tuple[float, ImageInput]:
+        def work() -> tuple[float, ImageInput, str]:
             width, height = preflight.check_pixels(image, what=self.name)
             scale = preflight.upscale_scale(image.name, width, height, p.scale)
-            return scale, preflight.upload_input(image, url_ok=False)
+            return scale, preflight.upload_input(image, url_ok=False), f"{width}x{height}"
 
-        scale, upload = await asyncio.to_thread(work)
+        scale, upload, input_size = await asyncio.to_thread(work)
         listing = await client.catalog.models("upscale")
         model = listing.models.get(UPSCALE_MODEL) or next(iter(listing.models.values()), None)
         cost = pricing.upscale_usd(model, scale)
@@ -372,7 +372,7 @@ class VeniceUpscale(_VeniceOperation):
             cost,
             scale=scale,
             scale_reduced_from=reduced,
-            input_size=f"{image.image.width}x{image.image.height}",
+            input_size=input_size,
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tests.contract.spec import SPEC_PATH, load_spec
 
 

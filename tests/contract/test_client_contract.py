@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from tests.contract.spec import load_spec, operation, validate_request
 
 from hotfolder.artifact import Artifact
 from hotfolder.components import StepContext
@@ -31,6 +30,7 @@ from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
 from hotfolder.venice import SERVICE, ImageInput, VeniceClient, VeniceSettings
 from hotfolder.venice.sandbox.catalog import load_catalog
+from tests.contract.spec import load_spec, operation, validate_request
 
 BASE = "http://127.0.0.1:9/api/v1"  # never contacted: the transport is a mock
 ASPECT_RATIOS = ["auto", "1:1", "3:2", "16:9", "21:9", "9:16", "2:3", "3:4", "4:5"]

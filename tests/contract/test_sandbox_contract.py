@@ -20,9 +20,9 @@ from urllib.parse import unquote
 import httpx
 import pytest
 from PIL import Image
-from tests.contract.spec import validate_request, validate_response, validate_schema
 
 from hotfolder.venice.sandbox import SandboxConfig, SandboxHandle, start_sandbox
+from tests.contract.spec import validate_request, validate_response, validate_schema
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
 LOCKOUT_MESSAGE = (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from tests.helpers.cli import hotfolder
 from tests.helpers.corpus import BAD, PHOTOS
 

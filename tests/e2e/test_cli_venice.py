@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from tests.helpers.cli import hotfolder
-from tests.helpers.corpus import BAD, PHOTOS
 
 from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+from tests.helpers.cli import hotfolder
+from tests.helpers.corpus import BAD, PHOTOS
 
 pytestmark = pytest.mark.e2e
 

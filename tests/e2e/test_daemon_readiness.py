@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
 pytestmark = pytest.mark.e2e

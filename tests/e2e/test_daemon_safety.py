@@ -10,10 +10,10 @@ import time
 
 import pytest
 from PIL import Image
-from tests.helpers.corpus import BAD
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
 from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+from tests.helpers.corpus import BAD
+from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
 pytestmark = pytest.mark.e2e
 

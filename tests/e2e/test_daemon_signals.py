@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 from PIL import Image
+
 from tests.helpers.daemon import BIN, FAST_DAEMON, Daemon, files_under, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from tests.helpers.corpus import BAD, PHOTOS
 
 from hotfolder.config import validate_config
 from hotfolder.engine import Engine
@@ -23,6 +22,7 @@ from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
 from hotfolder.venice import SERVICE, VeniceClient
 from hotfolder.venice.sandbox import SandboxConfig, SandboxHandle, start_sandbox
+from tests.helpers.corpus import BAD, PHOTOS
 
 REGISTRY = build_registry(make_plugin_manager(load_entrypoints=False))
 PHOTO_FILES = sorted(p for p in PHOTOS.iterdir() if not p.name.startswith("."))

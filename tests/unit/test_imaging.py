@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
 from pydantic import ValidationError
-from tests.helpers.corpus import BAD, PHOTOS
 
 from hotfolder import imaging
 from hotfolder._modes import WORKING_MODES
 from hotfolder.errors import ConfigError, InputError, UnsafeInputError
+from tests.helpers.corpus import BAD, PHOTOS
 
 LIMITS = imaging.ImageLimits()
 #: Files in corpus/bad whose pixels are fine and whose only fault is their EXIF.

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageStat
 from pydantic import ValidationError
-from tests.helpers.corpus import PHOTOS
 
 import hotfolder
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder_plugins.local.formats import Convert, StripMetadata
 from hotfolder_plugins.local.geometry import AutoOrient, FitToLimits, Resize
 from hotfolder_plugins.local.watermark import Watermark
+from tests.helpers.corpus import PHOTOS
 
 NO_CONTEXT: Any = None  # the local operations never touch their context
 

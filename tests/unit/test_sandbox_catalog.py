@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.contract.spec import validate_response
 
 from hotfolder.venice.sandbox.catalog import load_catalog
+from tests.contract.spec import validate_response
 
 STATIC_MODELS = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "venice" / "static-models.json"

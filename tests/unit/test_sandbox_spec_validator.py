@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tests.contract.spec import SpecMismatch, load_spec, validate_request, validate_response
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n" + b"rest"

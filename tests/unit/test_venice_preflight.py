@@ -391,3 +391,23 @@ def test_with_paths_in_a_config_are_taken_from_its_folder(tmp_path):
         "https://x.example/a.png",
         "/abs/b.png",
     ]
+
+
+def test_an_exif_turned_jpeg_is_uploaded_upright():
+    import io
+
+    from PIL import Image, ImageChops, ImageStat
+
+    from hotfolder.artifact import Artifact
+    from hotfolder.venice import preflight
+    from tests.helpers.corpus import PHOTOS
+
+    turned = Artifact.from_bytes((PHOTOS / "hopper_orientation_6.jpg").read_bytes(), name="t.jpg")
+    upload = preflight.upload_input(turned, url_ok=False)
+    with Image.open(io.BytesIO(upload.data)) as sent, Image.open(PHOTOS / "hopper.jpg") as upright:
+        assert sent.getexif().get(0x0112, 1) == 1
+        diff = ImageStat.Stat(ImageChops.difference(sent.convert("RGB"), upright.convert("RGB")))
+        assert sum(diff.mean) / 3 < 20  # the pixels themselves are upright, not only the tag
+
+    plain = Artifact.from_bytes((PHOTOS / "hopper.jpg").read_bytes(), name="h.jpg")
+    assert preflight.upload_input(plain, url_ok=False).data == plain.data  # sent as it is

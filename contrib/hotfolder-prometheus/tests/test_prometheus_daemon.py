@@ -8,9 +8,9 @@ import httpx
 import pytest
 from hotfolder_prometheus import PORT_ENV
 from prometheus_client.parser import text_string_to_metric_families
-from tests.helpers.daemon import Daemon
 
 from hotfolder.testing import hot_folder, make_image, sandbox
+from tests.helpers.daemon import Daemon
 
 pytestmark = pytest.mark.e2e
 

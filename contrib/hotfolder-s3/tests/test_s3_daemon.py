@@ -11,9 +11,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 from PIL import Image
-from tests.helpers.daemon import Daemon, files_under, wait_for
 
 from hotfolder.testing import HotFolder, hot_folder
+from tests.helpers.daemon import Daemon, files_under, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from tests.helpers.daemon import Daemon, files_under
 
 from hotfolder.testing import HotFolder, hot_folder
+from tests.helpers.daemon import Daemon, files_under
 
 pytestmark = pytest.mark.e2e
 

@@ -30,6 +30,21 @@ from watchdog.observers.polling import PollingObserverVFS
 
 from hotfolder.daemon.folders import FolderPlan
 
+#: How long watchdog's inotify backend holds an IN_MOVED_FROM to pair it with its IN_MOVED_TO.
+#: Every claim renames a file out of its watched folder, a move with no pair in that watch,
+#: and watchdog's default of 0.5 s would hold every later event of the folder behind it
+#: (measured: drop-to-start p50 of 298 ms, 29 ms without the hold; docs/benchmarks.md). The
+#: kernel queues both halves of a rename together, so a short hold still pairs real moves.
+MOVE_PAIRING_SECONDS = 0.02
+
+
+def _shorten_move_pairing() -> None:
+    try:
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # not Linux, or a watchdog that groups moves some other way
+        return
+    InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
+
 HintKind = Literal["changed", "arrived", "opened", "closed"]
 #: ``hint(folder, path, kind)``: called from watchdog's thread; must be thread-safe.
 Hint = Callable[[FolderPlan, str, HintKind], None]
@@ -108,6 +123,7 @@ class FolderWatch:
                 os.lstat, os.scandir, polling_interval=section.poll_seconds
             )
         else:
+            _shorten_move_pairing()
             observer = Observer()
         observer.schedule(
             _Handler(self.plan, self.hint), str(self.plan.root), recursive=section.recursive

@@ -30,9 +30,14 @@ _FIT_HINT = "set fit = true on the step to scale it into range first"
 def check_pixels(
     artifact: Artifact, *, what: str, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS
 ) -> tuple[int, int]:
-    """The decoded size of ``artifact``; InputError when outside the range. Decodes the image
-    (through the imaging gate), so an unreadable file fails here, before any request."""
-    width, height = artifact.image.size
+    """The upright size of ``artifact``; InputError when outside the range. An encoded input is
+    decoded whole through the imaging gate (pixels not kept), so an unreadable file fails
+    here, before any request."""
+    if artifact.is_decoded:
+        width, height = artifact.image.size
+    else:
+        found = imaging.verify(artifact.data, artifact.limits, name=artifact.name)
+        width, height = found.upright_size
     pixels = width * height
     if pixels < min_pixels:
         msg = (
@@ -108,13 +113,14 @@ def check_options(
 def upload_input(artifact: Artifact, *, url_ok: bool) -> ImageInput:
     """What to send for ``artifact``: its source URL when the endpoint takes one and the
     bytes are still the ones at that URL, else its bytes (re-encoded when Venice would not
-    take the format, or it is animated). Raises InputError for 25 MB and more."""
+    take the format, when it is animated, or when its pixels are stored turned and only its
+    EXIF orientation makes them upright). Raises InputError for 25 MB and more."""
     url = artifact.info.get("source_url")
     digest = artifact.info.get("source_sha256")
     if url_ok and url and digest and digest == artifact.sha256:
         return ImageInput(url=str(url))
     upload = artifact
-    if artifact.format not in UPLOAD_FORMATS or _animated(artifact):
+    if artifact.format not in UPLOAD_FORMATS or _needs_reencode(artifact):
         alpha = "A" in artifact.image.getbands()
         upload = (
             artifact.with_format("PNG", {"compress_level": 3})
@@ -134,5 +140,6 @@ def upload_input(artifact: Artifact, *, url_ok: bool) -> ImageInput:
     )
 
 
-def _animated(artifact: Artifact) -> bool:
-    return imaging.probe(artifact.data, artifact.limits, name=artifact.name).frames > 1
+def _needs_reencode(artifact: Artifact) -> bool:
+    found = imaging.probe(artifact.data, artifact.limits, name=artifact.name)
+    return found.frames > 1 or found.orientation != 1
