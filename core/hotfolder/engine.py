@@ -134,7 +134,8 @@ class Engine:
             paid=op.paid,
         )
         checkpoint = _Checkpoint(job.checkpoint_dir, index) if op.paid else None
-        if checkpoint and (saved := checkpoint.load(artifact, record)):
+        saved = await asyncio.to_thread(checkpoint.load, artifact, record) if checkpoint else None
+        if saved:
             saved_artifact, saved_record = saved
             saved_record.from_checkpoint = True
             logger.info("{} step {} ({}): reused the saved result", job.source, index, op.name)
@@ -152,7 +153,7 @@ class Engine:
             msg = f"operation {op.name!r} returned {type(result).__name__}, not an Artifact"
             raise PluginError(msg, hint="this is a bug in that plugin")
         if checkpoint:
-            checkpoint.save(result, record)
+            await asyncio.to_thread(checkpoint.save, result, record)
         logger.debug("{} step {} ({}) took {:.3f}s", job.source, index, op.name, record.seconds)
         return result, record
 

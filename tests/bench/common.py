@@ -3,6 +3,7 @@ driving ``hotfolder``, the sandbox and the baselines as processes."""
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import shutil
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from PIL import Image
+
 from hotfolder.venice.sandbox import SandboxConfig, SandboxHandle, start_sandbox
 from tests.helpers.cli import HOTFOLDER
 from tests.helpers.corpus import PHOTOS
@@ -27,6 +30,7 @@ __all__ = [
     "HOTFOLDER",
     "PHOTOS",
     "REPO",
+    "STOPS",
     "Bench",
     "Benchmark",
     "DaemonProc",
@@ -34,10 +38,12 @@ __all__ = [
     "Section",
     "Spread",
     "Table",
+    "Timed",
+    "Watchmedo",
     "alternate",
     "copies",
     "hotfolder_env",
-    "inotify_ready",
+    "noise_png",
     "percentile",
     "run_timed",
     "sandbox",
@@ -99,9 +105,7 @@ class Benchmark(Protocol):
     def run(self, bench: Bench) -> Section: ...
 
 
-def alternate(
-    reps: int, contenders: Sequence[tuple[str, Callable[[], T]]]
-) -> dict[str, list[T]]:
+def alternate(reps: int, contenders: Sequence[tuple[str, Callable[[], T]]]) -> dict[str, list[T]]:
     """Run every contender once per repetition, in turn (A B C A B C ...)."""
     results: dict[str, list[T]] = {name: [] for name, _ in contenders}
     for rep in range(reps):
@@ -138,14 +142,14 @@ class Spread:
         return max(self.values)
 
     def fmt(self, digits: int = 2, unit: str = "", scale: float = 1.0) -> str:
-        """``12.3 s (11.9–12.8)``; a single value (or no spread) shows alone."""
+        """``12.3 s (11.9-12.8)``; a single value (or no spread) shows alone."""
 
         def num(value: float) -> str:
             return f"{value * scale:,.{digits}f}"
 
         text = num(self.median) + (f" {unit}" if unit else "")
         if len(self.values) > 1 and num(self.lo) != num(self.hi):
-            text += f" ({num(self.lo)}–{num(self.hi)})"
+            text += f" ({num(self.lo)}-{num(self.hi)})"
         return text
 
 
@@ -163,11 +167,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 class Table:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
-    title: str = ""
 
     def markdown(self) -> str:
-        lines = [f"**{self.title}**", ""] if self.title else []
-        lines.append("| " + " | ".join(self.columns) + " |")
+        lines = ["| " + " | ".join(self.columns) + " |"]
         lines.append("|" + "|".join(" --- " for _ in self.columns) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines)
@@ -212,36 +214,55 @@ def hotfolder_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, 
     return env
 
 
+@dataclass(frozen=True)
+class Timed:
+    """A finished command: wall seconds, CPU seconds (it and its children), its output."""
+
+    wall: float
+    cpu: float
+    output: str
+
+
 def run_timed(
-    cmd: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
-) -> tuple[float, float]:
-    """Run ``cmd`` to completion; returns (wall seconds, CPU seconds of it and its children).
-    A non-zero exit raises, with the end of its output."""
+    cmd: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    stdin: str = "",
+    timeout: float = 600,
+) -> Timed:
+    """Run ``cmd`` to completion and time it; a non-zero exit raises, with its output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
-        list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        list(cmd), cwd=cwd, env=env, input=stdin, capture_output=True, text=True,
+        timeout=timeout,
     )  # fmt: skip
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output = proc.stdout + proc.stderr
     if proc.returncode != 0:
-        msg = f"{cmd[0]} exited with {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}"
+        msg = f"{cmd[0]} exited with {proc.returncode}:\n{output[-3000:]}"
         raise RuntimeError(msg)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return Timed(wall, cpu, output)
 
 
-def copies(sources: Sequence[Path], count: int, dest: Path) -> list[Path]:
+def copies(sources: Sequence[Path], count: int, dest: Path) -> None:
     """``count`` copies of ``sources`` (cycled) in ``dest``, each under its own name."""
     dest.mkdir(parents=True, exist_ok=True)
-    made = []
     for i in range(count):
         source = sources[i % len(sources)]
-        target = dest / f"{source.stem}-{i:05d}{source.suffix}"
-        shutil.copyfile(source, target)
-        made.append(target)
-    return made
+        shutil.copyfile(source, dest / f"{source.stem}-{i:05d}{source.suffix}")
+
+
+def noise_png(path: Path, size: int) -> Path:
+    """An RGB PNG of random pixels of about ``size`` bytes (noise does not compress)."""
+    side = math.isqrt(size // 3)
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(
+        path, "PNG", compress_level=1
+    )
+    return path
 
 
 @contextmanager
@@ -270,6 +291,26 @@ def inotify_ready(pid: int) -> bool:
         return any("inotify wd:" in p.read_text() for p in fdinfo.iterdir())
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
+
+
+@dataclass
+class StopTally:
+    """How many daemons were stopped with SIGTERM, and how many had to be killed instead.
+
+    A stop waits ``timeout_s`` for the daemon to exit, then kills it: benchmark jobs take well
+    under a second, so a daemon still running by then did not act on the signal.
+    """
+
+    timeout_s: float = 20.0
+    stops: int = 0
+    killed: int = 0
+    #: Killed daemons whose log has Python's "Exception ignored when trying to write to the
+    #: signal wakeup fd": asyncio's self-pipe was full, so the SIGTERM never reached the loop.
+    lost: int = 0
+
+
+#: Over the whole run; the runner reports each benchmark's share.
+STOPS = StopTally()
 
 
 class DaemonProc:
@@ -356,9 +397,12 @@ class DaemonProc:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
+        STOPS.stops += 1
         try:
-            self.proc.wait(timeout=60)
+            self.proc.wait(timeout=STOPS.timeout_s)
         except subprocess.TimeoutExpired:
+            STOPS.killed += 1
+            STOPS.lost += "signal wakeup fd" in self.log()
             self.proc.kill()
             self.proc.wait()
 

@@ -83,11 +83,12 @@ class Contenders:
         with DaemonProc(root, hotfolder_env(root)).start() as daemon:
             closed = self._write_all(root / "inbox")
             sql = "SELECT name, created, started FROM jobs WHERE started IS NOT NULL"
-            rows = wait_for(
-                lambda: len(r := daemon.query(sql)) >= self.count and r,
-                60 + self.poll + self.quiet,
-                "every job to start",
-            )
+
+            def all_started() -> list[tuple[object, ...]] | None:
+                rows = daemon.query(sql)
+                return rows if len(rows) >= self.count else None
+
+            rows = wait_for(all_started, 60 + self.poll + self.quiet, "every job to start")
         return {
             "start": [float(str(started)) - closed[str(name)] for name, _, started in rows],
             "claim": [float(str(created)) - closed[str(name)] for name, created, _ in rows],
@@ -123,6 +124,8 @@ def run(bench: Bench) -> Section:
         ("hotfolder run, polling", lambda: c.hotfolder("polling")),
         ("watchmedo, polling (on first event)", lambda: c.watchmedo("polling")),
     ]
+    #: Each hotfolder row is compared with watchmedo on the same observer.
+    baseline = {rows[0][0]: rows[1][0], rows[2][0]: rows[3][0]}
     results = alternate(bench.reps, rows)
 
     def per_run(name: str, q: float, key: str = "start") -> Spread:
@@ -130,16 +133,14 @@ def run(bench: Bench) -> Section:
 
     table = Table(["contender", "p50", "p99", "max", "hotfolder claim p50", "p50 ÷ watchmedo"])
     for name, _ in rows:
-        hotfolder = name.startswith("hotfolder")
-        baseline = name.replace("hotfolder run", "watchmedo")
-        baseline = next(n for n, _ in rows if n.startswith(baseline))
+        ours = name in baseline
         table.rows.append([
             name,
             per_run(name, 50).fmt(0, "ms", 1000),
             per_run(name, 99).fmt(0, "ms", 1000),
             per_run(name, 100).fmt(0, "ms", 1000),
-            per_run(name, 50, "claim").fmt(0, "ms", 1000) if hotfolder else "",
-            f"{per_run(name, 50).median / per_run(baseline, 50).median:.2f}" if hotfolder else "",
+            per_run(name, 50, "claim").fmt(0, "ms", 1000) if ours else "",
+            f"{per_run(name, 50).median / per_run(baseline[name], 50).median:.2f}" if ours else "",
         ])  # fmt: skip
     native = per_run("hotfolder run, native", 50).median
     return Section(
@@ -162,6 +163,11 @@ def run(bench: Bench) -> Section:
                 f"native close-write: p50 < 100 ms beyond the quiet period ({quiet:g} s)",
                 f"{native * 1000:.0f} ms",
                 native < quiet + 0.1,
+            ),
+            Goal(
+                "native close-write: p50 < 100 ms (no quiet period applies)",
+                f"{native * 1000:.0f} ms",
+                native < 0.1,
             ),
         ],
         notes=[

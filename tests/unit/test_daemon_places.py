@@ -146,3 +146,37 @@ def test_reconcile_after_crashes(tmp_path):
         assert journal.get("J-gone").state == "failed"
     finally:
         journal.close()
+
+
+def test_a_burst_of_hints_wakes_the_loop_once_and_keeps_their_order():
+    import asyncio
+    import threading
+
+    from hotfolder.daemon.watcher import HintQueue
+
+    async def main() -> tuple[list[str], int]:
+        loop = asyncio.get_running_loop()
+        delivered: list[str] = []
+        wakeups = 0
+        real = loop.call_soon_threadsafe
+
+        def counting(callback, *args):
+            nonlocal wakeups
+            wakeups += 1
+            return real(callback, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        hints = HintQueue(loop, lambda plan, path, kind: delivered.append(path))
+        thread = threading.Thread(
+            target=lambda: [hints(None, f"f{i}", "arrived") for i in range(5000)]
+        )
+        thread.start()
+        thread.join()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return delivered, wakeups
+
+    delivered, wakeups = asyncio.run(main())
+    assert delivered == [f"f{i}" for i in range(5000)]
+    # One byte in the loop's self-pipe for the whole burst, not 5,000 (a full pipe loses signals).
+    assert wakeups == 1

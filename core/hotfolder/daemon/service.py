@@ -25,7 +25,7 @@ from hotfolder.daemon import claim, recovery, sandbox_link
 from hotfolder.daemon.folders import FolderPlan, plan_folders
 from hotfolder.daemon.intake import Intake
 from hotfolder.daemon.scheduler import Scheduler
-from hotfolder.daemon.watcher import FolderWatch, HintKind, OverflowAlarm
+from hotfolder.daemon.watcher import FolderWatch, HintQueue, OverflowAlarm
 from hotfolder.errors import HotfolderError
 from hotfolder.journal import JOURNAL_NAME, Journal
 from hotfolder.runtime import Runtime
@@ -264,11 +264,7 @@ class Daemon:
     # --- watching --------------------------------------------------------------------------
 
     def _start_watches(self) -> None:
-        loop = asyncio.get_running_loop()
-
-        def hint(plan: FolderPlan, path: str, kind: HintKind) -> None:
-            loop.call_soon_threadsafe(self.intake.hint, plan, path, kind)
-
+        hint = HintQueue(asyncio.get_running_loop(), self.intake.hint)
         for plan in self.plans:
             watch = FolderWatch(plan, hint)
             self.watches[plan.key] = watch

@@ -9,8 +9,11 @@ triggers a rescan and a new observer.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -82,6 +85,39 @@ def wants_polling(choice: str, path: Path, mounts: Path = MOUNTS) -> bool:
         return choice == "polling"
     fstype = filesystem_type(path, mounts) or ""
     return fstype in NETWORK_FS or fstype.startswith("fuse") or fstype.split(".")[0] in NETWORK_FS
+
+
+class HintQueue:
+    """Hints from watchdog's threads to the event loop, with one wakeup per batch.
+
+    Each ``call_soon_threadsafe`` writes a byte to the loop's self-pipe. A burst of events
+    (thousands a second, the daemon's own header reads included) filled that pipe, and the
+    byte a signal writes to it was then lost: SIGTERM went unnoticed. Hints are queued
+    here instead, and the loop is woken only when the queue goes from empty to not empty.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Hint) -> None:
+        self._loop = loop
+        self._deliver = deliver
+        self._pending: collections.deque[tuple[FolderPlan, str, HintKind]] = collections.deque()
+        self._lock = threading.Lock()
+        self._woken = False
+
+    def __call__(self, plan: FolderPlan, path: str, kind: HintKind) -> None:
+        with self._lock:
+            self._pending.append((plan, path, kind))
+            if self._woken:
+                return
+            self._woken = True
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            batch = list(self._pending)
+            self._pending.clear()
+            self._woken = False
+        for plan, path, kind in batch:
+            self._deliver(plan, path, kind)
 
 
 class _Handler(FileSystemEventHandler):
