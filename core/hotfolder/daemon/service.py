@@ -21,7 +21,7 @@ from typing import IO, Any
 from loguru import logger
 
 from hotfolder.config import Config, load_config
-from hotfolder.daemon import claim, recovery, sandbox_link
+from hotfolder.daemon import claim, recovery
 from hotfolder.daemon.folders import FolderPlan, plan_folders
 from hotfolder.daemon.intake import Intake
 from hotfolder.daemon.scheduler import Scheduler
@@ -29,6 +29,7 @@ from hotfolder.daemon.watcher import FolderWatch, HintQueue, OverflowAlarm
 from hotfolder.errors import HotfolderError
 from hotfolder.journal import JOURNAL_NAME, Journal
 from hotfolder.runtime import Runtime
+from hotfolder.venice import SERVICE, sandbox_client, start_local_sandbox
 
 LOCK_NAME = "daemon.lock"
 #: How often the readiness of candidates is looked at, and watchers are checked.
@@ -118,7 +119,7 @@ class Daemon:
             journal = Journal(self.state_dir / JOURNAL_NAME)
             logger.info("hotfolder daemon (pid {}), state in {}", os.getpid(), self.state_dir)
             if self.use_sandbox:
-                self._sandbox = sandbox_link.start()
+                self._sandbox = start_local_sandbox(self.config.venice)
             self.plans = plan_folders(self.config)
             self._lock_folders(self.plans)
             recovery.recover(journal, self.plans)
@@ -193,7 +194,7 @@ class Daemon:
     def _runtime(self, config: Config) -> Runtime:
         runtime = self.make_runtime(config)
         if self._sandbox is not None:
-            sandbox_link.attach(runtime, self._sandbox)
+            runtime.set_service(SERVICE, sandbox_client(self._sandbox, runtime.config.venice))
         return runtime
 
     # --- signals ---------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def _shorten_move_pairing() -> None:
         return
     InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
 
+
 HintKind = Literal["changed", "arrived", "opened", "closed"]
 #: ``hint(folder, path, kind)``: called from watchdog's thread; must be thread-safe.
 Hint = Callable[[FolderPlan, str, HintKind], None]

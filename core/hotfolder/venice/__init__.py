@@ -29,6 +29,8 @@ __all__ = [
     "connect_sandbox",
     "estimate_catalog",
     "get_client",
+    "sandbox_client",
+    "start_local_sandbox",
 ]
 
 #: The runtime service key of the client.
@@ -40,11 +42,10 @@ def get_client(runtime: Runtime) -> VeniceClient:
     return runtime.service(SERVICE, lambda: VeniceClient.from_settings(runtime.config.venice))
 
 
-def connect_sandbox(settings: VeniceSettings) -> tuple[Any, VeniceClient]:
-    """Start a local sandbox on a free loopback port and a client pointed at it.
+def start_local_sandbox(settings: VeniceSettings) -> Any:
+    """Start a local sandbox on a free loopback port; returns its handle (``.stop()`` ends it).
 
     The sandbox allows ``settings.requests_per_minute``, as the account it stands in for would.
-    Returns ``(handle, client)``; stop the handle once the client is closed.
     """
     from loguru import logger
 
@@ -55,8 +56,19 @@ def connect_sandbox(settings: VeniceSettings) -> tuple[Any, VeniceClient]:
         "--sandbox: Venice calls go to the local sandbox at {}; results are simulated",
         handle.base_url,
     )
-    client = VeniceClient(base_url=handle.base_url, api_key="sandbox-key", settings=settings)
-    return handle, client
+    return handle
+
+
+def sandbox_client(handle: Any, settings: VeniceSettings) -> VeniceClient:
+    """A client for the sandbox behind ``handle``, with ``[venice]``'s other settings."""
+    return VeniceClient(base_url=handle.base_url, api_key="sandbox-key", settings=settings)
+
+
+def connect_sandbox(settings: VeniceSettings) -> tuple[Any, VeniceClient]:
+    """Start a local sandbox and a client pointed at it: ``(handle, client)``; stop the
+    handle once the client is closed."""
+    handle = start_local_sandbox(settings)
+    return handle, sandbox_client(handle, settings)
 
 
 def estimate_catalog(runtime: Runtime) -> Catalog:
