@@ -51,14 +51,14 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_applies(pr
             config.read_text().replace('chain = "web"', 'chain = "nope"') + "\n[broken"
         )
         daemon.signal(signal.SIGHUP)
-        wait_for(lambda: "config reload failed" in daemon.log(), 10, "the reload to be refused")
+        wait_for(lambda: "config reload failed" in daemon.log(), 30, "the reload to be refused")
         _png(project / "inbox" / "a.png", 1)
         daemon.wait_states(done=1)
 
         # A valid config with a smaller size limit: the next file fails as too large...
         config.write_text(CONFIG.format(max_bytes=1000))
         daemon.signal(signal.SIGHUP)
-        wait_for(lambda: "config reloaded" in daemon.log(), 10, "the reload")
+        wait_for(lambda: "config reloaded" in daemon.log(), 30, "the reload")
         _png(project / "inbox" / "b.png", 2)
         rows = daemon.wait_states(done=1, failed=1)
         failed = next(r for r in rows if r["state"] == "failed")
@@ -68,7 +68,7 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_applies(pr
         # ...until the limit is raised again and the failed job is retried.
         config.write_text(CONFIG.format(max_bytes=50_000_000))
         daemon.signal(signal.SIGHUP)
-        wait_for(lambda: daemon.log().count("config reloaded") == 2, 10, "the second reload")
+        wait_for(lambda: daemon.log().count("config reloaded") == 2, 30, "the second reload")
         retried = daemon.cli("retry", failed["id"])
         assert retried.returncode == 0, retried.stderr
         daemon.wait_states(done=2)

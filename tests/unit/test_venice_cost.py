@@ -247,3 +247,25 @@ def test_ledger_keeps_a_week(tmp_path, monkeypatch):
     days = json.loads(ledger.path.read_text())
     assert len(days) == 7 and days[time.strftime("%Y-%m-%d")] == 0.25
     assert os.stat(ledger.path).st_mode & 0o777 == 0o644
+
+
+def test_jobs_asking_for_the_model_list_at_once_share_one_fetch(tmp_path):
+    import asyncio
+
+    from hotfolder.venice.catalog import Catalog
+
+    fetches: list[str] = []
+
+    async def fetch(type: str) -> list[dict]:
+        fetches.append(type)
+        await asyncio.sleep(0.01)
+        return [{"id": "firered-image-edit", "type": "inpaint", "model_spec": {"name": "FireRed"}}]
+
+    catalog = Catalog(fetch, cache_dir=None, base_url="http://127.0.0.1:1/api/v1", ttl_s=60)
+
+    async def many():
+        return await asyncio.gather(*(catalog.models("inpaint") for _ in range(8)))
+
+    lists = asyncio.run(many())
+    assert fetches == ["inpaint"]
+    assert all("firered-image-edit" in listing.models for listing in lists)

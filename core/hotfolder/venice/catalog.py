@@ -9,6 +9,7 @@ characters, 3 input images) apply, so pre-flight checks and estimates still work
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -144,15 +145,24 @@ class Catalog:
         self._folder = cache_dir / "venice" if cache_dir is not None else None
         self._stem = f"models-{digest}"
         self._lists: dict[str, ModelList] = {}
+        self._fetching: dict[str, asyncio.Lock] = {}
 
     def _path(self, type: str) -> Path | None:
         return self._folder / f"{self._stem}-{type}.json" if self._folder else None
 
     async def models(self, type: ModelType, *, refresh: bool = False) -> ModelList:
-        """The list of ``type``: fresh from memory or disk, else fetched, else a fallback."""
+        """The list of ``type``: fresh from memory or disk, else fetched, else a fallback.
+        Jobs asking at once share one fetch."""
         current = self._lists.get(type)
         if not refresh and current and current.source in ("live", "cache"):
             return current
+        async with self._fetching.setdefault(type, asyncio.Lock()):
+            current = self._lists.get(type)
+            if not refresh and current and current.source in ("live", "cache"):
+                return current
+            return await self._load(type, refresh)
+
+    async def _load(self, type: ModelType, refresh: bool) -> ModelList:
         disk = None if refresh else self._read(type)
         if disk is not None and disk.source == "cache":
             self._lists[type] = disk
