@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from loguru import logger
-from pydantic import BeforeValidator, field_validator
+from pydantic import AfterValidator, BeforeValidator, field_validator
 
 import hotfolder
 from hotfolder import imaging
@@ -66,6 +66,20 @@ def _parse_mode(value: Any) -> Any:
 FileMode = Annotated[int, BeforeValidator(_parse_mode)]
 
 
+def _check_name(value: str) -> str:
+    parse_template(value, FOLDER_FIELDS)
+    return value
+
+
+#: An output-name template parameter: only :data:`FOLDER_FIELDS`, checked when the config loads.
+OutputName = Annotated[str, AfterValidator(_check_name)]
+
+
+def render_name(template: str, context: hotfolder.SinkContext, artifact: hotfolder.Artifact) -> str:
+    """``template`` filled in for one job and artifact, each value sanitised."""
+    return parse_template(template, FOLDER_FIELDS).render(**name_fields(context, artifact))
+
+
 class FolderSink(hotfolder.Sink):
     """Writes the final image into a folder under a name made from a template."""
 
@@ -75,22 +89,14 @@ class FolderSink(hotfolder.Sink):
     class Params(hotfolder.Params):
         path: hotfolder.ConfigPath
         #: Fields: {stem} {ext} {chain} {date} {hash8} {n} (``{n:04d}`` pads); '/' = subfolder.
-        name: str = "{stem}.{ext}"
+        name: OutputName = "{stem}.{ext}"
         mode: FileMode = 0o644
         on_collision: Literal["unique", "overwrite", "skip"] = "unique"
-
-        @field_validator("name")
-        @classmethod
-        def _template(cls, value: str) -> str:
-            parse_template(value, FOLDER_FIELDS)
-            return value
 
     def write(
         self, context: hotfolder.SinkContext, artifact: hotfolder.Artifact
     ) -> list[hotfolder.Output]:
-        template = parse_template(self.params.name, FOLDER_FIELDS)
-        relative = template.render(**name_fields(context, artifact))
-        target = join_inside(self.params.path, relative)
+        target = join_inside(self.params.path, render_name(self.params.name, context, artifact))
         data = artifact.data
         policy = self.params.on_collision
         written = publish(target, data, mode=self.params.mode, on_collision=policy)

@@ -17,8 +17,7 @@ from loguru import logger
 from pydantic import Field, field_validator
 
 import hotfolder
-from hotfolder.naming import parse_template
-from hotfolder_plugins.sinks import FOLDER_FIELDS, name_fields
+from hotfolder_plugins.sinks import OutputName, render_name
 from hotfolder_s3.connection import ConnectionParams, client_for, s3_error
 
 #: S3's smallest part size (every part but the last must be at least this).
@@ -36,7 +35,7 @@ class S3Sink(hotfolder.Sink):
         #: Put before every key: ``"photos/"``, ``"2026/run-"``.
         prefix: str = ""
         #: Fields: {stem} {ext} {chain} {date} {hash8} {n} (``{n:04d}`` pads); '/' = folder.
-        key: str = "{stem}.{ext}"
+        key: OutputName = "{stem}.{ext}"
         #: Objects this large or larger are uploaded in parts of this size (5 MiB at least).
         multipart_threshold_bytes: int = Field(default=8 * 1024 * 1024, ge=MIN_PART_BYTES)
         #: Store the input's SHA-256, the chain and the job id as ``x-amz-meta-hotfolder-*``.
@@ -58,18 +57,11 @@ class S3Sink(hotfolder.Sink):
                 raise ValueError(msg)
             return value
 
-        @field_validator("key")
-        @classmethod
-        def _template(cls, value: str) -> str:
-            parse_template(value, FOLDER_FIELDS)
-            return value
-
     def write(
         self, context: hotfolder.SinkContext, artifact: hotfolder.Artifact
     ) -> list[hotfolder.Output]:
         p = self.params
-        template = parse_template(p.key, FOLDER_FIELDS)
-        key = p.prefix + template.render(**name_fields(context, artifact))
+        key = p.prefix + render_name(p.key, context, artifact)
         data = artifact.data
         extra: dict[str, object] = {"ContentType": artifact.media_type}
         if p.metadata:
