@@ -31,7 +31,7 @@ class Artifact:
 
     name: str
     format: str
-    limits: imaging.ImageLimits = field(default_factory=imaging.ImageLimits, repr=False)
+    limits: imaging.ImagingSection = field(default_factory=imaging.ImagingSection, repr=False)
     save_options: dict[str, Any] = field(default_factory=dict, repr=False)
     info: dict[str, Any] = field(default_factory=dict, repr=False)
     _data: bytes | None = field(default=None, repr=False)
@@ -39,10 +39,10 @@ class Artifact:
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, *, name: str, limits: imaging.ImageLimits | None = None
+        cls, data: bytes, *, name: str, limits: imaging.ImagingSection | None = None
     ) -> Artifact:
         """Wrap encoded bytes; the header is checked now, the pixels are decoded on demand."""
-        limits = limits or imaging.ImageLimits()
+        limits = limits or imaging.ImagingSection()
         probe = imaging.probe(data, limits, name=name)
         return cls(name=name, format=probe.format, limits=limits, _data=data)
 
@@ -53,7 +53,7 @@ class Artifact:
         *,
         name: str,
         format: str,
-        limits: imaging.ImageLimits | None = None,
+        limits: imaging.ImagingSection | None = None,
         save_options: dict[str, Any] | None = None,
         info: dict[str, Any] | None = None,
     ) -> Artifact:
@@ -61,7 +61,7 @@ class Artifact:
         return cls(
             name=name,
             format=format,
-            limits=limits or imaging.ImageLimits(),
+            limits=limits or imaging.ImagingSection(),
             save_options=dict(save_options or {}),
             info=dict(info or {}),
             _image=image,

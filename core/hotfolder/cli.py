@@ -194,9 +194,11 @@ def init(path: Path, force: bool) -> None:
 @click.pass_obj
 def validate(state: CliState) -> None:
     """Check the config file; exit 0 when valid, 2 with every problem listed when not."""
+    from hotfolder.daemon.settings import FolderSection
+
     config = state.config()
     click.echo(
-        f"{config.path}: valid ({len(config.folders)} folder(s), "
+        f"{config.path}: valid ({len(config.sections(FolderSection))} folder(s), "
         f"{len(config.chains)} chain(s): {', '.join(config.chains) or 'none'})"
     )
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from hotfolder.schema import ConfigPath, Params
 
 if TYPE_CHECKING:
     from hotfolder.artifact import Artifact
@@ -43,12 +43,6 @@ __all__ = [
     "SinkContext",
     "StepContext",
 ]
-
-
-class Params(BaseModel):
-    """Base for every parameter model: unknown keys are errors and values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Component:
@@ -163,13 +157,3 @@ class Sink(Component):
         """Write ``artifact``; return one :class:`Output` per thing written; never leave a
         partial output behind (raise SinkError after cleaning up)."""
         raise NotImplementedError
-
-
-def _resolve_against_config(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    value = value.expanduser()
-    return value if value.is_absolute() or base is None else Path(base) / value
-
-
-#: A path parameter: relative values are taken from the config file's folder.
-ConfigPath = Annotated[Path, AfterValidator(_resolve_against_config)]

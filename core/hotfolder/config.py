@@ -1,8 +1,10 @@
 """The config file: found, read, validated to the last key, and explained when wrong.
 
-Validation happens in two passes. The first checks the file's own shape (``[venice]``,
-``[[folders]]``, ``[chains.NAME]``...). The second asks the registry for every ``op``, ``sink``
-and resolver named, and validates their parameters with the component's own ``Params`` model.
+Validation happens in two passes. The first checks the file's own shape: the kernel's tables
+(``[imaging]``, ``[plugins]``, ``[resolvers.NAME]``, ``[chains.NAME]``) and every table a plugin
+registered (``[venice]``, ``[daemon]``, ``[[folders]]``: see :mod:`hotfolder.schema`). The
+second asks the registry for every ``op``, ``sink`` and resolver named, and validates their
+parameters with the component's own ``Params`` model.
 Every problem found is reported at once, each with the file, the key path
 (``chains.product.steps[2].scale``), the value and what is allowed.
 """
@@ -16,64 +18,26 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from hotfolder.components import Component, ConfigPath, Operation, Params, Sink
-from hotfolder.daemon.settings import DaemonSection
-from hotfolder.errors import ConfigError
-from hotfolder.imaging import ImageLimits
+from hotfolder.components import Component, Operation, Sink
+from hotfolder.errors import ConfigError, PluginError
+from hotfolder.imaging import ImagingSection
 from hotfolder.registry import Registry, suggest
-from hotfolder.venice.settings import VeniceSettings
+from hotfolder.schema import Params, Section
 
 CONFIG_ENV = "HOTFOLDER_CONFIG"
 CONFIG_NAME = "hotfolder.toml"
+S = TypeVar("S", bound=Section)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PluginsSection(_Strict):
+class PluginsSection(Section):
     """``[plugins]``: which installed plugins not to load."""
 
     disabled: list[str] = []
-
-
-class FolderSection(_Strict):
-    """``[[folders]]``: a watched folder and the chain its files go through.
-
-    The daemon's keys are documented in README "Running as a service"; relative paths are
-    taken from the config file's folder.
-    """
-
-    path: ConfigPath
-    chain: str
-    include: list[str] = ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.gif"]
-    exclude: list[str] = []
-    #: Extra names never taken, on top of the built-in temp/junk list (``*.part``, ...).
-    ignore: list[str] = []
-    #: Whether include/exclude/ignore globs tell upper from lower case.
-    case_sensitive: bool = False
-    recursive: bool = False
-    after: Literal["archive", "delete", "keep"] = "archive"
-    #: Where originals go after success (default ``<path>/.hotfolder/archive``).
-    archive: ConfigPath | None = None
-    #: Where failed originals and their ``.error.json`` go (default ``<path>/.hotfolder/failed``).
-    failed: ConfigPath | None = None
-    #: A file is taken once its size and mtime stayed the same this long (or sooner when
-    #: the platform reports close-after-write or a rename into the folder).
-    quiet_seconds: float = Field(default=2.0, ge=0)
-    #: ``auto``: polling on network file systems (nfs, cifs/smb, fuse...), native elsewhere.
-    observer: Literal["auto", "native", "polling"] = "auto"
-    #: Seconds between polls when the polling observer is used.
-    poll_seconds: float = Field(default=5.0, gt=0)
-    #: A file whose bytes and chain already ran to done: ``skip`` it or ``reprocess`` it.
-    on_duplicate: Literal["skip", "reprocess"] = "skip"
-    #: Jobs of this folder running at once (None: only ``[daemon] concurrency`` applies).
-    concurrency: int | None = Field(default=None, ge=1)
 
 
 class _Component(BaseModel):
@@ -90,7 +54,7 @@ class OutputSection(_Component):
     sink: str
 
 
-class ChainSection(_Strict):
+class ChainSection(Section):
     """``[chains.NAME]``: steps run in order, then every output is written."""
 
     description: str = ""
@@ -98,16 +62,14 @@ class ChainSection(_Strict):
     outputs: list[OutputSection] = Field(min_length=1)
 
 
-class FileSection(_Strict):
-    """The whole file, before operation and sink parameters are checked."""
+class FileSection(Section):
+    """The kernel's part of the file, before operation and sink parameters are checked; the
+    tables plugins register are added to it by :func:`file_model`."""
 
-    venice: VeniceSettings = VeniceSettings()
-    imaging: ImageLimits = ImageLimits()
+    imaging: ImagingSection = ImagingSection()
     plugins: PluginsSection = PluginsSection()
     resolvers: dict[str, dict[str, Any]] = {}
-    folders: list[FolderSection] = []
     chains: dict[str, ChainSection] = {}
-    daemon: DaemonSection = DaemonSection()
 
     @field_validator("chains")
     @classmethod
@@ -170,16 +132,19 @@ class Config:
     resolver_params: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def venice(self) -> VeniceSettings:
-        return self.file.venice
-
-    @property
-    def imaging(self) -> ImageLimits:
+    def imaging(self) -> ImagingSection:
         return self.file.imaging
 
-    @property
-    def folders(self) -> list[FolderSection]:
-        return self.file.folders
+    def section(self, cls: type[S]) -> S:
+        """The table ``cls`` validates (``[venice]`` for ``VeniceSection``), typed; its
+        defaults when the file leaves it out or no plugin registered it."""
+        value = getattr(self.file, cls.table, None)
+        return value if isinstance(value, cls) else cls()
+
+    def sections(self, cls: type[S]) -> list[S]:
+        """The entries of the array of tables ``cls`` validates (``[[folders]]``)."""
+        value = getattr(self.file, cls.table, None)
+        return [v for v in value if isinstance(v, cls)] if isinstance(value, list) else []
 
     def chain(self, name: str) -> Chain:
         try:
@@ -238,10 +203,11 @@ def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | Non
     context = {"base_dir": path.parent if path else Path.cwd()}
     problems: list[str] = []
     section: FileSection | None = None
+    model = file_model(registry)
     try:
-        section = FileSection.model_validate(raw, context=context)
+        section = model.model_validate(raw, context=context)
     except ValidationError as exc:
-        problems.append(_explain(exc, "", FileSection, raw))
+        problems.append(_explain(exc, "", model, raw))
 
     # The second pass reads the raw data, so that it can report even when the first failed.
     raw_chains = raw.get("chains") if isinstance(raw.get("chains"), dict) else {}
@@ -261,15 +227,37 @@ def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | Non
             problems.append(f"{key}: {exc}")
         except ValidationError as exc:
             problems.append(_explain(exc, key, cls.Params, params))
-    for i, folder in enumerate(section.folders if section else []):
-        if folder.chain not in raw_chains:
-            problems.append(
-                f"folders[{i}].chain: no chain named {folder.chain!r} "
-                f"({suggest(folder.chain, raw_chains)})"
-            )
+    for table, entry in registry.sections.items():
+        value = getattr(section, table, None) if section else None
+        entries = value if isinstance(value, list) else [value] if value is not None else []
+        for i, item in enumerate(entries):
+            for key in entry.cls.chain_fields:
+                chain = getattr(item, key, None)
+                if isinstance(chain, str) and chain not in raw_chains:
+                    where = f"{table}[{i}]" if isinstance(value, list) else table
+                    problems.append(
+                        f"{where}.{key}: no chain named {chain!r} ({suggest(chain, raw_chains)})"
+                    )
     if problems or section is None:
         raise ConfigError("invalid config:\n" + "\n".join(problems), source=source)
     return Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
+
+
+def file_model(registry: Registry) -> type[FileSection]:
+    """The model of the whole file: the kernel's tables plus every registered section."""
+    fields: dict[str, Any] = {}
+    for table, entry in registry.sections.items():
+        if table in FileSection.model_fields:
+            msg = f"plugin {entry.plugin!r} registered the table [{table}], which is the kernel's"
+            raise PluginError(msg, hint="name the section's table something else")
+        cls = entry.cls
+        if cls.array:
+            fields[table] = (list[cls], Field(default_factory=list))  # type: ignore[valid-type]
+        else:
+            fields[table] = (cls, Field(default_factory=cls))
+    if not fields:
+        return FileSection
+    return create_model("FileSection", __base__=FileSection, **fields)
 
 
 def _build_chain(

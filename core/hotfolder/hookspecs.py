@@ -14,8 +14,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from hotfolder.engine import Job, JobResult
     from hotfolder.errors import HotfolderError
+    from hotfolder.job import Job, JobResult
     from hotfolder.registry import Register
 
 NAME = "hotfolder"
@@ -51,6 +51,19 @@ def hotfolder_register_sinks(register: Register) -> None:
 
     A sink writes a job's result somewhere (a folder, a sidecar file, a webhook, a bucket);
     see :class:`hotfolder.Sink`. A sink must not leave a partial output behind when it fails.
+    """
+
+
+@hookspec
+def hotfolder_register_sections(register: Register) -> None:
+    """Add top-level config tables by calling ``register(SectionClass)`` once for each.
+
+    A section is a :class:`hotfolder.Section` model whose ``table`` class attribute names its
+    key (``table = "venice"`` validates ``[venice]``; ``array = True`` makes it an array of
+    tables, like ``[[folders]]``). The file's table is validated against it when the config
+    loads, with the same key paths and "did you mean" as the rest, and the part of hotfolder
+    that owns it reads it typed with ``runtime.section(SectionClass)``. A table name already
+    taken raises :class:`~hotfolder.errors.PluginError` naming both plugins.
     """
 
 

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from loguru import logger
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hotfolder import _modes
 from hotfolder.errors import (
@@ -43,9 +43,10 @@ from hotfolder.errors import (
     OperationError,
     UnsafeInputError,
 )
+from hotfolder.schema import Section
 
 __all__ = [
-    "ImageLimits",
+    "ImagingSection",
     "Probe",
     "decode",
     "encode",
@@ -79,10 +80,10 @@ _GUARD = threading.Lock()
 _VERIFY_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
-class ImageLimits(BaseModel):
+class ImagingSection(Section):
     """``[imaging]``: what the gate lets through."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    table = "imaging"
 
     #: Largest input file, in bytes.
     max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
@@ -124,7 +125,7 @@ class ImageLimits(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _ordered(self) -> ImageLimits:
+    def _ordered(self) -> ImagingSection:
         if self.min_pixels > self.max_pixels:
             msg = f"min_pixels ({self.min_pixels:,}) is above max_pixels ({self.max_pixels:,})"
             raise ValueError(msg)
@@ -154,13 +155,13 @@ class Probe:
         return (self.height, self.width) if turned else (self.width, self.height)
 
 
-def probe(data: bytes, limits: ImageLimits, *, name: str) -> Probe:
+def probe(data: bytes, limits: ImagingSection, *, name: str) -> Probe:
     """Check ``data``'s header against ``limits``; raise InputError or UnsafeInputError."""
     with _guarded(name, limits.max_pixels):
         return _open_checked(data, limits, name)[1]
 
 
-def decode(data: bytes, limits: ImageLimits, *, name: str) -> Image.Image:
+def decode(data: bytes, limits: ImagingSection, *, name: str) -> Image.Image:
     """The first frame of ``data``, upright, in a working mode, with ICC and EXIF in ``info``.
 
     EXIF orientation is applied and its tag removed from ``info["exif"]``. 16-bit grayscale
@@ -176,7 +177,7 @@ def decode(data: bytes, limits: ImageLimits, *, name: str) -> Image.Image:
     return working
 
 
-def verify(data: bytes, limits: ImageLimits, *, name: str) -> Probe:
+def verify(data: bytes, limits: ImagingSection, *, name: str) -> Probe:
     """Check that ``data`` decodes whole, without keeping its pixels; returns the probe.
 
     At most one such decode per CPU runs at a time, so many jobs checking large files at
@@ -297,7 +298,7 @@ def _bomb_action(allowed_pixels: int) -> Literal["error", "ignore"]:
     return "error" if ceiling is None or allowed_pixels <= ceiling else "ignore"
 
 
-def _open_checked(data: bytes, limits: ImageLimits, name: str) -> tuple[Image.Image, Probe]:
+def _open_checked(data: bytes, limits: ImagingSection, name: str) -> tuple[Image.Image, Probe]:
     if len(data) > limits.max_bytes:
         msg = f"{name}: the file is {len(data):,} bytes, over the limit of {limits.max_bytes:,}"
         raise InputError(msg, hint="raise [imaging] max_bytes if you trust this file")
@@ -345,7 +346,7 @@ def _check_exif(image: Image.Image, name: str) -> None:
         raise InputError(msg, hint=hint + " its metadata")
 
 
-def _check_pixels(name: str, width: int, height: int, limits: ImageLimits) -> None:
+def _check_pixels(name: str, width: int, height: int, limits: ImagingSection) -> None:
     pixels = width * height
     what = f"{name}: {width}x{height} is {pixels:,} pixels"
     if pixels > limits.max_pixels:
@@ -356,7 +357,7 @@ def _check_pixels(name: str, width: int, height: int, limits: ImageLimits) -> No
         raise InputError(msg, hint="lower [imaging] min_pixels to accept smaller images")
 
 
-def _check_gif_canvas(data: bytes, name: str, limits: ImageLimits) -> None:
+def _check_gif_canvas(data: bytes, name: str, limits: ImagingSection) -> None:
     """Refuse a GIF whose frames, placed on its screen, would need more than ``max_pixels``."""
     width, height = struct.unpack_from("<HH", data, 6)
     for right, bottom in _gif_frame_extents(data):
@@ -395,7 +396,7 @@ def _skip_sub_blocks(data: bytes, position: int) -> int:
     return position + 1
 
 
-def _unidentified(data: bytes, limits: ImageLimits, name: str) -> InputError:
+def _unidentified(data: bytes, limits: ImagingSection, name: str) -> InputError:
     """Why Pillow could not open ``data``: a format outside the allow-list, or no image."""
     allowed = ", ".join(limits.formats)
     sniffed = _sniff(data[:16])

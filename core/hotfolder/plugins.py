@@ -27,6 +27,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hotfolder_plugins.resolvers",
     "hotfolder_plugins.sinks",
     "hotfolder_plugins.venice_ops",
+    "hotfolder.daemon.settings",
 )
 
 #: Comma-separated plugin names that must not be loaded.
@@ -36,6 +37,7 @@ _REGISTER_HOOKS: dict[Kind, str] = {
     "operation": "hotfolder_register_operations",
     "resolver": "hotfolder_register_resolvers",
     "sink": "hotfolder_register_sinks",
+    "section": "hotfolder_register_sections",
 }
 
 

@@ -172,9 +172,9 @@ async def _run_all(
 
 def _start_sandbox(runtime: Any) -> Any:
     """Start the local Venice sandbox and point this run's Venice client at it."""
-    from hotfolder.venice import SERVICE, connect_sandbox
+    from hotfolder.venice import SERVICE, VeniceSection, connect_sandbox
 
-    handle, client = connect_sandbox(runtime.config.venice)
+    handle, client = connect_sandbox(runtime.section(VeniceSection))
     runtime.set_service(SERVICE, client)
     return handle
 

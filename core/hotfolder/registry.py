@@ -1,21 +1,24 @@
-"""The names plugins registered: operations, resolvers and sinks, and who registered each."""
+"""The names plugins registered: operations, resolvers, sinks and config sections, and who
+registered each."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from hotfolder.components import Component, Operation, Resolver, Sink
+from hotfolder.components import Operation, Resolver, Sink
 from hotfolder.errors import ConfigError, PluginError
+from hotfolder.schema import Section
 
-Kind = Literal["operation", "resolver", "sink"]
-C = TypeVar("C", bound=Component)
+Kind = Literal["operation", "resolver", "sink", "section"]
+C = TypeVar("C")
 
-_BASES: dict[Kind, type[Component]] = {
+_BASES: dict[Kind, type[Any]] = {
     "operation": Operation,
     "resolver": Resolver,
     "sink": Sink,
+    "section": Section,
 }
 
 
@@ -34,20 +37,29 @@ class Registry:
     operations: dict[str, Entry[Operation]] = field(default_factory=dict)
     resolvers: dict[str, Entry[Resolver]] = field(default_factory=dict)
     sinks: dict[str, Entry[Sink]] = field(default_factory=dict)
+    #: Top-level config tables, by their key (``venice`` for ``[venice]``).
+    sections: dict[str, Entry[Section]] = field(default_factory=dict)
 
-    def table(self, kind: Kind) -> dict[str, Entry]:  # type: ignore[type-arg]
-        return {"operation": self.operations, "resolver": self.resolvers, "sink": self.sinks}[kind]
+    def table(self, kind: Kind) -> dict[str, Entry[Any]]:
+        tables: dict[str, dict[str, Entry[Any]]] = {
+            "operation": self.operations,  # type: ignore[dict-item]
+            "resolver": self.resolvers,  # type: ignore[dict-item]
+            "sink": self.sinks,  # type: ignore[dict-item]
+            "section": self.sections,  # type: ignore[dict-item]
+        }
+        return tables[kind]
 
-    def add(self, kind: Kind, cls: type[Component], plugin: str) -> None:
+    def add(self, kind: Kind, cls: type[Any], plugin: str) -> None:
         """Add ``cls`` under its name; a name taken by another plugin is a PluginError."""
         base = _BASES[kind]
         if not (isinstance(cls, type) and issubclass(cls, base)):
             msg = f"plugin {plugin!r} registered {cls!r} as an {kind}, but it is not a subclass"
             raise PluginError(msg, hint=f"subclass hotfolder.{base.__name__}")
-        name = getattr(cls, "name", None)
+        name = getattr(cls, "table" if kind == "section" else "name", None)
         if not isinstance(name, str) or not name:
             msg = f"plugin {plugin!r} registered {cls.__name__} without a name"
-            raise PluginError(msg, hint=f'set a class attribute: name = "my-{kind}"')
+            attribute = 'table = "my-section"' if kind == "section" else f'name = "my-{kind}"'
+            raise PluginError(msg, hint=f"set a class attribute: {attribute}")
         table = self.table(kind)
         if name in table and table[name].plugin != plugin:
             msg = (
@@ -61,7 +73,7 @@ class Registry:
             )
         table[name] = Entry(cls, plugin)
 
-    def get(self, kind: Kind, name: str) -> type[Component]:
+    def get(self, kind: Kind, name: str) -> type[Any]:
         """The class registered as ``name``; a ConfigError with a "did you mean" if none."""
         table = self.table(kind)
         try:
@@ -97,6 +109,6 @@ class Register:
         self._kind = kind
         self.plugin = plugin
 
-    def __call__(self, cls: type[Component]) -> type[Component]:
+    def __call__(self, cls: type[C]) -> type[C]:
         self._registry.add(self._kind, cls, self.plugin)
         return cls

@@ -14,9 +14,12 @@ from loguru import logger
 from hotfolder.components import JobInput, ResolveContext, Resolver
 from hotfolder.config import Config
 from hotfolder.errors import ConfigError, HotfolderError, PluginError
+from hotfolder.imaging import ImagingSection
 from hotfolder.registry import Registry
+from hotfolder.schema import Section
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Section)
 
 
 class Runtime:
@@ -44,8 +47,12 @@ class Runtime:
         )
 
     @property
-    def limits(self) -> Any:
+    def limits(self) -> ImagingSection:
         return self.config.imaging
+
+    def section(self, cls: type[S]) -> S:
+        """The config table ``cls`` validates, typed (``runtime.section(VeniceSection)``)."""
+        return self.config.section(cls)
 
     def service(self, key: str, factory: Callable[[], T]) -> T:
         """The runtime's one instance of a service, made by ``factory`` on first use."""

@@ -6,9 +6,9 @@ import os
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from hotfolder.components import ConfigPath
 from hotfolder.errors import ConfigError
 from hotfolder.redact import register_secret
+from hotfolder.schema import ConfigPath
 
 __all__ = ["SecretRef"]
 

@@ -260,10 +260,12 @@ def _runtime(
     registry = build_registry(pm)
     runtime = Runtime(validate_config(raw, registry, path=path), pm, registry)
     if sandbox is not None:
-        from hotfolder.venice import SERVICE, VeniceClient
+        from hotfolder.venice import SERVICE, VeniceClient, VeniceSection
 
         client = VeniceClient(
-            base_url=sandbox.base_url, api_key="sandbox-key", settings=runtime.config.venice
+            base_url=sandbox.base_url,
+            api_key="sandbox-key",
+            settings=runtime.section(VeniceSection),
         )
         runtime.set_service(SERVICE, client)
     return runtime

@@ -35,7 +35,7 @@ from pydantic import (
 import hotfolder
 from hotfolder.artifact import Artifact
 from hotfolder.runtime import call_component
-from hotfolder.venice import commands, estimate_catalog, get_client, preflight
+from hotfolder.venice import VeniceSection, commands, estimate_catalog, get_client, preflight
 from hotfolder.venice import cost as pricing
 from hotfolder.venice.catalog import DEFAULT_EDIT_MODEL, SPEC_PROMPT_LIMIT, UPSCALE_MODEL, ModelInfo
 from hotfolder.venice.client import ImageResult, VeniceClient
@@ -407,6 +407,11 @@ OPERATIONS: tuple[type[hotfolder.Operation], ...] = (
 def hotfolder_register_operations(register: Register) -> None:
     for op in OPERATIONS:
         register(op)
+
+
+@hotfolder.hookimpl
+def hotfolder_register_sections(register: Register) -> None:
+    register(VeniceSection)
 
 
 @hotfolder.hookimpl

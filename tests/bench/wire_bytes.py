@@ -13,7 +13,7 @@ from hotfolder.artifact import Artifact
 from hotfolder.venice import preflight
 from hotfolder.venice.client import VeniceClient
 from hotfolder.venice.sandbox import SandboxHandle
-from hotfolder.venice.settings import VeniceSettings
+from hotfolder.venice.settings import VeniceSection
 from tests.bench.common import (
     Bench,
     Goal,
@@ -46,7 +46,7 @@ class Uploads:
 
     def multipart(self, path: Path) -> int:
         async def send() -> None:
-            settings = VeniceSettings(requests_per_minute=6000)
+            settings = VeniceSection(requests_per_minute=6000)
             base_url = self.handle.base_url
             async with VeniceClient(base_url=base_url, api_key=KEY, settings=settings) as client:
                 artifact = Artifact.from_bytes(path.read_bytes(), name=path.name)

@@ -28,7 +28,7 @@ from hotfolder.config import validate_config
 from hotfolder.job import Job, StepRecord
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
-from hotfolder.venice import SERVICE, ImageInput, VeniceClient, VeniceSettings
+from hotfolder.venice import SERVICE, ImageInput, VeniceClient, VeniceSection
 from hotfolder.venice.sandbox.catalog import load_catalog
 from tests.contract.spec import load_spec, operation, validate_request
 
@@ -117,7 +117,7 @@ def send(method: str, *args: Any, **kwargs: Any) -> httpx.Request:
     capture = Capture()
 
     async def go() -> None:
-        settings = VeniceSettings(requests_per_minute=10_000, cache_dir=None)
+        settings = VeniceSection(requests_per_minute=10_000, cache_dir=None)
         async with VeniceClient(
             base_url=BASE, api_key="sk-contract", settings=settings, transport=capture.transport
         ) as client:
@@ -251,7 +251,7 @@ def test_operation_requests(tmp_path: Path, op, params, source):
     capture = Capture()
     config = validate_config({}, REGISTRY)
     runtime = Runtime(config, make_plugin_manager(load_entrypoints=False), REGISTRY)
-    settings = VeniceSettings(requests_per_minute=10_000, cache_dir=tmp_path)
+    settings = VeniceSection(requests_per_minute=10_000, cache_dir=tmp_path)
     runtime.set_service(
         SERVICE,
         VeniceClient(

@@ -20,7 +20,7 @@ from hotfolder.errors import AuthError, HotfolderError, InputError
 from hotfolder.job import Job, JobResult
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
-from hotfolder.venice import SERVICE, VeniceClient
+from hotfolder.venice import SERVICE, VeniceClient, VeniceSection
 from hotfolder.venice.sandbox import SandboxConfig, SandboxHandle, start_sandbox
 from tests.helpers.corpus import BAD, PHOTOS
 
@@ -74,7 +74,8 @@ def make_engine(
     config = validate_config(raw, REGISTRY, path=tmp_path / "hotfolder.toml")
     runtime = Runtime(config, make_plugin_manager(load_entrypoints=False), REGISTRY)
     runtime.set_service(
-        SERVICE, VeniceClient(base_url=handle.base_url, api_key=key, settings=config.venice)
+        SERVICE,
+        VeniceClient(base_url=handle.base_url, api_key=key, settings=config.section(VeniceSection)),
     )
     return Engine(runtime)
 

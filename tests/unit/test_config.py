@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hotfolder.config import find_config, load_config, validate_config
+from hotfolder.daemon.settings import FolderSection
 from hotfolder.errors import ConfigError
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.starter import starter_config
@@ -32,7 +33,7 @@ def test_starter_config_is_valid(registry, tmp_path):
     path.write_text(starter_config())
     config = load_config(path, registry)
     assert set(config.chains) == {"web", "cutout"}
-    assert config.folders[0].path == tmp_path / "inbox"  # relative to the file
+    assert config.sections(FolderSection)[0].path == tmp_path / "inbox"  # relative to the file
     sink = config.chain("web").outputs[0]
     assert sink.params.path == tmp_path / "outbox/web"
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hotfolder.config import FolderSection, validate_config
+from hotfolder.config import validate_config
 from hotfolder.daemon import claim, recovery
 from hotfolder.daemon.folders import plan_folder, plan_folders
+from hotfolder.daemon.settings import FolderSection
 from hotfolder.daemon.watcher import filesystem_type, scan, wants_polling
 from hotfolder.errors import ConfigError, HotfolderError
 from hotfolder.journal import Journal, NewJob

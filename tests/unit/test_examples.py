@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hotfolder.config import load_config
+from hotfolder.daemon.settings import FolderSection
 from hotfolder.plugins import build_registry, make_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,5 +26,5 @@ def registry():
 def test_shipped_config_is_valid(path, registry):
     config = load_config(path, registry)
     assert config.chains
-    for folder in config.folders:
+    for folder in config.sections(FolderSection):
         assert folder.chain in config.chains

@@ -16,14 +16,14 @@ from hotfolder._modes import WORKING_MODES
 from hotfolder.errors import ConfigError, InputError, UnsafeInputError
 from tests.helpers.corpus import BAD, PHOTOS
 
-LIMITS = imaging.ImageLimits()
+LIMITS = imaging.ImagingSection()
 #: Files in corpus/bad whose pixels are fine and whose only fault is their EXIF.
 BAD_METADATA_ONLY = {"hopper_bad_exif.jpg", "invalid-exif.jpg"}
 BROKEN = sorted(BAD.iterdir())
 PHOTO_FILES = sorted(PHOTOS.iterdir())
 
 
-def decode_file(path: Path, limits: imaging.ImageLimits = LIMITS) -> Image.Image:
+def decode_file(path: Path, limits: imaging.ImagingSection = LIMITS) -> Image.Image:
     return imaging.decode(path.read_bytes(), limits, name=path.name)
 
 
@@ -96,35 +96,35 @@ def test_not_an_image() -> None:
 def test_limits_name_the_file_and_the_fix() -> None:
     data = (PHOTOS / "hopper.jpg").read_bytes()
     with pytest.raises(InputError, match=r"hopper\.jpg: the file is") as too_long:
-        imaging.probe(data, imaging.ImageLimits(max_bytes=1000), name="hopper.jpg")
+        imaging.probe(data, imaging.ImagingSection(max_bytes=1000), name="hopper.jpg")
     assert "max_bytes" in (too_long.value.hint or "")
     with pytest.raises(UnsafeInputError, match="128x128 is 16,384 pixels, over") as too_big:
-        imaging.probe(data, imaging.ImageLimits(max_pixels=10_000), name="hopper.jpg")
+        imaging.probe(data, imaging.ImagingSection(max_pixels=10_000), name="hopper.jpg")
     assert too_big.value.hint == "raise [imaging] max_pixels if you trust this file"
     with pytest.raises(InputError, match="under the minimum of 65,536"):
-        imaging.probe(data, imaging.ImageLimits(min_pixels=65_536), name="hopper.jpg")
+        imaging.probe(data, imaging.ImagingSection(min_pixels=65_536), name="hopper.jpg")
 
 
 def test_animation_policy() -> None:
     data = (PHOTOS / "iss634.gif").read_bytes()
     assert imaging.probe(data, LIMITS, name="a.gif").frames > 1
     with pytest.raises(InputError, match="frames") as caught:
-        imaging.probe(data, imaging.ImageLimits(animation="reject"), name="a.gif")
+        imaging.probe(data, imaging.ImagingSection(animation="reject"), name="a.gif")
     assert "first-frame" in (caught.value.hint or "")
 
 
 def test_pillow_bomb_threshold_yields_to_our_own_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     data = (PHOTOS / "hopper.jpg").read_bytes()  # 16,384 pixels
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
-    assert imaging.decode(data, imaging.ImageLimits(max_pixels=18_000), name="h.jpg").size == (
+    assert imaging.decode(data, imaging.ImagingSection(max_pixels=18_000), name="h.jpg").size == (
         128,
         128,
     )
     with pytest.raises(UnsafeInputError, match="bomb"):
-        imaging.decode(data, imaging.ImageLimits(max_pixels=9_000), name="h.jpg")
+        imaging.decode(data, imaging.ImagingSection(max_pixels=9_000), name="h.jpg")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)
     with pytest.raises(UnsafeInputError, match=r"h\.jpg: refused as a decompression bomb"):
-        imaging.decode(data, imaging.ImageLimits(max_pixels=10_000), name="h.jpg")
+        imaging.decode(data, imaging.ImagingSection(max_pixels=10_000), name="h.jpg")
 
 
 def test_concurrent_decodes_leave_warning_filters_alone() -> None:
@@ -161,7 +161,7 @@ def test_broken_exif_is_refused_by_default_and_dropped_on_request(name: str) -> 
     with pytest.raises(InputError, match="orientation cannot be trusted") as info:
         decode_file(BAD / name)
     assert name in str(info.value) and 'corrupt_metadata = "drop"' in str(info.value)
-    image = decode_file(BAD / name, imaging.ImageLimits(corrupt_metadata="drop"))
+    image = decode_file(BAD / name, imaging.ImagingSection(corrupt_metadata="drop"))
     assert image.mode in WORKING_MODES
     assert reopen(imaging.encode(image, "JPEG", {})).size == image.size
 
@@ -352,10 +352,10 @@ def test_format_for_an_unknown_name_lists_the_choices() -> None:
 
 
 def test_limits_validation() -> None:
-    assert imaging.ImageLimits(formats=("jpg", "png")).formats == ("JPEG", "PNG")
+    assert imaging.ImagingSection(formats=("jpg", "png")).formats == ("JPEG", "PNG")
     with pytest.raises(ValidationError, match="Pillow cannot read NOPE"):
-        imaging.ImageLimits(formats=("nope",))
+        imaging.ImagingSection(formats=("nope",))
     with pytest.raises(ValidationError, match="min_pixels"):
-        imaging.ImageLimits(min_pixels=10, max_pixels=5)
+        imaging.ImagingSection(min_pixels=10, max_pixels=5)
     with pytest.raises(ValidationError, match="cannot exceed"):
-        imaging.ImageLimits(max_pixels=10**10)
+        imaging.ImagingSection(max_pixels=10**10)

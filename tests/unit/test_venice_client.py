@@ -17,7 +17,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from hotfolder.errors import AuthError, OperationError, Rejected, Unavailable
-from hotfolder.venice import ImageInput, VeniceClient, VeniceSettings
+from hotfolder.venice import ImageInput, VeniceClient, VeniceSection
 from hotfolder.venice.errors import error_from_response
 
 KEY = "sk-venice-test-0123456789abcdef"
@@ -86,7 +86,7 @@ def make_client(recorder: Recorder, tmp_path: Any, **settings: Any) -> VeniceCli
     return VeniceClient(
         base_url=BASE,
         api_key=KEY,
-        settings=VeniceSettings(**{**defaults, **settings}),
+        settings=VeniceSection(**{**defaults, **settings}),
         transport=recorder.transport,
     )
 

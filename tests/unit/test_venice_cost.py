@@ -20,7 +20,7 @@ from hotfolder.errors import BudgetExceeded, Unavailable
 from hotfolder.job import Job
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
-from hotfolder.venice import ImageInput, VeniceClient, VeniceSettings
+from hotfolder.venice import ImageInput, VeniceClient, VeniceSection
 from hotfolder.venice.catalog import Catalog, ModelInfo
 from hotfolder.venice.cost import SpendLedger, edit_usd, upscale_usd
 from hotfolder.venice.sandbox.catalog import load_catalog
@@ -183,7 +183,7 @@ def test_the_daily_budget_pauses_before_a_request_is_sent(tmp_path):
         sent.append(request.url.path)
         return httpx.Response(200, content=png(), headers={"content-type": "image/png"})
 
-    settings = VeniceSettings(cache_dir=tmp_path, max_usd_per_day=0.10)
+    settings = VeniceSection(cache_dir=tmp_path, max_usd_per_day=0.10)
 
     async def spend() -> list[Any]:
         async with VeniceClient(
@@ -220,7 +220,7 @@ def test_failed_requests_are_not_booked(tmp_path):
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, json={"error": "bad"})
 
-    settings = VeniceSettings(cache_dir=tmp_path, max_usd_per_day=1.0)
+    settings = VeniceSection(cache_dir=tmp_path, max_usd_per_day=1.0)
 
     async def go() -> None:
         async with VeniceClient(

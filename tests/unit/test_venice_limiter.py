@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from hotfolder.errors import AuthError, BalanceError, Unavailable
-from hotfolder.venice import ImageInput, VeniceClient, VeniceSettings
+from hotfolder.venice import ImageInput, VeniceClient, VeniceSection
 from hotfolder.venice.headers import RateLimitState
 from hotfolder.venice.limiter import CircuitBreaker, RateLimiter
 
@@ -64,7 +64,7 @@ def client_with(handler: Any, tmp_path: Any, *, sleep: Any = None, **settings: A
     return VeniceClient(
         base_url=BASE,
         api_key=KEY,
-        settings=VeniceSettings(**{**defaults, **settings}),
+        settings=VeniceSection(**{**defaults, **settings}),
         transport=httpx.MockTransport(handler),
         **kwargs,
     )

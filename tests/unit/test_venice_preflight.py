@@ -23,7 +23,7 @@ from hotfolder.errors import ConfigError, InputError
 from hotfolder.job import Job, StepRecord
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
-from hotfolder.venice import SERVICE, VeniceClient, VeniceSettings
+from hotfolder.venice import SERVICE, VeniceClient, VeniceSection
 from hotfolder.venice.sandbox.catalog import load_catalog
 
 KEY = "sk-venice-preflight-key"
@@ -97,7 +97,7 @@ def make_runtime(tmp_path: Path, venice: Venice, **venice_settings: Any) -> Runt
         {"venice": {"cache_dir": str(tmp_path / "cache"), **venice_settings}}, REGISTRY
     )
     runtime = Runtime(config, make_plugin_manager(load_entrypoints=False), REGISTRY)
-    settings = VeniceSettings(cache_dir=tmp_path / "cache", max_attempts=1, **venice_settings)
+    settings = VeniceSection(cache_dir=tmp_path / "cache", max_attempts=1, **venice_settings)
     client = VeniceClient(base_url=BASE, api_key=KEY, settings=settings, transport=venice.transport)
     runtime.set_service(SERVICE, client)
     return runtime

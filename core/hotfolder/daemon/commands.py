@@ -19,7 +19,7 @@ from loguru import logger
 from hotfolder.cli import EXIT_FAILED, CliState, fail
 from hotfolder.daemon import claim
 from hotfolder.daemon.readiness import unsafe_reason
-from hotfolder.daemon.settings import STATE_DIR_ENV, resolve_state_dir
+from hotfolder.daemon.settings import STATE_DIR_ENV, DaemonSection, resolve_state_dir
 from hotfolder.errors import ConfigError, HotfolderError
 from hotfolder.journal import JOURNAL_NAME, JobRow, Journal
 
@@ -40,7 +40,7 @@ def _state_dir(state: CliState, value: Path | None) -> tuple[Path, Any]:
         if value is None:
             raise
         config = None
-    return resolve_state_dir(value, config.file.daemon if config else None), config
+    return resolve_state_dir(value, config.section(DaemonSection) if config else None), config
 
 
 @click.command()
@@ -59,7 +59,7 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None) -> None:
     from hotfolder.runtime import Runtime
 
     config = state.config()
-    directory = resolve_state_dir(state_dir, config.file.daemon)
+    directory = resolve_state_dir(state_dir, config.section(DaemonSection))
     pm, registry = state.plugin_manager(), state.registry()
 
     def make_runtime(cfg: Any) -> Runtime:

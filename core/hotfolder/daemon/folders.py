@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from hotfolder.config import Config, FolderSection
+from hotfolder.config import Config
 from hotfolder.daemon import settings
 from hotfolder.daemon.readiness import NameFilter
+from hotfolder.daemon.settings import FolderSection
 from hotfolder.errors import ConfigError, HotfolderError
 
 
@@ -76,7 +77,7 @@ def plan_folders(config: Config) -> list[FolderPlan]:
     watched folder, or watch one folder twice, is a ConfigError."""
     plans: list[FolderPlan] = []
     problems: list[str] = []
-    for i, section in enumerate(config.folders):
+    for i, section in enumerate(config.sections(FolderSection)):
         outputs = _output_roots(config, section.chain)
         plan = plan_folder(section, outputs)
         if plan.root in outputs:

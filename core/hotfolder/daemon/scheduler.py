@@ -22,10 +22,10 @@ from typing import Any
 
 from loguru import logger
 
-from hotfolder.config import FolderSection
 from hotfolder.daemon import claim
 from hotfolder.daemon.folders import FolderPlan, plan_folder
 from hotfolder.daemon.readiness import open_regular
+from hotfolder.daemon.settings import DaemonSection, FolderSection
 from hotfolder.engine import Engine
 from hotfolder.errors import (
     AuthError,
@@ -81,7 +81,7 @@ class Scheduler:
 
     @property
     def settings(self) -> Any:
-        return self.runtime.config.file.daemon
+        return self.runtime.config.section(DaemonSection)
 
     def paid_chains(self) -> set[str]:
         return {
@@ -214,7 +214,7 @@ class Scheduler:
 
     async def _run_with(self, row: JobRow, runtime: Runtime, attempt: int) -> None:
         plan = self.plan_for(row)
-        settings = runtime.config.file.daemon
+        settings = runtime.config.section(DaemonSection)
         if attempt > settings.max_attempts:
             # Earlier attempts ended with the daemon itself (a crash, kill -9, power loss).
             last = (row.error or {}).get("message", "the daemon stopped during each of them")
@@ -274,9 +274,9 @@ class Scheduler:
     ) -> None:
         if self._probe == row.id and self.pause is not None and isinstance(exc, VeniceError):
             self.resume(f"job {row.id} reached Venice")
-        max_attempts = self.runtime.config.file.daemon.max_attempts
+        max_attempts = self.runtime.config.section(DaemonSection).max_attempts
         if exc.retryable and attempt < max_attempts:
-            base = self.runtime.config.file.daemon.retry_backoff_seconds
+            base = self.runtime.config.section(DaemonSection).retry_backoff_seconds
             delay = min(MAX_BACKOFF, base * 2 ** (attempt - 1))
             delay = max(delay, getattr(exc, "retry_after", None) or 0.0)
             logger.warning(

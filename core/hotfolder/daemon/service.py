@@ -25,11 +25,13 @@ from hotfolder.daemon import claim, recovery
 from hotfolder.daemon.folders import FolderPlan, plan_folders
 from hotfolder.daemon.intake import Intake
 from hotfolder.daemon.scheduler import Scheduler
+from hotfolder.daemon.settings import DaemonSection
 from hotfolder.daemon.watcher import FolderWatch, HintQueue, OverflowAlarm
 from hotfolder.errors import HotfolderError
 from hotfolder.journal import JOURNAL_NAME, Journal
 from hotfolder.runtime import Runtime
 from hotfolder.venice import SERVICE, sandbox_client, start_local_sandbox
+from hotfolder.venice.settings import VeniceSection
 
 LOCK_NAME = "daemon.lock"
 #: How often the readiness of candidates is looked at, and watchers are checked.
@@ -119,7 +121,7 @@ class Daemon:
             journal = Journal(self.state_dir / JOURNAL_NAME)
             logger.info("hotfolder daemon (pid {}), state in {}", os.getpid(), self.state_dir)
             if self.use_sandbox:
-                self._sandbox = start_local_sandbox(self.config.venice)
+                self._sandbox = start_local_sandbox(self.config.section(VeniceSection))
             self.plans = plan_folders(self.config)
             self._lock_folders(self.plans)
             recovery.recover(journal, self.plans)
@@ -152,7 +154,10 @@ class Daemon:
                     self._reload = False
                     self._do_reload()
                 now = loop.time()
-                if self._rescan_all or now - last_scan >= self.config.file.daemon.rescan_seconds:
+                if (
+                    self._rescan_all
+                    or now - last_scan >= self.config.section(DaemonSection).rescan_seconds
+                ):
                     self._rescan_all = False
                     last_scan = now
                     self._scan_all()
@@ -167,7 +172,7 @@ class Daemon:
         finally:
             logger.info("stopping: no new files are taken")
             self._stop_watches()
-            await self.scheduler.drain(self.config.file.daemon.grace_seconds)
+            await self.scheduler.drain(self.config.section(DaemonSection).grace_seconds)
             self.scheduler.wake.set()
             await dispatcher
 
@@ -194,7 +199,9 @@ class Daemon:
     def _runtime(self, config: Config) -> Runtime:
         runtime = self.make_runtime(config)
         if self._sandbox is not None:
-            runtime.set_service(SERVICE, sandbox_client(self._sandbox, runtime.config.venice))
+            runtime.set_service(
+                SERVICE, sandbox_client(self._sandbox, runtime.section(VeniceSection))
+            )
         return runtime
 
     # --- signals ---------------------------------------------------------------------------

@@ -1,33 +1,72 @@
-"""``[daemon]``: how the background service schedules, retries, stops and where it keeps state.
+"""The daemon's tables: ``[daemon]`` (how the service schedules, retries, stops and where it
+keeps state) and ``[[folders]]`` (each watched folder and its chain), and the helpers that turn
+a folder's settings into concrete paths.
 
-The per-folder keys (quiet period, observer, archive and failed places...) live on
-:class:`hotfolder.config.FolderSection`; this module holds what is global to one daemon, and
-the helpers that turn a folder's settings into concrete paths.
+This module is also the built-in plugin that registers both tables with the config loader.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from hotfolder.components import ConfigPath
+from hotfolder.hookspecs import hookimpl
+from hotfolder.schema import ConfigPath, Section
 
 if TYPE_CHECKING:
-    from hotfolder.config import FolderSection
+    from hotfolder.registry import Register
 
 #: Where a folder's own bookkeeping lives: ``<folder>/.hotfolder/``.
 STATE_SUBDIR = ".hotfolder"
 STATE_DIR_ENV = "HOTFOLDER_STATE_DIR"
 
 
-class DaemonSection(BaseModel):
+class FolderSection(Section):
+    """``[[folders]]``: a watched folder and the chain its files go through.
+
+    The keys are documented in README "Running as a service"; relative paths are taken from
+    the config file's folder.
+    """
+
+    table = "folders"
+    array = True
+    chain_fields = ("chain",)
+
+    path: ConfigPath
+    chain: str
+    include: list[str] = ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.gif"]
+    exclude: list[str] = []
+    #: Extra names never taken, on top of the built-in temp/junk list (``*.part``, ...).
+    ignore: list[str] = []
+    #: Whether include/exclude/ignore globs tell upper from lower case.
+    case_sensitive: bool = False
+    recursive: bool = False
+    after: Literal["archive", "delete", "keep"] = "archive"
+    #: Where originals go after success (default ``<path>/.hotfolder/archive``).
+    archive: ConfigPath | None = None
+    #: Where failed originals and their ``.error.json`` go (default ``<path>/.hotfolder/failed``).
+    failed: ConfigPath | None = None
+    #: A file is taken once its size and mtime stayed the same this long (or sooner when
+    #: the platform reports close-after-write or a rename into the folder).
+    quiet_seconds: float = Field(default=2.0, ge=0)
+    #: ``auto``: polling on network file systems (nfs, cifs/smb, fuse...), native elsewhere.
+    observer: Literal["auto", "native", "polling"] = "auto"
+    #: Seconds between polls when the polling observer is used.
+    poll_seconds: float = Field(default=5.0, gt=0)
+    #: A file whose bytes and chain already ran to done: ``skip`` it or ``reprocess`` it.
+    on_duplicate: Literal["skip", "reprocess"] = "skip"
+    #: Jobs of this folder running at once (None: only ``[daemon] concurrency`` applies).
+    concurrency: int | None = Field(default=None, ge=1)
+
+
+class DaemonSection(Section):
     """``[daemon]`` in the config; every key has a default fit for a long-running service."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    table = "daemon"
 
     #: Jobs running at once, over all folders (a folder's ``concurrency`` caps it further).
     concurrency: int = Field(default=4, ge=1, le=256)
@@ -90,3 +129,9 @@ def failed_root(folder: FolderSection) -> Path:
     if folder.failed is not None:
         return Path(os.path.realpath(folder.failed))
     return state_root(folder) / "failed"
+
+
+@hookimpl
+def hotfolder_register_sections(register: Register) -> None:
+    register(DaemonSection)
+    register(FolderSection)

@@ -11,6 +11,7 @@ from typing import Any
 from hotfolder.config import Config
 from hotfolder.daemon.folders import plan_folder
 from hotfolder.daemon.service import running_pid
+from hotfolder.daemon.settings import FolderSection
 from hotfolder.journal import JOURNAL_NAME, STATES, JobRow, Journal
 
 
@@ -20,7 +21,10 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
     try:
         counts = journal.counts()
         running = journal.jobs(states=["running"])
-        plans = {p.key: p for p in (plan_folder(f) for f in (config.folders if config else []))}
+        plans = {
+            p.key: p
+            for p in (plan_folder(f) for f in (config.sections(FolderSection) if config else []))
+        }
         folders = []
         for key in list(plans) + sorted(k for k in counts if k not in plans):
             plan = plans.get(key)

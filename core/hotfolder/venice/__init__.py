@@ -12,7 +12,7 @@ from hotfolder.errors import AuthError
 from hotfolder.secrets import SecretRef
 from hotfolder.venice.catalog import Catalog, ModelInfo
 from hotfolder.venice.client import ImageInput, ImageResult, VeniceClient
-from hotfolder.venice.settings import VeniceSettings
+from hotfolder.venice.settings import VeniceSection
 
 if TYPE_CHECKING:
     from hotfolder.runtime import Runtime
@@ -25,7 +25,7 @@ __all__ = [
     "ModelInfo",
     "SecretRef",
     "VeniceClient",
-    "VeniceSettings",
+    "VeniceSection",
     "connect_sandbox",
     "estimate_catalog",
     "get_client",
@@ -39,10 +39,12 @@ SERVICE = "venice"
 
 def get_client(runtime: Runtime) -> VeniceClient:
     """The runtime's client, made from ``[venice]`` on first use (AuthError without a key)."""
-    return runtime.service(SERVICE, lambda: VeniceClient.from_settings(runtime.config.venice))
+    return runtime.service(
+        SERVICE, lambda: VeniceClient.from_settings(runtime.section(VeniceSection))
+    )
 
 
-def start_local_sandbox(settings: VeniceSettings) -> Any:
+def start_local_sandbox(settings: VeniceSection) -> Any:
     """Start a local sandbox on a free loopback port; returns its handle (``.stop()`` ends it).
 
     The sandbox allows ``settings.requests_per_minute``, as the account it stands in for would.
@@ -59,12 +61,12 @@ def start_local_sandbox(settings: VeniceSettings) -> Any:
     return handle
 
 
-def sandbox_client(handle: Any, settings: VeniceSettings) -> VeniceClient:
+def sandbox_client(handle: Any, settings: VeniceSection) -> VeniceClient:
     """A client for the sandbox behind ``handle``, with ``[venice]``'s other settings."""
     return VeniceClient(base_url=handle.base_url, api_key="sandbox-key", settings=settings)
 
 
-def connect_sandbox(settings: VeniceSettings) -> tuple[Any, VeniceClient]:
+def connect_sandbox(settings: VeniceSection) -> tuple[Any, VeniceClient]:
     """Start a local sandbox and a client pointed at it: ``(handle, client)``; stop the
     handle once the client is closed."""
     handle = start_local_sandbox(settings)
@@ -74,10 +76,12 @@ def connect_sandbox(settings: VeniceSettings) -> tuple[Any, VeniceClient]:
 def estimate_catalog(runtime: Runtime) -> Catalog:
     """The catalog estimates read: the disk cache of the model list, else the bundled price
     snapshot. It never sends a request and needs no key, so ``--dry-run`` works offline."""
-    return runtime.service(SERVICE + ".estimates", lambda: _offline_catalog(runtime.config.venice))
+    return runtime.service(
+        SERVICE + ".estimates", lambda: _offline_catalog(runtime.section(VeniceSection))
+    )
 
 
-def _offline_catalog(settings: VeniceSettings) -> Catalog:
+def _offline_catalog(settings: VeniceSection) -> Catalog:
     async def no_fetch(type: str) -> list[dict[str, Any]]:
         msg = "estimates read the cached model list only"
         raise AuthError(msg)

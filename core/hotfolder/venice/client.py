@@ -42,7 +42,7 @@ from hotfolder.venice.errors import error_from_response, network_error
 from hotfolder.venice.headers import RateLimitState, ResultHeaders, request_id
 from hotfolder.venice.limiter import BalanceGate, CircuitBreaker, RateLimiter, Throttle
 from hotfolder.venice.retry import retrying
-from hotfolder.venice.settings import VeniceSettings
+from hotfolder.venice.settings import VeniceSection
 from hotfolder.venice.wire import ENDPOINTS, Endpoint, EndpointName, ImageInput, build_body
 
 __all__ = ["ImageInput", "ImageResult", "VeniceClient"]
@@ -95,14 +95,14 @@ class VeniceClient:
         *,
         base_url: str,
         api_key: str,
-        settings: VeniceSettings | None = None,
+        settings: VeniceSection | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not api_key:
             msg = "VeniceClient needs an API key"
             raise AuthError(msg, hint="export VENICE_API_KEY=...")
-        self.settings = settings or VeniceSettings()
+        self.settings = settings or VeniceSection()
         self.base_url = base_url.rstrip("/")
         register_secret(api_key)  # scrubbed from every log line and error message
         self._sleep = sleep
@@ -141,7 +141,7 @@ class VeniceClient:
 
     @classmethod
     def from_settings(
-        cls, settings: VeniceSettings, *, transport: httpx.AsyncBaseTransport | None = None
+        cls, settings: VeniceSection, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> VeniceClient:
         """A client for ``[venice]``: the key from its SecretRef (AuthError when missing) and
         the effective base URL (``$VENICE_BASE_URL`` wins)."""
@@ -177,7 +177,7 @@ class VeniceClient:
         *,
         prompt: str,
         cost_usd: float | None = None,
-        limits: imaging.ImageLimits | None = None,
+        limits: imaging.ImagingSection | None = None,
         **fields: Any,
     ) -> ImageResult:
         """``POST /image/edit``; ``fields``: model, aspect_ratio, resolution, output_format,
@@ -190,7 +190,7 @@ class VeniceClient:
         *,
         prompt: str,
         cost_usd: float | None = None,
-        limits: imaging.ImageLimits | None = None,
+        limits: imaging.ImagingSection | None = None,
         **fields: Any,
     ) -> ImageResult:
         """``POST /image/multi-edit``; the first image is the base. ``fields``: modelId,
@@ -204,7 +204,7 @@ class VeniceClient:
         scale: float | None = None,
         creativity: float | None = None,
         cost_usd: float | None = None,
-        limits: imaging.ImageLimits | None = None,
+        limits: imaging.ImagingSection | None = None,
     ) -> ImageResult:
         """``POST /image/upscale`` (bytes only: the endpoint takes no URL)."""
         fields = {"scale": scale, "creativity": creativity}
@@ -215,7 +215,7 @@ class VeniceClient:
         image: ImageInput,
         *,
         cost_usd: float | None = None,
-        limits: imaging.ImageLimits | None = None,
+        limits: imaging.ImagingSection | None = None,
     ) -> ImageResult:
         """``POST /image/background-remove``: a PNG with alpha."""
         return await self.call("background-remove", {}, [image], cost_usd, limits)
@@ -226,7 +226,7 @@ class VeniceClient:
         fields: dict[str, Any],
         images: Sequence[ImageInput],
         cost_usd: float | None = None,
-        limits: imaging.ImageLimits | None = None,
+        limits: imaging.ImagingSection | None = None,
     ) -> ImageResult:
         """One paid image call: budget, send with retries and pauses, check the image."""
         endpoint = ENDPOINTS[name]
@@ -344,7 +344,7 @@ class VeniceClient:
         self,
         endpoint: Endpoint,
         response: httpx.Response,
-        limits: imaging.ImageLimits | None,
+        limits: imaging.ImagingSection | None,
         started: float,
     ) -> ImageResult:
         media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -400,7 +400,7 @@ def _is_loopback(url: str) -> bool:
 
 
 def _verify(
-    data: bytes, fmt: str, limits: imaging.ImageLimits | None, where: str
+    data: bytes, fmt: str, limits: imaging.ImagingSection | None, where: str
 ) -> tuple[Image.Image, bool]:
     """Decode ``data`` through the imaging gate after checking it is ``fmt``; also read the
     sandbox's simulated mark from the metadata."""
@@ -415,7 +415,7 @@ def _verify(
         msg = f"{where} answered 200 with {fmt} bytes that do not open: {exc}"
         raise OperationError(msg, hint=hint) from exc
     try:
-        image = imaging.decode(data, limits or imaging.ImageLimits(), name=where)
+        image = imaging.decode(data, limits or imaging.ImagingSection(), name=where)
     except HotfolderError as exc:
         msg = f"{where} answered 200 with an image that does not decode: {exc}"
         raise OperationError(msg, hint=hint) from exc

@@ -19,7 +19,7 @@ from hotfolder.venice import SERVICE, connect_sandbox, get_client
 from hotfolder.venice.catalog import ModelInfo
 from hotfolder.venice.client import VeniceClient
 from hotfolder.venice.cost import BACKGROUND_REMOVE_USD
-from hotfolder.venice.settings import VeniceSettings
+from hotfolder.venice.settings import VeniceSection
 
 __all__ = ["balance", "models"]
 
@@ -40,7 +40,9 @@ class _Session:
                 pass  # no config file: the defaults will do
             else:
                 self.runtime = state.runtime()
-        settings = self.runtime.config.venice if self.runtime is not None else VeniceSettings()
+        settings = (
+            self.runtime.section(VeniceSection) if self.runtime is not None else VeniceSection()
+        )
         if sandbox:
             self.sandbox, self.client = connect_sandbox(settings)
             if self.runtime is not None:

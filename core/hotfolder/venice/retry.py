@@ -24,7 +24,7 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from hotfolder.errors import Unavailable
-from hotfolder.venice.settings import VeniceSettings
+from hotfolder.venice.settings import VeniceSection
 
 
 class wait_venice(wait_base):
@@ -45,7 +45,7 @@ class wait_venice(wait_base):
 
 
 def retrying(
-    settings: VeniceSettings,
+    settings: VeniceSection,
     *,
     what: str,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

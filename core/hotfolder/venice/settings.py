@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from hotfolder.components import ConfigPath
 from hotfolder.errors import AuthError
+from hotfolder.schema import ConfigPath, Section
 from hotfolder.secrets import SecretRef
 
 DEFAULT_BASE_URL = "https://api.venice.ai/api/v1"
@@ -17,7 +17,7 @@ BASE_URL_ENV = "VENICE_BASE_URL"
 CACHE_DIR_ENV = "HOTFOLDER_CACHE_DIR"
 
 
-class VeniceSettings(BaseModel):
+class VeniceSection(Section):
     """``[venice]`` in the config.
 
     Only ``api_key`` usually needs setting. The rest tune the client: the defaults follow
@@ -25,7 +25,7 @@ class VeniceSettings(BaseModel):
     30 s lock the key for 30 s) and keep well inside them.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    table = "venice"
 
     api_key: SecretRef = SecretRef(env="VENICE_API_KEY")
     #: The API root; ``$VENICE_BASE_URL`` overrides it (a sandbox, a proxy).

@@ -69,7 +69,7 @@ class Watermark(hotfolder.Operation):
         marked.info = dict(base.info)
         return image.with_image(marked)
 
-    def _mark(self, size: tuple[int, int], limits: imaging.ImageLimits) -> Image.Image:
+    def _mark(self, size: tuple[int, int], limits: imaging.ImagingSection) -> Image.Image:
         params = self.params
         if params.image is not None:
             scale = params.scale or DEFAULT_SCALE["image"]
@@ -113,7 +113,7 @@ def _text_mark(text: str, font_size: int, color: str) -> Image.Image:
 
 
 @lru_cache(maxsize=8)
-def _load_mark(path: Path, mtime_ns: int, limits: imaging.ImageLimits) -> Image.Image:
+def _load_mark(path: Path, mtime_ns: int, limits: imaging.ImagingSection) -> Image.Image:
     """The mark image, through the same gate as inputs, as RGBA (cached until it changes)."""
     decoded = imaging.decode(path.read_bytes(), limits, name=str(path))
     return imaging.to_8bit(decoded).convert("RGBA")

@@ -1,0 +1,93 @@
+"""The bottom of every config model: :class:`Params`, :class:`Section` and :data:`ConfigPath`.
+
+Each part of hotfolder owns the model of its own part of ``hotfolder.toml``: the kernel owns
+``[imaging]``, ``[plugins]``, ``[resolvers.NAME]`` and ``[chains.NAME]``; the Venice client owns
+``[venice]``; the daemon owns ``[daemon]`` and ``[[folders]]``. They all build on this module,
+which imports nothing else of hotfolder, so config ownership points downward.
+
+A :class:`Section` names the top-level table it validates (``table = "venice"``) and is
+registered by a plugin (``hotfolder_register_sections``); the config loader then checks the
+file's ``[venice]`` against it and hands it back typed: ``config.section(VeniceSection)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from loguru import logger
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, model_validator
+
+__all__ = ["ConfigPath", "Params", "Section", "renamed_keys"]
+
+
+class Params(BaseModel):
+    """Base for every component's parameter model: unknown keys are errors, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Old key -> new key, still accepted for one release (with a warning naming the new key).
+    renamed: ClassVar[Mapping[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return renamed_keys(data, cls.renamed)
+
+
+class Section(BaseModel):
+    """Base for a top-level config table: unknown keys are errors, values frozen.
+
+    ``table`` is the key in the file; ``array`` is true for an array of tables
+    (``[[folders]]``), whose value is then a list of this model.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The top-level key this section validates (``"venice"`` for ``[venice]``).
+    table: ClassVar[str] = ""
+    #: True for an array of tables (``[[folders]]``).
+    array: ClassVar[bool] = False
+    #: Fields whose value names a ``[chains.NAME]``; the loader checks that the chain exists.
+    chain_fields: ClassVar[tuple[str, ...]] = ()
+    #: Old key -> new key, still accepted for one release (with a warning naming the new key).
+    renamed: ClassVar[Mapping[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        return renamed_keys(data, cls.renamed, where=f"[{cls.table}]" if cls.table else "")
+
+
+def renamed_keys(data: Any, renamed: Mapping[str, str], *, where: str = "") -> Any:
+    """``data`` with each old key of ``renamed`` moved to its new name, logging a warning for each.
+
+    Giving both the old and the new key is left for validation to refuse (the old one is then
+    an unknown key), so a config never silently means two things.
+    """
+    if not renamed or not isinstance(data, Mapping):
+        return data
+    out = dict(data)
+    for old, new in renamed.items():
+        if old in out and new not in out:
+            out[new] = out.pop(old)
+            place = f"{where} " if where else ""
+            logger.warning(
+                "config: {}{} is deprecated and will stop working in the next release; "
+                "rename it to {}",
+                place,
+                old,
+                new,
+            )
+    return out
+
+
+def _resolve_against_config(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    return value if value.is_absolute() or base is None else Path(base) / value
+
+
+#: A path parameter: relative values are taken from the config file's folder.
+ConfigPath = Annotated[Path, AfterValidator(_resolve_against_config)]
