@@ -51,6 +51,8 @@ run: venv
 
 test: venv-test system-tools
 	$(BIN)/ruff check core plugins tests contrib
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 --dist loadfile -q
 	$(MAKE) bench-quick
 
@@ -65,6 +67,8 @@ bench-quick: venv-test bench-tools
 
 lint: venv-test
 	$(BIN)/ruff check core plugins tests contrib
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check core plugins tests contrib
 
 clean:

@@ -1,19 +1,26 @@
 """hotfolder: image drop-folder automation with pluggable operations, resolvers and sinks.
 
-The public surface for plugin authors is this module: ``hookimpl`` to mark hook
-implementations, the component base classes, :class:`Artifact`, and the error tree.
+This module is the public surface for plugin authors: ``hookimpl`` to mark hook
+implementations, the component base classes and their contexts, :class:`Params` and
+:class:`Section` for settings, :class:`Artifact`, the job records, the error tree, and the
+helpers the built-in plugins use themselves. Besides it, these modules are public (see
+docs/plugins.md): :mod:`hotfolder.naming` (safe output names), :mod:`hotfolder.netsafe`
+(SSRF-safe fetching), :mod:`hotfolder.fsutil` (atomic writes), :mod:`hotfolder.localfiles`
+(reading local files safely), :mod:`hotfolder.imaging` (the
+decoding gate), :mod:`hotfolder.sidecar` (the record of how an output was made),
+:mod:`hotfolder.venice` (the Venice client) and :mod:`hotfolder.testing`. Everything else is
+private and may change in any release.
 """
 
 from __future__ import annotations
 
 from hotfolder.artifact import Artifact
 from hotfolder.components import (
-    ConfigPath,
     JobInput,
     Operation,
-    Params,
     ResolveContext,
     Resolver,
+    RuntimeView,
     Sink,
     SinkContext,
     StepContext,
@@ -35,7 +42,12 @@ from hotfolder.errors import (
 )
 from hotfolder.hookspecs import hookimpl
 from hotfolder.job import Job, JobResult, Output, StepRecord
+from hotfolder.naming import OutputName, render_name
+from hotfolder.registry import Register, suggest
+from hotfolder.runtime import Runtime, call_component
+from hotfolder.schema import ConfigPath, Params, Section
 from hotfolder.secrets import SecretRef
+from hotfolder.sidecar import sidecar_record
 
 __version__ = "0.1.0"
 
@@ -54,12 +66,17 @@ __all__ = [
     "Operation",
     "OperationError",
     "Output",
+    "OutputName",
     "Params",
     "PluginError",
+    "Register",
     "Rejected",
     "ResolveContext",
     "Resolver",
+    "Runtime",
+    "RuntimeView",
     "SecretRef",
+    "Section",
     "Sink",
     "SinkContext",
     "SinkError",
@@ -69,5 +86,9 @@ __all__ = [
     "UnsafeInputError",
     "VeniceError",
     "__version__",
+    "call_component",
     "hookimpl",
+    "render_name",
+    "sidecar_record",
+    "suggest",
 ]

@@ -20,17 +20,21 @@ Pillow work does not block the event loop) or coroutines (network work; they run
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from hotfolder.schema import ConfigPath, Params
+from hotfolder import schema
+from hotfolder.schema import ConfigPath, Params, Section
 
 if TYPE_CHECKING:
     from hotfolder.artifact import Artifact
+    from hotfolder.imaging import ImagingSection
     from hotfolder.job import Job, Output, StepRecord
-    from hotfolder.runtime import Runtime
+
+T = TypeVar("T")
+S = TypeVar("S", bound=Section)
 
 __all__ = [
     "ConfigPath",
@@ -39,10 +43,42 @@ __all__ = [
     "Params",
     "ResolveContext",
     "Resolver",
+    "RuntimeView",
     "Sink",
     "SinkContext",
     "StepContext",
 ]
+
+
+class RuntimeView(Protocol):
+    """What a component sees of the run it belongs to: a :class:`hotfolder.Runtime` (one
+    ``process`` run or one daemon). Annotate with this type in components."""
+
+    @property
+    def limits(self) -> ImagingSection:
+        """``[imaging]``: the limits every decoded image must meet."""
+        ...
+
+    @property
+    def resolvers(self) -> Sequence[Resolver]:
+        """The resolvers, highest priority first."""
+        ...
+
+    def section(self, cls: type[S]) -> S:
+        """A config table, typed: ``runtime.section(VeniceSection)``."""
+        ...
+
+    def service(self, key: str, factory: Callable[[], T]) -> T:
+        """The run's one instance of a long-lived helper, made by ``factory`` on first use."""
+        ...
+
+    def operation(self, name: str) -> type[Operation]:
+        """The operation class registered as ``name`` (to run another step inside one)."""
+        ...
+
+    async def resolve(self, ref: str, *, base_dir: Path | None = None) -> JobInput:
+        """Resolve another reference with the first resolver that accepts it."""
+        ...
 
 
 class Component:
@@ -50,12 +86,15 @@ class Component:
 
     #: The word users write in the config (``op = "resize"``, ``sink = "folder"``).
     name: ClassVar[str]
-    #: The parameter model; the default takes no parameters.
-    Params: ClassVar[type[Params]] = Params
+    #: The parameter model; the default takes no parameters. A component declares its own
+    #: as a nested ``class Params(hotfolder.Params)`` and narrows ``params: Params`` with it.
+    Params: ClassVar[type[schema.Params]] = schema.Params
     #: One line for ``hotfolder plugins`` and the docs.
     summary: ClassVar[str] = ""
+    #: The validated parameters (an instance of ``Params``).
+    params: schema.Params
 
-    def __init__(self, params: Params | None = None) -> None:
+    def __init__(self, params: schema.Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
 
     def __repr__(self) -> str:
@@ -69,7 +108,7 @@ class StepContext:
     job: Job
     #: Position of this step in the chain, from 0.
     index: int
-    runtime: Runtime
+    runtime: RuntimeView
     #: This step's record for the sidecar: add ``request_ids``, ``cost_usd`` and ``notes``.
     record: StepRecord
 
@@ -86,7 +125,7 @@ class Operation(Component):
     #: a paid call by ``--dry-run``.
     paid: ClassVar[bool] = False
 
-    def estimate_usd(self, runtime: Runtime) -> float | None:
+    def estimate_usd(self, runtime: RuntimeView) -> float | None:
         """The expected cost of one run in US dollars, or None when it is free or unknown."""
         return None
 
@@ -116,7 +155,7 @@ class JobInput:
 class ResolveContext:
     """What a resolver may use."""
 
-    runtime: Runtime
+    runtime: RuntimeView
     base_dir: Path | None = None
 
 
@@ -140,7 +179,7 @@ class SinkContext:
     """What a sink may use: the job, its step records and what earlier sinks wrote."""
 
     job: Job
-    runtime: Runtime
+    runtime: RuntimeView
     steps: list[StepRecord]
     #: Outputs written by the sinks before this one in the chain's ``outputs`` list.
     written: list[Output]

@@ -210,14 +210,14 @@ def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | Non
         problems.append(_explain(exc, "", model, raw))
 
     # The second pass reads the raw data, so that it can report even when the first failed.
-    raw_chains = raw.get("chains") if isinstance(raw.get("chains"), dict) else {}
+    raw_chains: dict[str, Any] = _table(raw, "chains")
     chains = {
         name: _build_chain(name, chain, registry, context, problems)
         for name, chain in raw_chains.items()
         if isinstance(chain, dict)
     }
     resolver_params = {}
-    raw_resolvers = raw.get("resolvers") if isinstance(raw.get("resolvers"), dict) else {}
+    raw_resolvers: dict[str, Any] = _table(raw, "resolvers")
     for name, params in raw_resolvers.items():
         key = f"resolvers.{name}"
         try:
@@ -241,6 +241,12 @@ def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | Non
     if problems or section is None:
         raise ConfigError("invalid config:\n" + "\n".join(problems), source=source)
     return Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
+
+
+def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """``raw[key]`` when it is a table, else an empty one (the first pass reports it)."""
+    value = raw.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def file_model(registry: Registry) -> type[FileSection]:
@@ -272,10 +278,11 @@ def _build_chain(
     Items without a usable ``op``/``sink`` are left to the first pass to report.
     """
     found: dict[str, list[Any]] = {"steps": [], "outputs": []}
-    for part, kind, name_key, spec_cls in (
+    parts: tuple[tuple[str, Literal["operation", "sink"], str, type[Any]], ...] = (
         ("steps", "operation", "op", StepSpec),
         ("outputs", "sink", "sink", OutputSpec),
-    ):
+    )
+    for part, kind, name_key, spec_cls in parts:
         for i, item in enumerate(_items(raw.get(part), name_key)):
             if item is None:
                 continue

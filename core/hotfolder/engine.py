@@ -2,7 +2,9 @@
 
 The engine knows nothing of folders, journals or schedules; the CLI's ``process`` and the
 daemon both hand it a :class:`~hotfolder.job.Job` and get a
-:class:`~hotfolder.job.JobResult` or a :class:`~hotfolder.errors.HotfolderError`.
+:class:`~hotfolder.job.JobResult` or a :class:`~hotfolder.errors.HotfolderError`. The daemon
+resolves the input first (:meth:`Engine.resolve`) to key the job by its bytes, and hands it to
+:meth:`Engine.run`, so the file is read once.
 
 A paid step's result is saved in the job's ``checkpoint_dir`` before the next step starts, so
 a job that is run again (after a crash, a pause, a later failure) never pays for it twice.
@@ -22,7 +24,7 @@ from typing import Any
 from loguru import logger
 
 from hotfolder.artifact import Artifact
-from hotfolder.components import SinkContext, StepContext
+from hotfolder.components import JobInput, SinkContext, StepContext
 from hotfolder.config import Chain, StepSpec
 from hotfolder.errors import (
     AuthError,
@@ -75,26 +77,49 @@ class Engine:
             )
         return planned
 
-    async def run(self, job: Job, *, final: bool = True) -> JobResult:
+    async def run(
+        self, job: Job, *, final: bool = True, job_input: JobInput | None = None
+    ) -> JobResult:
         """Run ``job``; on failure the lifecycle hooks hear of it and the error is raised.
 
         ``final=False`` says the caller will try the job again after a retryable error; the
         ``hotfolder_job_failed`` hook is then kept for the attempt that fails for good.
+        ``job_input`` is the job's input when the caller resolved it already with
+        :meth:`resolve`; else ``job.source`` is resolved here.
         """
         pm = self.runtime.pm
         call_observers(pm, "hotfolder_job_started", job=job)
         try:
-            result = await self._run(job)
+            result = await self._run(job, job_input)
         except HotfolderError as exc:
-            if not _is_pause(exc) and (final or not exc.retryable):
-                call_observers(pm, "hotfolder_job_failed", job=job, error=exc)
+            self._failed(job, exc, final)
             raise
         call_observers(pm, "hotfolder_job_succeeded", job=job, result=result)
         return result
 
-    async def _run(self, job: Job) -> JobResult:
+    async def resolve(self, job: Job, *, final: bool = True) -> JobInput:
+        """Resolve ``job.source``, the first thing :meth:`run` does, for a caller that needs the
+        input before it runs the job (the daemon keys a job by its bytes to skip duplicates);
+        it then hands the result to :meth:`run` as ``job_input``.
+
+        A failure is reported to the lifecycle hooks as :meth:`run` reports it (the job
+        started, then failed), and raised.
+        """
+        try:
+            return await self.runtime.resolve(job.source, base_dir=job.base_dir)
+        except HotfolderError as exc:
+            call_observers(self.runtime.pm, "hotfolder_job_started", job=job)
+            self._failed(job, exc, final)
+            raise
+
+    def _failed(self, job: Job, exc: HotfolderError, final: bool) -> None:
+        if not _is_pause(exc) and (final or not exc.retryable):
+            call_observers(self.runtime.pm, "hotfolder_job_failed", job=job, error=exc)
+
+    async def _run(self, job: Job, job_input: JobInput | None) -> JobResult:
         started = time.monotonic()
-        job_input = await self.runtime.resolve(job.source, base_dir=job.base_dir)
+        if job_input is None:
+            job_input = await self.runtime.resolve(job.source, base_dir=job.base_dir)
         job.chain = job_input.chain or job.chain
         for index, params in job_input.overrides.items():
             job.overrides.setdefault(index, {}).update(params)
@@ -111,8 +136,8 @@ class Engine:
             records.append(record)
 
         outputs: list[Output] = []
-        for spec in chain.outputs:
-            sink = spec.instantiate()
+        for output in chain.outputs:
+            sink = output.instantiate()
             context = SinkContext(job, self.runtime, records, list(outputs), input_sha256)
             async with self._time_limit(f"output {sink.name!r}"):
                 written = await call_component(sink, sink.write, context, artifact)

@@ -10,7 +10,12 @@ passed through :func:`sanitize_component` first, so a value can never add a fold
 The template's own text may contain ``/`` to make subfolders; :func:`join_inside` then proves
 that the rendered path stays inside the sink's root, following no symbolic link out of it.
 
-Third-party sinks use it like this::
+Sinks that write named outputs (the ``folder`` sink, S3) take an :data:`OutputName` parameter,
+which offers the :data:`OUTPUT_FIELDS` and is checked when the config loads, and then::
+
+    target = join_inside(root, render_name(params.name, context, artifact))
+
+A sink with fields of its own uses the parts directly::
 
     template = parse_template(params.name, fields={"stem": str, "n": int})
     target = join_inside(root, template.render(stem=artifact.stem, n=job.seq))
@@ -26,9 +31,18 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import date
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AfterValidator
 
 from hotfolder.errors import SinkError
+
+if TYPE_CHECKING:
+    from hotfolder.artifact import Artifact
+    from hotfolder.components import SinkContext
 
 __all__ = [
     "MAX_COMPONENT_BYTES",
@@ -194,3 +208,48 @@ def _check_inside(folder: Path, real_root: Path, relative: str) -> None:
         raise SinkError(
             msg, hint="a folder inside the sink folder is a symbolic link to elsewhere; remove it"
         )
+
+
+# --- the output-name template every named sink offers -----------------------------------------
+
+#: The fields an :data:`OutputName` template may use, and their types.
+OUTPUT_FIELDS: dict[str, type] = {
+    "stem": str,
+    "ext": str,
+    "chain": str,
+    "date": str,
+    "hash8": str,
+    "n": int,
+}
+
+
+def _check_output_name(value: str) -> str:
+    parse_template(value, OUTPUT_FIELDS)
+    return value
+
+
+#: An output-name template parameter: only :data:`OUTPUT_FIELDS`, checked when the config loads.
+OutputName = Annotated[str, AfterValidator(_check_output_name)]
+
+
+def render_name(template: str, context: SinkContext, artifact: Artifact) -> str:
+    """``template`` filled in for one job and artifact, each value sanitised."""
+    return parse_template(template, OUTPUT_FIELDS).render(**output_fields(context, artifact))
+
+
+def output_fields(context: SinkContext, artifact: Artifact) -> dict[str, str | int]:
+    """The values of :data:`OUTPUT_FIELDS` for one job and artifact (raw; render sanitises)."""
+    return {
+        "stem": artifact.stem,
+        "ext": artifact.extension,
+        "chain": context.job.chain,
+        "date": date.today().isoformat(),
+        "hash8": context.input_sha256[:8],
+        "n": context.job.seq,
+    }
+
+
+def url_file_name(url: str) -> str:
+    """The URL's last path segment as a safe file name, or ``download``."""
+    segment = PurePosixPath(unquote(urlsplit(url).path)).name
+    return sanitize_component(segment) if segment.strip(". ") else "download"

@@ -249,10 +249,10 @@ async def fetch(
                 return await _follow(client, url, max_bytes, max_redirects, accepted)
     except TimeoutError as exc:
         msg = f"{url}: no complete answer within {timeout:g} s"
-        raise InputError(msg, hint="raise timeout_s if the server is just slow") from exc
+        raise InputError(msg, hint="raise timeout_seconds if the server is just slow") from exc
     except httpx.TimeoutException as exc:
         msg = f"{url}: timed out ({type(exc).__name__})"
-        raise InputError(msg, hint="raise timeout_s if the server is just slow") from exc
+        raise InputError(msg, hint="raise timeout_seconds if the server is just slow") from exc
     except httpx.HTTPError as exc:
         msg = f"{url}: download failed: {exc!r}"
         raise InputError(msg, hint="check the URL") from exc

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pluggy
 from loguru import logger
 
-from hotfolder import hookspecs
+import hotfolder.hookspecs as hookspecs
 from hotfolder.errors import PluginError
 from hotfolder.registry import Kind, Register, Registry
 
@@ -29,6 +29,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hotfolder_plugins.venice_ops",
     "hotfolder.daemon.settings",
 )
+
+_BUILTIN_PREFIXES = ("hotfolder.", "hotfolder_plugins.")
 
 #: Comma-separated plugin names that must not be loaded.
 DISABLE_ENV = "HOTFOLDER_DISABLE_PLUGINS"
@@ -53,18 +55,20 @@ def make_plugin_manager(
     *,
     load_entrypoints: bool = True,
     extra: Iterable[tuple[Any, str]] = (),
+    builtins: Sequence[str] = DEFAULT_PLUGINS,
 ) -> pluggy.PluginManager:
     """A plugin manager with the hookspecs, the built-ins and the installed plugins.
 
     ``disabled`` names plugins to block (a built-in's module path, e.g.
     ``hotfolder_plugins.venice_ops``, or an entry point's name). ``extra`` registers
-    ``(plugin, name)`` pairs after the others, which is how tests add theirs.
+    ``(plugin, name)`` pairs after the others, which is how tests add theirs. ``builtins``
+    are the modules registered first by name (the command line adds its commands' modules).
     """
     pm = pluggy.PluginManager(hookspecs.NAME)
     pm.add_hookspecs(hookspecs)
     for name in sorted(blocked_names(disabled)):
         pm.set_blocked(name)
-    for module_name in DEFAULT_PLUGINS:
+    for module_name in builtins:
         if pm.is_blocked(module_name):
             continue
         pm.register(importlib.import_module(module_name), module_name)
@@ -122,7 +126,7 @@ def plugin_info(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
                 "name": name,
                 "distribution": dist.project_name if dist else "hotfolder",
                 "version": dist.version if dist else _own_version(),
-                "builtin": name in DEFAULT_PLUGINS,
+                "builtin": name.startswith(_BUILTIN_PREFIXES),
                 "hooks": hooks,
             }
         )
@@ -142,6 +146,6 @@ def call_observers(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> N
 
 
 def _own_version() -> str:
-    from hotfolder import __version__
+    from importlib.metadata import version
 
-    return __version__
+    return version("hotfolder")

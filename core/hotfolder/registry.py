@@ -42,10 +42,10 @@ class Registry:
 
     def table(self, kind: Kind) -> dict[str, Entry[Any]]:
         tables: dict[str, dict[str, Entry[Any]]] = {
-            "operation": self.operations,  # type: ignore[dict-item]
-            "resolver": self.resolvers,  # type: ignore[dict-item]
-            "sink": self.sinks,  # type: ignore[dict-item]
-            "section": self.sections,  # type: ignore[dict-item]
+            "operation": self.operations,
+            "resolver": self.resolvers,
+            "sink": self.sinks,
+            "section": self.sections,
         }
         return tables[kind]
 
@@ -83,13 +83,16 @@ class Registry:
             raise ConfigError(msg, hint=suggest(name, table)) from None
 
     def operation(self, name: str) -> type[Operation]:
-        return self.get("operation", name)  # type: ignore[return-value]
+        cls: type[Operation] = self.get("operation", name)
+        return cls
 
     def sink(self, name: str) -> type[Sink]:
-        return self.get("sink", name)  # type: ignore[return-value]
+        cls: type[Sink] = self.get("sink", name)
+        return cls
 
     def resolver(self, name: str) -> type[Resolver]:
-        return self.get("resolver", name)  # type: ignore[return-value]
+        cls: type[Resolver] = self.get("resolver", name)
+        return cls
 
 
 def suggest(word: str, choices: object) -> str:

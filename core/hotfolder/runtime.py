@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pluggy
 from loguru import logger
 
-from hotfolder.components import JobInput, ResolveContext, Resolver
+from hotfolder.components import JobInput, Operation, ResolveContext, Resolver
 from hotfolder.config import Config
 from hotfolder.errors import ConfigError, HotfolderError, PluginError
 from hotfolder.imaging import ImagingSection
@@ -50,6 +50,10 @@ class Runtime:
     def limits(self) -> ImagingSection:
         return self.config.imaging
 
+    def operation(self, name: str) -> type[Operation]:
+        """The operation class registered as ``name``."""
+        return self.registry.operation(name)
+
     def section(self, cls: type[S]) -> S:
         """The config table ``cls`` validates, typed (``runtime.section(VeniceSection)``)."""
         return self.config.section(cls)
@@ -61,7 +65,8 @@ class Runtime:
         return self._services[key]  # type: ignore[no-any-return]
 
     def set_service(self, key: str, value: Any) -> None:
-        """Provide a service up front (tests inject fakes; ``--sandbox`` injects its URL)."""
+        """Provide a service up front (the command line's ``--sandbox`` provides a Venice
+        client for the sandbox; tests provide fakes)."""
         self._services[key] = value
 
     async def resolve(self, ref: str, *, base_dir: Path | None = None) -> JobInput:
@@ -69,7 +74,8 @@ class Runtime:
         for resolver in self.resolvers:
             if resolver.accepts(ref):
                 context = ResolveContext(runtime=self, base_dir=base_dir)
-                return await call_component(resolver, resolver.resolve, ref, context)
+                job_input: JobInput = await call_component(resolver, resolver.resolve, ref, context)
+                return job_input
         names = ", ".join(r.name for r in self.resolvers) or "none"
         msg = f"no resolver accepts {ref!r} (installed: {names})"
         raise ConfigError(msg, hint="give a file path, an https:// URL or a data: URI")

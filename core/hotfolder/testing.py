@@ -49,7 +49,7 @@ from hotfolder.registry import Registry
 from hotfolder.runtime import Runtime
 
 if TYPE_CHECKING:
-    from hotfolder.venice.sandbox import SandboxHandle
+    from hotfolder_sandbox import SandboxHandle
 
 __all__ = [
     "CHAIN",
@@ -236,11 +236,11 @@ def sandbox(
     ``faults`` maps an HTTP status (or ``"reset"`` for a dropped connection) to the share of
     paid requests that get it: ``{503: 0.5, "reset": 0.1}``; draws are seeded, so a test sees
     the same faults every run. ``settings`` are other
-    :class:`~hotfolder.venice.sandbox.SandboxConfig` fields (``balance_usd=0``). Change
+    :class:`~hotfolder_sandbox.SandboxConfig` fields (``balance_usd=0``). Change
     either while it runs with ``handle.configure(fault_rates={...})``; count requests with
     ``handle.stats()``.
     """
-    from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+    from hotfolder_sandbox import SandboxConfig, start_sandbox
 
     rates = {int(k): v for k, v in (faults or {}).items() if k != "reset"}
     reset_rate = (faults or {}).get("reset", 0.0)
@@ -260,14 +260,9 @@ def _runtime(
     registry = build_registry(pm)
     runtime = Runtime(validate_config(raw, registry, path=path), pm, registry)
     if sandbox is not None:
-        from hotfolder.venice import SERVICE, VeniceClient, VeniceSection
+        from hotfolder.cli.local_sandbox import attach_client
 
-        client = VeniceClient(
-            base_url=sandbox.base_url,
-            api_key="sandbox-key",
-            settings=runtime.section(VeniceSection),
-        )
-        runtime.set_service(SERVICE, client)
+        attach_client(runtime, sandbox.base_url)
     return runtime
 
 
@@ -284,7 +279,8 @@ def _raw(config: ConfigSource) -> dict[str, Any]:
             return tomllib.load(f)
     if isinstance(config, str):
         return tomllib.loads(config)
-    return _copy(config)
+    copied: dict[str, Any] = _copy(config)
+    return copied
 
 
 def _copy(value: Any) -> Any:

@@ -17,7 +17,7 @@ from hotfolder_plugins.local.geometry import AutoOrient, FitToLimits, Resize
 from hotfolder_plugins.local.watermark import Watermark
 
 if TYPE_CHECKING:
-    from hotfolder.registry import Register
+    from hotfolder import Register
 
 OPERATIONS: tuple[type[hotfolder.Operation], ...] = (
     AutoOrient,

@@ -24,30 +24,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import errno
 import hashlib
 import json
-import os
 import re
-import stat
 import tomllib
-from pathlib import Path, PurePosixPath
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import hotfolder
-from hotfolder import netsafe
-from hotfolder.errors import ConfigError, InputError, UnsafeInputError
-from hotfolder.naming import sanitize_component
-from hotfolder.registry import suggest
+from hotfolder import ConfigError, InputError, UnsafeInputError, netsafe, suggest
+from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFilePolicy, read_local
+from hotfolder.naming import url_file_name
 
 if TYPE_CHECKING:
-    from hotfolder.registry import Register
-    from hotfolder.runtime import Runtime
+    from hotfolder import Register, RuntimeView
 
-MANIFEST_SUFFIXES = (".job.toml", ".job.json")
 URL_MEDIA_TYPES = ("image/", "application/octet-stream")
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -71,18 +65,24 @@ class PathResolver(hotfolder.Resolver):
         #: Unsafe: whoever can write the inbox can hard-link any file of that file system.
         allow_hardlinks: bool = False
 
+        @property
+        def local_file_policy(self) -> LocalFilePolicy:
+            """The policy these settings make; the daemon applies it to watched folders too
+            (:func:`hotfolder.localfiles.policy_for`)."""
+            return LocalFilePolicy(
+                follow_symlinks=self.follow_symlinks, allow_hardlinks=self.allow_hardlinks
+            )
+
+    params: Params
+
     def accepts(self, ref: str) -> bool:
         return bool(ref) and "\0" not in ref and not _SCHEME.match(ref)
 
     def resolve(self, ref: str, context: hotfolder.ResolveContext) -> hotfolder.JobInput:
         path = local_path(ref, context.base_dir)
         limits = context.runtime.limits
-        data = read_local(
-            path,
-            max_bytes=limits.max_bytes,
-            follow_symlinks=self.params.follow_symlinks,
-            allow_hardlinks=self.params.allow_hardlinks,
-        )
+        policy = replace(self.params.local_file_policy, max_bytes=limits.max_bytes)
+        data = read_local(path, policy)
         artifact = hotfolder.Artifact.from_bytes(data, name=path.name, limits=limits)
         return hotfolder.JobInput(artifact=artifact, source=str(path), base_dir=path.parent)
 
@@ -91,73 +91,6 @@ def local_path(ref: str, base_dir: Path | None) -> Path:
     """``ref`` as a path; a relative one is taken from ``base_dir`` (else the working folder)."""
     path = Path(ref)
     return path if path.is_absolute() else (base_dir or Path.cwd()) / path
-
-
-def read_local(
-    path: Path, *, max_bytes: int, follow_symlinks: bool = False, allow_hardlinks: bool = False
-) -> bytes:
-    """The bytes of the regular file ``path``, at most ``max_bytes`` of them.
-
-    The file is opened with ``O_NOFOLLOW`` (unless ``follow_symlinks``) and ``O_NONBLOCK`` (a
-    FIFO cannot hang the reader), then checked on the open descriptor: a regular file, one
-    hard link (unless ``allow_hardlinks``), not over the cap; only then is it read.
-    """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-    if not follow_symlinks:
-        flags |= os.O_NOFOLLOW
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError as exc:
-        msg = f"{path} does not exist"
-        raise InputError(msg, hint="check the path") from exc
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow_symlinks:
-            msg = f"{path} is a symbolic link; refused (links are never read through)"
-            hint = "copy the file itself in, or set follow_symlinks = true under [resolvers.path]"
-            raise UnsafeInputError(msg, hint=hint) from exc
-        msg = f"cannot open {path}: {exc.strerror}"
-        raise InputError(msg) from exc
-    try:
-        _check_opened(path, os.fstat(fd), max_bytes, allow_hardlinks)
-        return _read_capped(path, fd, max_bytes)
-    finally:
-        os.close(fd)
-
-
-def _check_opened(path: Path, st: os.stat_result, max_bytes: int, allow_hardlinks: bool) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        msg = f"{path} is a {_kind(st.st_mode)}, not a regular file; refused"
-        raise UnsafeInputError(msg, hint="only regular files are read")
-    if st.st_nlink > 1 and not allow_hardlinks:
-        msg = f"{path} has {st.st_nlink} hard links; refused (it could expose another file)"
-        hint = "copy the file in instead of linking it; allow_hardlinks = true is unsafe"
-        raise UnsafeInputError(msg, hint=hint)
-    if st.st_size > max_bytes:
-        msg = f"{path} is {st.st_size} bytes, over the limit of {max_bytes}"
-        raise InputError(msg, hint="raise [imaging] max_bytes if such files are expected")
-
-
-def _read_capped(path: Path, fd: int, max_bytes: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size <= max_bytes and (chunk := os.read(fd, min(1 << 20, max_bytes + 1 - size))):
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > max_bytes:
-        msg = f"{path} grew past the limit of {max_bytes} bytes while being read"
-        raise InputError(msg, hint="write files elsewhere and move them in when complete")
-    return b"".join(chunks)
-
-
-def _kind(mode: int) -> str:
-    kinds = {
-        stat.S_ISDIR: "folder",
-        stat.S_ISFIFO: "named pipe (FIFO)",
-        stat.S_ISSOCK: "socket",
-        stat.S_ISCHR: "character device",
-        stat.S_ISBLK: "block device",
-    }
-    return next((kind for test, kind in kinds.items() if test(mode)), "special file")
 
 
 # --- url --------------------------------------------------------------------------------------
@@ -171,10 +104,13 @@ class UrlResolver(hotfolder.Resolver):
     priority = -10
 
     class Params(hotfolder.Params):
+        #: The names before every duration ended in ``_seconds``; accepted for one release.
+        renamed = {"timeout_s": "timeout_seconds", "connect_timeout_s": "connect_timeout_seconds"}
+
         #: At most this many bytes; None: the ``[imaging] max_bytes`` limit (never more).
         max_bytes: int | None = Field(default=None, ge=1)
-        timeout_s: float = Field(default=60.0, gt=0)
-        connect_timeout_s: float = Field(default=10.0, gt=0)
+        timeout_seconds: float = Field(default=60.0, gt=0)
+        connect_timeout_seconds: float = Field(default=10.0, gt=0)
         max_redirects: int = Field(default=5, ge=0, le=20)
         #: Networks (``"10.0.0.0/8"``) and host names whose private addresses are allowed.
         allow_private: tuple[str, ...] = ()
@@ -185,6 +121,8 @@ class UrlResolver(hotfolder.Resolver):
             netsafe.AllowList.parse(value)
             return value
 
+    params: Params
+
     def accepts(self, ref: str) -> bool:
         return bool(_SCHEME.match(ref))
 
@@ -193,8 +131,8 @@ class UrlResolver(hotfolder.Resolver):
         fetched = await netsafe.fetch(
             ref,
             max_bytes=min(self.params.max_bytes or limits.max_bytes, limits.max_bytes),
-            timeout=self.params.timeout_s,
-            connect_timeout=self.params.connect_timeout_s,
+            timeout=self.params.timeout_seconds,
+            connect_timeout=self.params.connect_timeout_seconds,
             allow_private=self.params.allow_private,
             max_redirects=self.params.max_redirects,
             media_types=URL_MEDIA_TYPES,
@@ -202,12 +140,6 @@ class UrlResolver(hotfolder.Resolver):
         name = url_file_name(fetched.url)
         artifact = hotfolder.Artifact.from_bytes(fetched.data, name=name, limits=limits)
         return hotfolder.JobInput(artifact=artifact, source=ref)
-
-
-def url_file_name(url: str) -> str:
-    """The URL's last path segment as a safe file name, or ``download``."""
-    segment = PurePosixPath(unquote(urlsplit(url).path)).name
-    return sanitize_component(segment) if segment.strip(". ") else "download"
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -222,6 +154,8 @@ class DataResolver(hotfolder.Resolver):
 
     class Params(hotfolder.Params):
         allow_bare_base64: bool = True
+
+    params: Params
 
     def accepts(self, ref: str) -> bool:
         if ref[:5].lower() == "data:":
@@ -321,12 +255,15 @@ class ManifestResolver(hotfolder.Resolver):
         #: Let local image paths leave the manifest's folder (absolute paths, ``..``).
         allow_outside_paths: bool = False
 
+    params: Params
+
     def accepts(self, ref: str) -> bool:
         return ref.lower().endswith(MANIFEST_SUFFIXES) and not _SCHEME.match(ref)
 
     async def resolve(self, ref: str, context: hotfolder.ResolveContext) -> hotfolder.JobInput:
         path = local_path(ref, context.base_dir)
-        raw = await asyncio.to_thread(read_local, path, max_bytes=self.params.max_bytes)
+        policy = LocalFilePolicy(max_bytes=self.params.max_bytes)
+        raw = await asyncio.to_thread(read_local, path, policy)
         manifest = parse_manifest(path, raw)
         folder = path.parent
         refs = [self._anchor(path, image, context.runtime) for image in manifest.images]
@@ -340,7 +277,7 @@ class ManifestResolver(hotfolder.Resolver):
             extra_refs=refs[1:],
         )
 
-    def _anchor(self, manifest: Path, ref: str, runtime: Runtime) -> str:
+    def _anchor(self, manifest: Path, ref: str, runtime: RuntimeView) -> str:
         """A local image as an absolute path inside the manifest's folder; others as given."""
         resolver = next((r for r in runtime.resolvers if r.accepts(ref)), None)
         if resolver is None or resolver.name != PathResolver.name:

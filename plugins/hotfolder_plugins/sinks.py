@@ -8,7 +8,6 @@ file mode, and never outside their folder: see :mod:`hotfolder.naming`.
 from __future__ import annotations
 
 import errno
-import hashlib
 import itertools
 import json
 import os
@@ -16,36 +15,23 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from loguru import logger
-from pydantic import AfterValidator, BeforeValidator, field_validator
+from pydantic import BeforeValidator, field_validator
 
 import hotfolder
-from hotfolder import imaging
-from hotfolder.errors import HotfolderError, SinkError
+from hotfolder import SinkError, sidecar_record
 from hotfolder.fsutil import atomic_write, fsync_dir
-from hotfolder.naming import join_inside, parse_template, sanitize_component
+from hotfolder.naming import OutputName, join_inside, render_name, sanitize_component
 
 if TYPE_CHECKING:
-    from hotfolder.registry import Register
+    from hotfolder import Register
 
-#: The fields a folder sink's ``name`` template may use, and their types.
-FOLDER_FIELDS: dict[str, type] = {
-    "stem": str,
-    "ext": str,
-    "chain": str,
-    "date": str,
-    "hash8": str,
-    "n": int,
-}
 #: How many ``-N`` suffixes ``on_collision = "unique"`` tries before giving up.
 MAX_UNIQUE = 10_000
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
-#: EXIF orientations that turn the image by 90 degrees (width and height swap on display).
-_TURNED = {5, 6, 7, 8}
 
 
 def _parse_mode(value: Any) -> Any:
@@ -66,20 +52,6 @@ def _parse_mode(value: Any) -> Any:
 FileMode = Annotated[int, BeforeValidator(_parse_mode)]
 
 
-def _check_name(value: str) -> str:
-    parse_template(value, FOLDER_FIELDS)
-    return value
-
-
-#: An output-name template parameter: only :data:`FOLDER_FIELDS`, checked when the config loads.
-OutputName = Annotated[str, AfterValidator(_check_name)]
-
-
-def render_name(template: str, context: hotfolder.SinkContext, artifact: hotfolder.Artifact) -> str:
-    """``template`` filled in for one job and artifact, each value sanitised."""
-    return parse_template(template, FOLDER_FIELDS).render(**name_fields(context, artifact))
-
-
 class FolderSink(hotfolder.Sink):
     """Writes the final image into a folder under a name made from a template."""
 
@@ -93,6 +65,8 @@ class FolderSink(hotfolder.Sink):
         mode: FileMode = 0o644
         on_collision: Literal["unique", "overwrite", "skip"] = "unique"
 
+    params: Params
+
     def write(
         self, context: hotfolder.SinkContext, artifact: hotfolder.Artifact
     ) -> list[hotfolder.Output]:
@@ -105,20 +79,6 @@ class FolderSink(hotfolder.Sink):
             return []
         output = hotfolder.Output(self.name, str(written), len(data), artifact.media_type)
         return [output]
-
-
-def name_fields(
-    context: hotfolder.SinkContext, artifact: hotfolder.Artifact
-) -> dict[str, str | int]:
-    """The values of :data:`FOLDER_FIELDS` for one job and artifact (raw; render sanitises)."""
-    return {
-        "stem": artifact.stem,
-        "ext": artifact.extension,
-        "chain": context.job.chain,
-        "date": date.today().isoformat(),
-        "hash8": context.input_sha256[:8],
-        "n": context.job.seq,
-    }
 
 
 def publish(
@@ -217,6 +177,8 @@ class SidecarSink(hotfolder.Sink):
                 raise ValueError(msg)
             return value
 
+    params: Params
+
     def write(
         self, context: hotfolder.SinkContext, artifact: hotfolder.Artifact
     ) -> list[hotfolder.Output]:
@@ -255,44 +217,6 @@ class SidecarSink(hotfolder.Sink):
         return hotfolder.Output(
             sink=self.name, location=str(target), bytes=len(data), media_type="application/json"
         )
-
-
-def sidecar_record(
-    context: hotfolder.SinkContext, artifact: hotfolder.Artifact, file: Path | None
-) -> dict[str, Any]:
-    """What a sidecar says about one output ``file`` (or the artifact, when None)."""
-    data = file.read_bytes() if file is not None else artifact.data
-    job = context.job
-    return {
-        "hotfolder_version": hotfolder.__version__,
-        "job_id": job.id,
-        "source": job.source,
-        "input_sha256": context.input_sha256,
-        "chain": job.chain,
-        "output": {
-            "file": str(file) if file is not None else None,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
-            "media_type": artifact.media_type,
-            **_dimensions(data, artifact),
-        },
-        "steps": [step.to_dict() for step in context.steps],
-        "cost_usd": round(sum(step.cost_usd or 0.0 for step in context.steps), 6),
-        "simulated": bool(artifact.info.get("simulated")),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
-def _dimensions(data: bytes, artifact: hotfolder.Artifact) -> dict[str, Any]:
-    """Width and height as displayed (EXIF orientation applied) and the mode, from the header."""
-    try:
-        probe = imaging.probe(data, artifact.limits, name=artifact.name)
-    except HotfolderError as exc:
-        logger.warning("sidecar: cannot read the size of {}: {}", artifact.name, exc)
-        return {"width": None, "height": None, "mode": None}
-    turned = probe.orientation in _TURNED
-    width, height = (probe.height, probe.width) if turned else (probe.width, probe.height)
-    return {"width": width, "height": height, "mode": probe.mode}
 
 
 @hotfolder.hookimpl

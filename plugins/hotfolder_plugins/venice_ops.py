@@ -1,5 +1,4 @@
-"""Venice's four image endpoints as operations; also adds the ``models`` and ``balance``
-commands (:mod:`hotfolder.venice.commands`).
+"""Venice's four image endpoints as operations, and the ``[venice]`` table they read.
 
 =========================  =====================================================================
 ``venice.edit``            ``POST /image/edit``: the image changed as the prompt says
@@ -22,7 +21,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import click
 from pydantic import (
     BeforeValidator,
     ConfigDict,
@@ -33,17 +31,21 @@ from pydantic import (
 )
 
 import hotfolder
-from hotfolder.artifact import Artifact
-from hotfolder.runtime import call_component
-from hotfolder.venice import VeniceSection, commands, estimate_catalog, get_client, preflight
-from hotfolder.venice import cost as pricing
-from hotfolder.venice.catalog import DEFAULT_EDIT_MODEL, SPEC_PROMPT_LIMIT, UPSCALE_MODEL, ModelInfo
-from hotfolder.venice.client import ImageResult, VeniceClient
-from hotfolder.venice.wire import ImageInput
+from hotfolder import Artifact, call_component, venice
+from hotfolder.venice import (
+    DEFAULT_EDIT_MODEL,
+    SPEC_PROMPT_LIMIT,
+    UPSCALE_MODEL,
+    ImageInput,
+    ModelInfo,
+    VeniceSection,
+    estimate_catalog,
+    get_client,
+)
 
 if TYPE_CHECKING:
-    from hotfolder.registry import Register
-    from hotfolder.runtime import Runtime
+    from hotfolder import Register, RuntimeView
+    from hotfolder.venice import ImageResult, VeniceClient
 
 AspectRatio = Literal["auto", "1:1", "3:2", "16:9", "21:9", "9:16", "2:3", "3:4", "4:5"]
 Quality = Literal["low", "medium", "high"]
@@ -151,13 +153,13 @@ class _VeniceOperation(hotfolder.Operation):
     ) -> Artifact:
         if not self.params.fit:
             return image
-        fit_cls = context.runtime.registry.operation("fit-to-limits")
+        fit_cls = context.runtime.operation("fit-to-limits")
         fit = fit_cls(
             fit_cls.Params.model_validate(
                 {
-                    "min_pixels": preflight.MIN_PIXELS,
+                    "min_pixels": venice.MIN_PIXELS,
                     "max_pixels": max_pixels,
-                    "max_bytes": preflight.MAX_UPLOAD_BYTES,
+                    "max_bytes": venice.MAX_UPLOAD_BYTES,
                 }
             )
         )
@@ -198,8 +200,8 @@ async def _prepare(image: Artifact, *, what: str, url_ok: bool, max_pixels: int)
     """Decode-check, pixel-check and package one input, off the event loop."""
 
     def work() -> ImageInput:
-        preflight.check_pixels(image, what=what, max_pixels=max_pixels)
-        return preflight.upload_input(image, url_ok=url_ok)
+        venice.check_pixels(image, what=what, max_pixels=max_pixels)
+        return venice.upload_input(image, url_ok=url_ok)
 
     return await asyncio.to_thread(work)
 
@@ -212,8 +214,8 @@ class _EditFamily(_VeniceOperation):
     async def _model(self, client: VeniceClient, *, images: int, multi: bool) -> ModelInfo:
         p = self.params
         model = await client.catalog.model(p.model)
-        preflight.check_prompt(p.prompt, model, op=self.name)
-        preflight.check_options(
+        venice.check_prompt(p.prompt, model, op=self.name)
+        venice.check_options(
             model,
             op=self.name,
             aspect_ratio=p.aspect_ratio,
@@ -231,13 +233,13 @@ class _EditFamily(_VeniceOperation):
             raise hotfolder.ConfigError(msg, hint=hint)
         return model
 
-    def estimate_usd(self, runtime: Runtime) -> float | None:
+    def estimate_usd(self, runtime: RuntimeView) -> float | None:
         p = self.params
         model = estimate_catalog(runtime).cached_model(p.model)
         if model is None:
             return None
         images = 1 + len(p.with_) if isinstance(p, MultiEditParams) else 1
-        return pricing.edit_usd(
+        return venice.edit_usd(
             model,
             images=images,
             resolution=p.resolution,
@@ -255,18 +257,21 @@ class VeniceEdit(_EditFamily):
 
     name = "venice.edit"
     summary = "Venice: edit the image as the prompt says (paid)."
-    Params = EditParams
-    params: EditParams
+
+    class Params(EditParams):
+        pass
+
+    params: Params
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         p = self.params
         client = get_client(context.runtime)
-        image = await self._fit(context, image, max_pixels=preflight.MAX_PIXELS)
+        image = await self._fit(context, image, max_pixels=venice.MAX_PIXELS)
         upload = await _prepare(
-            image, what=self.name, url_ok=p.quality is None, max_pixels=preflight.MAX_PIXELS
+            image, what=self.name, url_ok=p.quality is None, max_pixels=venice.MAX_PIXELS
         )
         model = await self._model(client, images=1, multi=p.quality is not None)
-        cost = pricing.edit_usd(
+        cost = venice.edit_usd(
             model, resolution=p.resolution, quality=p.quality, enhance_prompt=bool(p.enhance_prompt)
         )
         fields = p.wire_fields()
@@ -297,8 +302,11 @@ class VeniceMultiEdit(_EditFamily):
 
     name = "venice.multi-edit"
     summary = "Venice: combine the image with the `with` images as the prompt says (paid)."
-    Params = MultiEditParams
-    params: MultiEditParams
+
+    class Params(MultiEditParams):
+        pass
+
+    params: Params
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         p = self.params
@@ -306,14 +314,14 @@ class VeniceMultiEdit(_EditFamily):
         refs = list(p.with_) or list(context.job.extra_refs)
         others = [await context.resolve(ref) for ref in refs]
         images = [
-            await self._fit(context, a, max_pixels=preflight.MAX_PIXELS) for a in [image, *others]
+            await self._fit(context, a, max_pixels=venice.MAX_PIXELS) for a in [image, *others]
         ]
         uploads = [
-            await _prepare(a, what=self.name, url_ok=True, max_pixels=preflight.MAX_PIXELS)
+            await _prepare(a, what=self.name, url_ok=True, max_pixels=venice.MAX_PIXELS)
             for a in images
         ]
         model = await self._model(client, images=len(uploads), multi=True)
-        cost = pricing.edit_usd(
+        cost = venice.edit_usd(
             model,
             images=len(uploads),
             resolution=p.resolution,
@@ -337,29 +345,32 @@ class VeniceUpscale(_VeniceOperation):
 
     name = "venice.upscale"
     summary = "Venice: upscale 2x-4x, within 16,777,216 output pixels (paid)."
-    Params = UpscaleParams
-    params: UpscaleParams
 
-    def estimate_usd(self, runtime: Runtime) -> float | None:
+    class Params(UpscaleParams):
+        pass
+
+    params: Params
+
+    def estimate_usd(self, runtime: RuntimeView) -> float | None:
         model = estimate_catalog(runtime).cached_model(UPSCALE_MODEL, "upscale")
-        return pricing.upscale_usd(model, self.params.scale or 2)
+        return venice.upscale_usd(model, self.params.scale or 2)
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         p = self.params
         client = get_client(context.runtime)
         wanted = p.scale or 2
-        most = int(preflight.MAX_UPSCALE_OUTPUT_PIXELS / (wanted * wanted))
-        image = await self._fit(context, image, max_pixels=min(preflight.MAX_PIXELS, most))
+        most = int(venice.MAX_UPSCALE_OUTPUT_PIXELS / (wanted * wanted))
+        image = await self._fit(context, image, max_pixels=min(venice.MAX_PIXELS, most))
 
         def work() -> tuple[float, ImageInput, str]:
-            width, height = preflight.check_pixels(image, what=self.name)
-            scale = preflight.upscale_scale(image.name, width, height, p.scale)
-            return scale, preflight.upload_input(image, url_ok=False), f"{width}x{height}"
+            width, height = venice.check_pixels(image, what=self.name)
+            scale = venice.upscale_scale(image.name, width, height, p.scale)
+            return scale, venice.upload_input(image, url_ok=False), f"{width}x{height}"
 
         scale, upload, input_size = await asyncio.to_thread(work)
         listing = await client.catalog.models("upscale")
         model = listing.models.get(UPSCALE_MODEL) or next(iter(listing.models.values()), None)
-        cost = pricing.upscale_usd(model, scale)
+        cost = venice.upscale_usd(model, scale)
         sent = scale if (p.scale is not None or scale != 2) else None
         result = await client.upscale(
             upload, scale=sent, creativity=p.creativity, cost_usd=cost, limits=image.limits
@@ -381,16 +392,20 @@ class VeniceBackgroundRemove(_VeniceOperation):
 
     name = "venice.background-remove"
     summary = "Venice: remove the background; a PNG with transparency (paid)."
-    Params = VeniceParams
 
-    def estimate_usd(self, runtime: Runtime) -> float | None:
-        return pricing.BACKGROUND_REMOVE_USD
+    class Params(VeniceParams):
+        pass
+
+    params: Params
+
+    def estimate_usd(self, runtime: RuntimeView) -> float | None:
+        return venice.BACKGROUND_REMOVE_USD
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         client = get_client(context.runtime)
-        image = await self._fit(context, image, max_pixels=preflight.MAX_PIXELS)
-        upload = await _prepare(image, what=self.name, url_ok=True, max_pixels=preflight.MAX_PIXELS)
-        cost = pricing.BACKGROUND_REMOVE_USD
+        image = await self._fit(context, image, max_pixels=venice.MAX_PIXELS)
+        upload = await _prepare(image, what=self.name, url_ok=True, max_pixels=venice.MAX_PIXELS)
+        cost = venice.BACKGROUND_REMOVE_USD
         result = await client.background_remove(upload, cost_usd=cost, limits=image.limits)
         return self._finish(context, image, result, cost)
 
@@ -412,9 +427,3 @@ def hotfolder_register_operations(register: Register) -> None:
 @hotfolder.hookimpl
 def hotfolder_register_sections(register: Register) -> None:
     register(VeniceSection)
-
-
-@hotfolder.hookimpl
-def hotfolder_register_commands(cli: click.Group) -> None:
-    cli.add_command(commands.models)
-    cli.add_command(commands.balance)

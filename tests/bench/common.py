@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 from PIL import Image
 
-from hotfolder.venice.sandbox import SandboxConfig, SandboxHandle, start_sandbox
+from hotfolder_sandbox import SandboxConfig, SandboxHandle, start_sandbox
 from tests.helpers.cli import HOTFOLDER
 from tests.helpers.corpus import PHOTOS
 from tests.helpers.daemon import base_env, wait_for

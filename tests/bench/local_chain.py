@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from hotfolder.process import default_jobs
+from hotfolder.cli.commands.process import default_jobs
 from tests.bench.common import (
     HOTFOLDER,
     PHOTOS,

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from hotfolder.venice.sandbox import SandboxHandle
+from hotfolder_sandbox import SandboxHandle
 from tests.bench.common import (
     HOTFOLDER,
     REPO,

@@ -12,8 +12,8 @@ import httpx
 from hotfolder.artifact import Artifact
 from hotfolder.venice import preflight
 from hotfolder.venice.client import VeniceClient
-from hotfolder.venice.sandbox import SandboxHandle
 from hotfolder.venice.settings import VeniceSection
+from hotfolder_sandbox import SandboxHandle
 from tests.bench.common import (
     Bench,
     Goal,
@@ -48,7 +48,9 @@ class Uploads:
         async def send() -> None:
             settings = VeniceSection(requests_per_minute=6000)
             base_url = self.handle.base_url
-            async with VeniceClient(base_url=base_url, api_key=KEY, settings=settings) as client:
+            async with VeniceClient(
+                base_url=base_url, api_key=KEY, settings=settings, persist=False
+            ) as client:
                 artifact = Artifact.from_bytes(path.read_bytes(), name=path.name)
                 upload = await asyncio.to_thread(preflight.upload_input, artifact, url_ok=True)
                 await client.edit(upload, prompt=PROMPT, model=MODEL, output_format=OUTPUT_FORMAT)

@@ -29,7 +29,7 @@ from hotfolder.job import Job, StepRecord
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
 from hotfolder.venice import SERVICE, ImageInput, VeniceClient, VeniceSection
-from hotfolder.venice.sandbox.catalog import load_catalog
+from hotfolder_sandbox.catalog import load_catalog
 from tests.contract.spec import load_spec, operation, validate_request
 
 BASE = "http://127.0.0.1:9/api/v1"  # never contacted: the transport is a mock
@@ -119,7 +119,11 @@ def send(method: str, *args: Any, **kwargs: Any) -> httpx.Request:
     async def go() -> None:
         settings = VeniceSection(requests_per_minute=10_000, cache_dir=None)
         async with VeniceClient(
-            base_url=BASE, api_key="sk-contract", settings=settings, transport=capture.transport
+            base_url=BASE,
+            api_key="sk-contract",
+            settings=settings,
+            transport=capture.transport,
+            persist=False,
         ) as client:
             await getattr(client, method)(*args, **kwargs)
 
@@ -255,7 +259,11 @@ def test_operation_requests(tmp_path: Path, op, params, source):
     runtime.set_service(
         SERVICE,
         VeniceClient(
-            base_url=BASE, api_key="sk-contract", settings=settings, transport=capture.transport
+            base_url=BASE,
+            api_key="sk-contract",
+            settings=settings,
+            transport=capture.transport,
+            persist=False,
         ),
     )
     artifact = Artifact.from_bytes(PNG, name="in.png")

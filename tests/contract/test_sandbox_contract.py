@@ -21,7 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from hotfolder.venice.sandbox import SandboxConfig, SandboxHandle, start_sandbox
+from hotfolder_sandbox import SandboxConfig, SandboxHandle, start_sandbox
 from tests.contract.spec import validate_request, validate_response, validate_schema
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
@@ -113,6 +113,7 @@ def test_edit_json_defaults_to_png_at_1k_with_the_documented_headers(
     assert image.format == "PNG"
     assert max(image.size) == 1024
     assert image.info["hotfolder-sandbox"] == "simulated"
+    assert response.headers["x-simulated"] == "true"
     assert response.headers["x-venice-model-id"] == "firered-image-edit"
     assert response.headers["x-venice-model-name"] == "FireRed Edit"
     assert response.headers["x-venice-is-content-violation"] == "false"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.cli import hotfolder
 from tests.helpers.corpus import BAD, PHOTOS
 

@@ -12,7 +12,7 @@ import time
 import pytest
 from PIL import Image
 
-from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -11,7 +11,7 @@ import time
 import pytest
 from PIL import Image
 
-from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
+from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.corpus import BAD
 from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
 
@@ -118,3 +118,27 @@ def test_links_fifos_and_hard_links_are_quarantined_unread(project, sandbox, tmp
     assert sandbox.stats()["requests_total"] == 0
     assert files_under(inbox / "out") == []
     assert secret.stat().st_nlink == 2  # moved aside, never opened or changed
+
+
+def test_hard_links_are_processed_when_resolvers_path_allows_them(
+    project, sandbox, tmp_path_factory
+):
+    root, daemon = project
+    config = root / "hotfolder.toml"
+    config.write_text(config.read_text() + "\n[resolvers.path]\nallow_hardlinks = true\n")
+    outside = tmp_path_factory.mktemp("outside")
+    shared = outside / "shared.png"
+    Image.new("RGB", (300, 260), "red").save(shared)
+    inbox = root / "inbox"
+    os.link(shared, inbox / "hard.png")
+    os.symlink(shared, inbox / "link.png")  # still refused: follow_symlinks is off
+    daemon.start()
+    rows = daemon.wait_states(done=1, failed=1)
+    states = {r["name"]: r["state"] for r in rows}
+    assert states == {"hard.png": "done", "link.png": "failed"}
+    link = next(r for r in rows if r["name"] == "link.png")
+    assert "symbolic link" in link["error"]["message"]
+    with Image.open(inbox / "out" / "hard-up.png") as im:
+        assert im.size == (600, 520)
+    assert sandbox.stats()["paid_total"] == 1
+    assert shared.stat().st_nlink == 2  # archived, still the same file

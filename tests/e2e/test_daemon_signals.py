@@ -3,6 +3,7 @@ stops without a half-written output, and a second daemon on the same state dir r
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -33,8 +34,12 @@ outputs = [{{ sink = "folder", path = "out", name = "{{stem}}.{{ext}}" }}]
 
 
 def _png(path, seed: int, size=(320, 240)) -> int:
-    Image.effect_noise(size, 40 + seed).convert("RGB").save(path)
-    return path.stat().st_size
+    """Write a noise PNG to ``path`` and return its size. The size is not read back from the
+    file: in a watched folder the daemon may have claimed it already (it did, once in a while)."""
+    buffer = io.BytesIO()
+    Image.effect_noise(size, 40 + seed).convert("RGB").save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+    return len(buffer.getvalue())
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from hotfolder.job import Job, JobResult
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
 from hotfolder.venice import SERVICE, VeniceClient, VeniceSection
-from hotfolder.venice.sandbox import SandboxConfig, SandboxHandle, start_sandbox
+from hotfolder_sandbox import SandboxConfig, SandboxHandle, start_sandbox
 from tests.helpers.corpus import BAD, PHOTOS
 
 REGISTRY = build_registry(make_plugin_manager(load_entrypoints=False))
@@ -30,10 +30,10 @@ BAD_FILES = sorted(p for p in BAD.iterdir() if not p.name.startswith("."))
 #: Fast but faithful: the client's defaults, with the waits shrunk for a test.
 FAST = {
     "requests_per_minute": 600,
-    "backoff_base_s": 0.05,
-    "backoff_cap_s": 0.5,
-    "balance_poll_s": 0.1,
-    "balance_poll_max_s": 0.3,
+    "backoff_base_seconds": 0.05,
+    "backoff_cap_seconds": 0.5,
+    "balance_poll_seconds": 0.1,
+    "balance_poll_max_seconds": 0.3,
 }
 
 
@@ -75,7 +75,12 @@ def make_engine(
     runtime = Runtime(config, make_plugin_manager(load_entrypoints=False), REGISTRY)
     runtime.set_service(
         SERVICE,
-        VeniceClient(base_url=handle.base_url, api_key=key, settings=config.section(VeniceSection)),
+        VeniceClient(
+            base_url=handle.base_url,
+            api_key=key,
+            settings=config.section(VeniceSection),
+            persist=False,
+        ),
     )
     return Engine(runtime)
 
@@ -152,15 +157,15 @@ FAULTS = {
     "fault_rates": {500: 0.10, 502: 0.05, 503: 0.05, 429: 0.10},
     "reset_rate": 0.05,
     "seed": 20260822,
-    "lockout_window_s": 3.0,
-    "lockout_duration_s": 3.0,
+    "lockout_window_seconds": 3.0,
+    "lockout_duration_seconds": 3.0,
 }
 
 
 @pytest.mark.parametrize("sandbox", [FAULTS], indirect=True)
 def test_a_fault_storm_ends_with_every_job_done_and_no_lockout(tmp_path, sandbox):
     # the lockout window is scaled down to 3 s for speed; the breaker's with it
-    engine = make_engine(tmp_path, sandbox, max_attempts=10, breaker_window_s=3.5)
+    engine = make_engine(tmp_path, sandbox, max_attempts=10, breaker_window_seconds=3.5)
     jobs = [Job(source=str(PHOTO_FILES[i % len(PHOTO_FILES)]), chain="cutout") for i in range(30)]
     results = asyncio.run(run_jobs(engine, jobs))
     assert [type(r).__name__ for r in results] == ["JobResult"] * 30

@@ -144,13 +144,26 @@ class Daemon:
         return Counter(r["state"] for r in self.rows())
 
     def wait_states(self, timeout: float = 60, **expected: int) -> list[dict[str, Any]]:
-        """Wait until the journal's counts by state are exactly ``expected`` (others 0)."""
+        """Wait until the journal's counts by state are exactly ``expected`` (others 0) and
+        every finished job is settled on disk.
+
+        The journal is written ahead: a job is marked done, failed or skipped first, and its
+        original is moved (to the archive or failed folder) and its processing folder removed
+        after, so a test that looks at the files must wait for that second step too.
+        """
+
+        def settled(row: dict[str, Any]) -> bool:
+            if row["state"] not in ("done", "failed", "skipped"):
+                return True
+            return not (Path(row["folder"]) / ".hotfolder" / "processing" / row["id"]).exists()
 
         def check() -> list[dict[str, Any]] | None:
             self._running_check()
             rows = self.rows()
             counts = Counter(r["state"] for r in rows)
-            return rows if dict(counts) == {k: v for k, v in expected.items() if v} else None
+            if dict(counts) != {k: v for k, v in expected.items() if v}:
+                return None
+            return rows if all(settled(r) for r in rows) else None
 
         try:
             return wait_for(check, timeout, f"journal states {expected}")

@@ -11,10 +11,10 @@ import pytest
 from hotfolder.config import validate_config
 from hotfolder.daemon import claim, recovery
 from hotfolder.daemon.folders import plan_folder, plan_folders
+from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.settings import FolderSection
 from hotfolder.daemon.watcher import filesystem_type, scan, wants_polling
 from hotfolder.errors import ConfigError, HotfolderError
-from hotfolder.journal import Journal, NewJob
 from hotfolder.plugins import build_registry, make_plugin_manager
 
 MOUNTS = """\

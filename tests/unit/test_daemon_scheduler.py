@@ -1,9 +1,11 @@
 """The scheduler in-process: Venice pauses (only paid chains wait, a probe resumes them),
-retries with backoff up to the attempts cap, and duplicates skipped by key."""
+retries with backoff up to the attempts cap, duplicates skipped by key, and each file read
+once."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
 import pytest
@@ -13,11 +15,13 @@ import hotfolder
 from hotfolder.config import validate_config
 from hotfolder.daemon import claim
 from hotfolder.daemon.folders import plan_folders
+from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.scheduler import Scheduler
 from hotfolder.errors import AuthError, BudgetExceeded, Unavailable
-from hotfolder.journal import Journal, NewJob
+from hotfolder.localfiles import read_local
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
+from hotfolder_plugins import resolvers
 
 #: What the paid test step does next: None passes the image through, else it is raised.
 NEXT: list[Exception | None] = []
@@ -110,7 +114,7 @@ def test_auth_error_pauses_paid_chains_only_and_a_probe_resumes(setup):
         assert journal.get(third).state == "queued"  # waits: its chain has a paid step
         assert journal.get(local).state == "done"  # local-only chains go on
         assert journal.meta("pause")["kind"] == "auth"
-        assert [first, second] == CALLS
+        assert sorted(CALLS) == sorted([first, second])  # once each, in flight together
 
         scheduler.pause.retry_at = time.time() - 1  # the re-probe is due; the key works again
         await settle()
@@ -176,3 +180,27 @@ def test_same_bytes_through_the_same_chain_are_skipped(setup):
         await scheduler.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_job_reads_its_file_once(setup, monkeypatch):
+    root, journal, drop, make, settle = setup
+    reads = []
+
+    def counting(path, policy):
+        reads.append(path.name)
+        return read_local(path, policy)
+
+    monkeypatch.setattr(resolvers, "read_local", counting)
+
+    async def scenario() -> None:
+        scheduler = await make()
+        job = drop("local", "a.png")
+        await settle()
+        row = journal.get(job)
+        assert row.state == "done"
+        (archived,) = (root / "local/.hotfolder/archive").rglob("a.png")
+        assert row.key.split(":")[0] == hashlib.sha256(archived.read_bytes()).hexdigest()
+        await scheduler.aclose()
+
+    asyncio.run(scenario())
+    assert reads == ["a.png"]  # resolved once: hashed for the key, then run from memory

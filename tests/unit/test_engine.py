@@ -4,12 +4,15 @@ the step itself changed."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
+import pytest
 from PIL import Image, ImageOps
 
 import hotfolder
 from hotfolder.config import validate_config
 from hotfolder.engine import Engine
+from hotfolder.errors import InputError
 from hotfolder.job import Job
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
@@ -80,3 +83,61 @@ def test_without_a_checkpoint_folder_every_run_pays(tmp_path):
     _run(tmp_path, "a", None)
     _run(tmp_path, "a", None)
     assert CALLS == ["a", "a"]
+
+
+def test_an_input_resolved_first_is_not_read_again(tmp_path):
+    pm = make_plugin_manager(load_entrypoints=False, extra=[(Plugin(), "paid")])
+    registry = build_registry(pm)
+    raw = {
+        "chains": {
+            "c": {
+                "steps": [{"op": "resize", "width": 100}],
+                "outputs": [{"sink": "folder", "path": str(tmp_path / "out")}],
+            }
+        }
+    }
+    engine = Engine(Runtime(validate_config(raw, registry), pm, registry))
+    Image.new("RGB", (300, 200), (10, 20, 30)).save(tmp_path / "in.png")
+    sha256 = hashlib.sha256((tmp_path / "in.png").read_bytes()).hexdigest()
+    job = Job(source=str(tmp_path / "in.png"), chain="c")
+
+    async def scenario():
+        job_input = await engine.resolve(job)
+        (tmp_path / "in.png").unlink()  # run() must not need the file any more
+        return await engine.run(job, job_input=job_input)
+
+    result = asyncio.run(scenario())
+    assert result.input_sha256 == sha256
+    with Image.open(result.outputs[0].location) as im:
+        assert im.size == (100, 67)
+
+
+def test_a_failed_resolve_is_reported_as_a_failed_run(tmp_path):
+    events = []
+
+    class Observer:
+        @hotfolder.hookimpl
+        def hotfolder_job_started(self, job):
+            events.append("started")
+
+        @hotfolder.hookimpl
+        def hotfolder_job_failed(self, job, error):
+            events.append(f"failed: {type(error).__name__}")
+
+    pm = make_plugin_manager(load_entrypoints=False, extra=[(Observer(), "observer")])
+    registry = build_registry(pm)
+    raw = {
+        "chains": {
+            "c": {
+                "steps": [{"op": "auto-orient"}],
+                "outputs": [{"sink": "folder", "path": str(tmp_path / "out")}],
+            }
+        }
+    }
+    engine = Engine(Runtime(validate_config(raw, registry), pm, registry))
+    missing = Job(source=str(tmp_path / "nope.png"), chain="c")
+    with pytest.raises(InputError, match="does not exist"):
+        asyncio.run(engine.resolve(missing))
+    with pytest.raises(InputError, match="does not exist"):
+        asyncio.run(engine.run(missing))
+    assert events == ["started", "failed: InputError"] * 2

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hotfolder.journal import JOURNAL_NAME, SCHEMA, Journal, JournalError, NewJob
+from hotfolder.daemon.journal import JOURNAL_NAME, SCHEMA, Journal, JournalError, NewJob
 
 
 @pytest.fixture

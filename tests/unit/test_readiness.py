@@ -1,4 +1,5 @@
-"""Readiness: the ignore list, name filters, unsafe file types, header checks, quiet periods."""
+"""Readiness: the ignore list, name filters, unsafe file types, header checks, quiet periods.
+What counts as unsafe is tested with the policy itself, in test_localfiles."""
 
 from __future__ import annotations
 
@@ -8,14 +9,8 @@ import os
 import pytest
 from PIL import Image
 
-from hotfolder.daemon.readiness import (
-    Candidate,
-    NameFilter,
-    check,
-    header_state,
-    open_regular,
-    unsafe_reason,
-)
+from hotfolder.daemon.readiness import Candidate, NameFilter, check, header_state
+from hotfolder.localfiles import LocalFilePolicy
 
 IMAGES = NameFilter(include=("*.jpg", "*.jpeg", "*.png"))
 
@@ -41,30 +36,6 @@ def test_globs_are_case_insensitive_unless_asked():
     assert not NameFilter(include=("*.jpg",), ignore=("*-proof.jpg",)).wanted("a-proof.jpg")
     assert NameFilter(include=("*.png",)).wanted("order.job.toml")  # manifests are jobs too
     assert not IMAGES.wanted("notes.txt")
-
-
-def test_unsafe_reasons(tmp_path):
-    regular = tmp_path / "a.jpg"
-    regular.write_bytes(b"x")
-    assert unsafe_reason(regular.lstat()) is None
-    (tmp_path / "link.jpg").symlink_to(regular)
-    assert "symbolic link" in unsafe_reason((tmp_path / "link.jpg").lstat())
-    os.mkfifo(tmp_path / "pipe.jpg")
-    assert "FIFO" in unsafe_reason((tmp_path / "pipe.jpg").lstat())
-    os.link(regular, tmp_path / "hard.jpg")
-    assert "2 hard links" in unsafe_reason(regular.lstat())
-    assert "device" in unsafe_reason(os.lstat("/dev/null"))
-
-
-def test_open_regular_never_follows_a_link_or_blocks_on_a_fifo(tmp_path):
-    target = tmp_path / "t.jpg"
-    target.write_bytes(b"x")
-    (tmp_path / "l.jpg").symlink_to(target)
-    with pytest.raises(OSError):
-        open_regular(tmp_path / "l.jpg")
-    os.mkfifo(tmp_path / "p.jpg")
-    with pytest.raises(ValueError, match="FIFO"):
-        open_regular(tmp_path / "p.jpg")  # returns at once: O_NONBLOCK
 
 
 def _encoded(fmt: str) -> bytes:
@@ -112,3 +83,24 @@ def test_a_gone_or_unsafe_candidate_is_reported(tmp_path):
     assert check(Candidate(str(tmp_path / "none.png")), 0.1, now=0)[0] == "gone"
     (tmp_path / "l.png").symlink_to(tmp_path / "none.png")
     assert check(Candidate(str(tmp_path / "l.png")), 0.1, now=0)[0] == "unsafe"
+
+
+def test_links_are_unsafe_unless_the_policy_allows_them(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(_encoded("PNG"))
+    os.link(path, tmp_path / "second-name.png")
+    (tmp_path / "link.png").symlink_to(path)
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    assert check(Candidate(str(path)), 0, now=100.0)[0] == "unsafe"
+    assert check(Candidate(str(tmp_path / "link.png")), 0, now=100.0)[0] == "unsafe"
+
+    hard_links = LocalFilePolicy(allow_hardlinks=True)
+    follow = LocalFilePolicy(follow_symlinks=True, allow_hardlinks=True)
+    for policy, name in [(hard_links, "a.png"), (follow, "link.png")]:
+        cand = Candidate(str(tmp_path / name))
+        assert check(cand, 0, now=100.0, policy=policy)[0] == "wait"  # first look
+        state, st = check(cand, 0, now=100.1, policy=policy)
+        assert state == "ready"
+        assert st is not None and st.st_ino == path.stat().st_ino  # the file, not the link
+    assert check(Candidate(str(tmp_path / "link.png")), 0, 100.0, hard_links)[0] == "unsafe"
+    assert check(Candidate(str(tmp_path / "dangling.png")), 0, 100.0, follow)[0] == "unsafe"

@@ -17,9 +17,10 @@ import pytest
 from hotfolder import JobInput
 from hotfolder.config import validate_config
 from hotfolder.errors import ConfigError, InputError, UnsafeInputError
+from hotfolder.naming import url_file_name
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
-from hotfolder_plugins.resolvers import looks_like_base64_image, url_file_name
+from hotfolder_plugins.resolvers import looks_like_base64_image
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared/corpus/photos"
 JPEG = PHOTOS / "hopper.jpg"

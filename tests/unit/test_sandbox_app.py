@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from starlette.applications import Starlette
 
-from hotfolder.venice.sandbox import SandboxConfig, SimulatedConnectionReset, create_app
-from hotfolder.venice.sandbox.state import SandboxState
+from hotfolder_sandbox import SandboxConfig, SimulatedConnectionReset, create_app
+from hotfolder_sandbox.state import SandboxState
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
 PHOTOS, BAD = CORPUS / "photos", CORPUS / "bad"
@@ -187,7 +187,9 @@ def test_rate_limit_429_and_retry_after_switch() -> None:
 
 def test_lockout_blocks_every_route_for_its_duration_then_lifts() -> None:
     clock = Clock()
-    config = SandboxConfig(lockout_failures=2, lockout_window_s=10, lockout_duration_s=5)
+    config = SandboxConfig(
+        lockout_failures=2, lockout_window_seconds=10, lockout_duration_seconds=5
+    )
     client = client_for(config, clock)
     assert [upscale(client, scale=9).status_code for _ in range(3)] == [400, 400, 400]
     locked = upscale(client)

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from hotfolder.venice.sandbox.billing import (
+from hotfolder_sandbox.billing import (
     InsufficientBalance,
     Ledger,
     background_price,
     edit_price,
     upscale_price,
 )
-from hotfolder.venice.sandbox.catalog import load_catalog
+from hotfolder_sandbox.catalog import load_catalog
 
 CATALOG = load_catalog()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hotfolder.venice.sandbox.catalog import load_catalog
+from hotfolder_sandbox.catalog import load_catalog
 from tests.contract.spec import validate_response
 
 STATIC_MODELS = (

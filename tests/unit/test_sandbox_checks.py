@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from hotfolder.venice.sandbox.catalog import load_catalog
-from hotfolder.venice.sandbox.checks import (
+from hotfolder_sandbox.catalog import load_catalog
+from hotfolder_sandbox.checks import (
     check_background_remove,
     check_edit,
     check_multi_edit,
     check_upscale,
 )
-from hotfolder.venice.sandbox.config import SandboxConfig
-from hotfolder.venice.sandbox.errors import ApiError
-from hotfolder.venice.sandbox.forms import Form, Upload
+from hotfolder_sandbox.config import SandboxConfig
+from hotfolder_sandbox.errors import ApiError
+from hotfolder_sandbox.forms import Form, Upload
 
 PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "photos"
 CATALOG = load_catalog()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hotfolder.venice.sandbox.faults import RESET, FaultPlan
-from hotfolder.venice.sandbox.limits import FailureLockout, RateLimiter
+from hotfolder_sandbox.faults import RESET, FaultPlan
+from hotfolder_sandbox.limits import FailureLockout, KeyRateLimiter
 
 
 class Clock:
@@ -18,7 +18,7 @@ class Clock:
 
 def test_rate_limit_counts_per_key_and_slides() -> None:
     clock = Clock()
-    limiter = RateLimiter(clock)
+    limiter = KeyRateLimiter(clock)
     first = limiter.hit("a", 2, 60)
     assert (first.allowed, first.remaining, first.reset_at) == (True, 1, clock.now + 60)
     clock.now += 10
@@ -34,7 +34,7 @@ def test_rate_limit_counts_per_key_and_slides() -> None:
 
 def test_denied_requests_do_not_use_up_the_budget() -> None:
     clock = Clock()
-    limiter = RateLimiter(clock)
+    limiter = KeyRateLimiter(clock)
     limiter.hit("a", 1, 60)
     for _ in range(5):
         assert not limiter.hit("a", 1, 60).allowed
@@ -44,7 +44,7 @@ def test_denied_requests_do_not_use_up_the_budget() -> None:
 
 def test_rate_headers_give_the_reset_as_a_whole_unix_timestamp() -> None:
     clock = Clock(1_800_000_000.4)
-    headers = RateLimiter(clock).hit("a", 20, 60).headers()
+    headers = KeyRateLimiter(clock).hit("a", 20, 60).headers()
     assert headers == {
         "x-ratelimit-limit-requests": "20",
         "x-ratelimit-remaining-requests": "19",
@@ -76,7 +76,7 @@ def test_failures_outside_the_window_are_forgotten() -> None:
 
 def test_reset_forgets_everything() -> None:
     clock = Clock()
-    lockout, limiter = FailureLockout(clock), RateLimiter(clock)
+    lockout, limiter = FailureLockout(clock), KeyRateLimiter(clock)
     for _ in range(2):
         lockout.record_failure("k", 1, 30, 30)
     limiter.hit("k", 1, 60)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from hotfolder.venice.sandbox import render
-from hotfolder.venice.sandbox.images import PixelLimits, decode
+from hotfolder_sandbox import render
+from hotfolder_sandbox.images import PixelLimits, decode
 
 PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "photos"
 LIMITS = PixelLimits(

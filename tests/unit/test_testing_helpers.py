@@ -175,7 +175,7 @@ def test_run_chain_raises_the_jobs_error(tmp_path):
 def test_sandbox_faults_are_scripted_and_can_be_changed_while_it_runs(tmp_path):
     photo = hot_folder(tmp_path).drop("photo.jpg", make_image((256, 256), format="JPEG"))
     steps = [{"op": "venice.upscale", "scale": 2}]
-    fast = {"venice": {"max_attempts": 2, "backoff_base_s": 0, "backoff_cap_s": 0}}
+    fast = {"venice": {"max_attempts": 2, "backoff_base_seconds": 0, "backoff_cap_seconds": 0}}
     with sandbox(faults={503: 1.0}) as venice:
         with pytest.raises(Unavailable):
             run_chain(photo, steps, config=fast, sandbox=venice)

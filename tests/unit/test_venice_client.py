@@ -82,7 +82,7 @@ class Recorder:
 
 
 def make_client(recorder: Recorder, tmp_path: Any, **settings: Any) -> VeniceClient:
-    defaults = {"cache_dir": tmp_path, "backoff_base_s": 0.0, "requests_per_minute": 10_000}
+    defaults = {"cache_dir": tmp_path, "backoff_base_seconds": 0.0, "requests_per_minute": 10_000}
     return VeniceClient(
         base_url=BASE,
         api_key=KEY,
@@ -204,13 +204,18 @@ def test_the_format_comes_from_content_type_and_the_bytes_must_match(tmp_path):
         assert len(rec.requests) == 1  # a paid 200 is never sent again
 
 
-def test_the_sandbox_mark_makes_the_result_simulated(tmp_path):
-    marked = png(text={"hotfolder-sandbox": "simulated"})
-    rec = Recorder(lambda r: image_response(marked))
+def test_the_x_simulated_header_makes_the_result_simulated(tmp_path):
+    rec = Recorder(lambda r: image_response(png(), **{"X-Simulated": "true"}))
     assert run(
         call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))
     ).simulated
     rec = Recorder(lambda r: image_response(png()))
+    assert not run(
+        call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))
+    ).simulated
+    # the sandbox's metadata mark is for people; the client goes by the header alone
+    marked = png(text={"hotfolder-sandbox": "simulated"})
+    rec = Recorder(lambda r: image_response(marked))
     assert not run(
         call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))
     ).simulated

@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
+from hotfolder.cli.commands import account as commands
 from hotfolder.errors import AuthError
-from hotfolder.venice import commands
 
 
 def test_models_lists_ids_prices_and_constraints(tmp_path, monkeypatch):

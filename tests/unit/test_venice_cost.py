@@ -23,7 +23,7 @@ from hotfolder.runtime import Runtime
 from hotfolder.venice import ImageInput, VeniceClient, VeniceSection
 from hotfolder.venice.catalog import Catalog, ModelInfo
 from hotfolder.venice.cost import SpendLedger, edit_usd, upscale_usd
-from hotfolder.venice.sandbox.catalog import load_catalog
+from hotfolder_sandbox.catalog import load_catalog
 
 BASE = "https://api.venice.test/api/v1"
 REGISTRY = build_registry(make_plugin_manager(load_entrypoints=False))
@@ -128,7 +128,7 @@ class Counter:
 
 def test_the_model_list_is_cached_on_disk_until_it_expires(tmp_path):
     fetch = Counter()
-    first = Catalog(fetch, cache_dir=tmp_path, base_url=BASE, ttl_s=3600)
+    first = Catalog(fetch, cache_dir=tmp_path, base_url=BASE, ttl_seconds=3600)
     listing = asyncio.run(first.models("inpaint"))
     assert listing.source == "live" and fetch.calls == 1
     c = listing.models["m1"].constraints
@@ -139,27 +139,35 @@ def test_the_model_list_is_cached_on_disk_until_it_expires(tmp_path):
         ("1K",),
     )
 
-    second = Catalog(fetch, cache_dir=tmp_path, base_url=BASE, ttl_s=3600)
+    second = Catalog(fetch, cache_dir=tmp_path, base_url=BASE, ttl_seconds=3600)
     assert asyncio.run(second.models("inpaint")).source == "cache"
     assert fetch.calls == 1
-    other_root = Catalog(fetch, cache_dir=tmp_path, base_url="http://elsewhere/api/v1", ttl_s=3600)
+    other_root = Catalog(
+        fetch, cache_dir=tmp_path, base_url="http://elsewhere/api/v1", ttl_seconds=3600
+    )
     asyncio.run(other_root.models("inpaint"))
     assert fetch.calls == 2  # one cache per API root
 
     assert len(list((tmp_path / "venice").glob("models-*-inpaint.json"))) == 2
-    expired = Catalog(fetch, cache_dir=tmp_path, base_url=BASE, ttl_s=0)
+    expired = Catalog(fetch, cache_dir=tmp_path, base_url=BASE, ttl_seconds=0)
     assert asyncio.run(expired.models("inpaint")).source == "live"
     assert fetch.calls == 3
 
 
 def test_when_the_list_cannot_be_had_a_stale_cache_then_the_snapshot_serve(tmp_path):
-    asyncio.run(Catalog(Counter(), cache_dir=tmp_path, base_url=BASE, ttl_s=0).models("inpaint"))
+    asyncio.run(
+        Catalog(Counter(), cache_dir=tmp_path, base_url=BASE, ttl_seconds=0).models("inpaint")
+    )
     stale = asyncio.run(
-        Catalog(Counter(fail=True), cache_dir=tmp_path, base_url=BASE, ttl_s=0).models("inpaint")
+        Catalog(Counter(fail=True), cache_dir=tmp_path, base_url=BASE, ttl_seconds=0).models(
+            "inpaint"
+        )
     )
     assert stale.source == "stale cache" and "m1" in stale.models
 
-    fallback = Catalog(Counter(fail=True), cache_dir=tmp_path / "empty", base_url=BASE, ttl_s=0)
+    fallback = Catalog(
+        Counter(fail=True), cache_dir=tmp_path / "empty", base_url=BASE, ttl_seconds=0
+    )
     listing = asyncio.run(fallback.models("inpaint"))
     assert listing.source == "snapshot"
     firered = listing.models["firered-image-edit"]
@@ -261,7 +269,7 @@ def test_jobs_asking_for_the_model_list_at_once_share_one_fetch(tmp_path):
         await asyncio.sleep(0.01)
         return [{"id": "firered-image-edit", "type": "inpaint", "model_spec": {"name": "FireRed"}}]
 
-    catalog = Catalog(fetch, cache_dir=None, base_url="http://127.0.0.1:1/api/v1", ttl_s=60)
+    catalog = Catalog(fetch, cache_dir=None, base_url="http://127.0.0.1:1/api/v1", ttl_seconds=60)
 
     async def many():
         return await asyncio.gather(*(catalog.models("inpaint") for _ in range(8)))

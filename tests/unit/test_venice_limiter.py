@@ -56,9 +56,9 @@ def client_with(handler: Any, tmp_path: Any, *, sleep: Any = None, **settings: A
     defaults: dict[str, Any] = {
         "cache_dir": tmp_path,
         "requests_per_minute": 10_000,
-        "backoff_base_s": 0.0,
-        "balance_poll_s": 0.01,
-        "balance_poll_max_s": 0.02,
+        "backoff_base_seconds": 0.0,
+        "balance_poll_seconds": 0.01,
+        "balance_poll_max_seconds": 0.02,
     }
     kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
     return VeniceClient(
@@ -223,8 +223,8 @@ def test_backoff_is_capped_exponential_with_full_jitter(tmp_path):
         tmp_path,
         sleep=fake.sleep,
         max_attempts=8,
-        backoff_base_s=1.0,
-        backoff_cap_s=8.0,
+        backoff_base_seconds=1.0,
+        backoff_cap_seconds=8.0,
         breaker_failures=19,
     )
     with pytest.raises(Unavailable):
@@ -252,11 +252,11 @@ def test_retrying_is_bounded_in_total_time(tmp_path):
         tmp_path,
         sleep=sleep,
         max_attempts=100,
-        backoff_base_s=0.05,
-        backoff_cap_s=0.1,
-        max_retry_s=0.6,
+        backoff_base_seconds=0.05,
+        backoff_cap_seconds=0.1,
+        max_retry_seconds=0.6,
         breaker_failures=19,
-        breaker_window_s=1.0,
+        breaker_window_seconds=1.0,
     )
     with pytest.raises(Unavailable):
         asyncio.run(_one(client))
@@ -275,7 +275,7 @@ def test_retry_after_is_honoured(tmp_path):
             return httpx.Response(503, json={"error": "at capacity"}, headers={"Retry-After": "7"})
         return ok()
 
-    asyncio.run(_one(client_with(handler, tmp_path, sleep=fake.sleep, backoff_cap_s=0.1)))
+    asyncio.run(_one(client_with(handler, tmp_path, sleep=fake.sleep, backoff_cap_seconds=0.1)))
     assert len(seen) == 2
     assert 7.0 <= fake.slept[0] <= 7.3
 
@@ -296,7 +296,7 @@ def test_a_500_storm_never_puts_more_than_the_threshold_of_failures_in_a_window(
         tmp_path,
         max_attempts=4,
         breaker_failures=5,
-        breaker_window_s=1.0,
+        breaker_window_seconds=1.0,
         max_connections=4,
     )
 
@@ -381,7 +381,7 @@ def test_402_pauses_polls_the_balance_and_resumes_every_waiting_call(tmp_path):
 
 def test_a_bounded_balance_wait_ends_in_balance_error(tmp_path):
     account = Account(polls_until_funded=10**9)
-    client = client_with(account, tmp_path, balance_wait_s=0.2)
+    client = client_with(account, tmp_path, balance_wait_seconds=0.2)
     with pytest.raises(BalanceError, match="still no balance"):
         asyncio.run(_one(client))
     assert account.image_requests == [402]

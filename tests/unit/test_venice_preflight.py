@@ -24,7 +24,7 @@ from hotfolder.job import Job, StepRecord
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
 from hotfolder.venice import SERVICE, VeniceClient, VeniceSection
-from hotfolder.venice.sandbox.catalog import load_catalog
+from hotfolder_sandbox.catalog import load_catalog
 
 KEY = "sk-venice-preflight-key"
 BASE = "https://api.venice.test/api/v1"
@@ -43,7 +43,8 @@ def picture(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
 
 
 class Venice:
-    """A recording stand-in: serves a model list and answers image requests with a marked PNG."""
+    """A recording stand-in: serves a model list and answers image requests with a PNG marked
+    simulated, as the sandbox does (``X-Simulated: true`` and the metadata mark)."""
 
     def __init__(self, models: dict[str, Any] | None = None, *, models_status: int = 200) -> None:
         self.requests: list[httpx.Request] = []
@@ -67,6 +68,7 @@ class Venice:
             "content-type": "image/png",
             "cf-ray": f"ray-{len(self.requests)}",
             "x-venice-balance-usd": "9.5",
+            "x-simulated": "true",
         }
         return httpx.Response(200, content=body, headers=headers)
 

@@ -25,8 +25,7 @@ from hotfolder_prometheus.metrics import Metrics
 from hotfolder_prometheus.server import ADDR_ENV, PORT_ENV, serve, serve_from_env
 
 if TYPE_CHECKING:
-    from hotfolder.errors import HotfolderError
-    from hotfolder.job import Job, JobResult
+    from hotfolder import HotfolderError, Job, JobResult
 
 __all__ = ["ADDR_ENV", "METRICS", "PORT_ENV", "SERVER", "Metrics", "serve", "serve_from_env"]
 

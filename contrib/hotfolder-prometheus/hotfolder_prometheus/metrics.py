@@ -13,8 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 import hotfolder
 
 if TYPE_CHECKING:
-    from hotfolder.errors import HotfolderError
-    from hotfolder.job import Job, JobResult
+    from hotfolder import HotfolderError, Job, JobResult
 
 #: Upper bounds of the step duration buckets, in seconds: local steps take milliseconds,
 #: Venice calls seconds to minutes.

@@ -21,7 +21,7 @@ from hotfolder_s3.resolver import S3Resolver
 from hotfolder_s3.sink import S3Sink
 
 if TYPE_CHECKING:
-    from hotfolder.registry import Register
+    from hotfolder import Register
 
 __all__ = ["S3Resolver", "S3Sink"]
 

@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 import hotfolder
 
 if TYPE_CHECKING:
-    from hotfolder.runtime import Runtime
+    from hotfolder import RuntimeView
 
 E = TypeVar("E", bound=hotfolder.HotfolderError)
 
@@ -55,14 +55,16 @@ _BUSY = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "T
 class ConnectionParams(hotfolder.Params):
     """Where S3 is and how patiently to talk to it; shared by the sink and the resolver."""
 
+    renamed = {"connect_timeout_s": "connect_timeout_seconds", "timeout_s": "timeout_seconds"}
+
     #: An S3-compatible server (MinIO, Ceph, R2, a local moto): ``http(s)://host:port``.
     endpoint_url: str | None = None
     #: The bucket's region; None: boto3's default (``AWS_REGION``, the profile, us-east-1).
     region: str | None = None
     #: A profile in ``~/.aws/config`` / ``~/.aws/credentials``; None: boto3's default chain.
     profile: str | None = None
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    timeout_seconds: float = Field(default=60.0, gt=0)
     #: Tries per request, in botocore's ``standard`` retry mode (1: no retry).
     attempts: int = Field(default=3, ge=1, le=20)
 
@@ -75,14 +77,21 @@ class ConnectionParams(hotfolder.Params):
         return value
 
 
-def client_for(runtime: Runtime, params: ConnectionParams) -> BaseClient:
+def client_for(runtime: RuntimeView, params: ConnectionParams) -> BaseClient:
     """The runtime's S3 client for these connection settings (made once, closed with it).
 
     Raises botocore's NoCredentialsError (not cached) when the chain finds no credentials,
     so that nothing is sent unsigned and credentials added later are picked up.
     """
     key = "hotfolder_s3:" + params.model_dump_json(
-        include={"endpoint_url", "region", "profile", "connect_timeout_s", "timeout_s", "attempts"}
+        include={
+            "endpoint_url",
+            "region",
+            "profile",
+            "connect_timeout_seconds",
+            "timeout_seconds",
+            "attempts",
+        }
     )
     with _CLIENT_LOCK:
         return runtime.service(key, lambda: _make_client(params))
@@ -93,8 +102,8 @@ def _make_client(params: ConnectionParams) -> BaseClient:
     if session.get_credentials() is None:
         raise NoCredentialsError
     config = BotoConfig(
-        connect_timeout=params.connect_timeout_s,
-        read_timeout=params.timeout_s,
+        connect_timeout=params.connect_timeout_seconds,
+        read_timeout=params.timeout_seconds,
         retries={"mode": "standard", "total_max_attempts": params.attempts},
     )
     return session.client("s3", endpoint_url=params.endpoint_url, config=config)

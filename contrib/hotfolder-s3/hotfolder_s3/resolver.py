@@ -9,7 +9,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 import hotfolder
-from hotfolder_plugins.resolvers import url_file_name
+from hotfolder.naming import url_file_name
 from hotfolder_s3.connection import ConnectionParams, client_for, s3_error
 
 SCHEME = "s3://"
@@ -30,7 +30,10 @@ class S3Resolver(hotfolder.Resolver):
     name = "s3"
     summary = "an s3://bucket/key object (AWS or S3-compatible); size capped"
 
-    Params = ConnectionParams
+    class Params(ConnectionParams):
+        pass
+
+    params: Params
 
     def accepts(self, ref: str) -> bool:
         return ref[: len(SCHEME)].lower() == SCHEME

@@ -17,7 +17,7 @@ from loguru import logger
 from pydantic import Field, field_validator
 
 import hotfolder
-from hotfolder_plugins.sinks import OutputName, render_name
+from hotfolder import OutputName, render_name
 from hotfolder_s3.connection import ConnectionParams, client_for, s3_error
 
 #: S3's smallest part size (every part but the last must be at least this).

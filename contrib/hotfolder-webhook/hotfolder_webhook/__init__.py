@@ -20,7 +20,7 @@ from hotfolder_webhook.signing import sign, verify
 from hotfolder_webhook.sink import WebhookSink, WebhookUnavailable
 
 if TYPE_CHECKING:
-    from hotfolder.registry import Register
+    from hotfolder import Register
 
 __all__ = ["WebhookSink", "WebhookUnavailable", "sign", "verify"]
 

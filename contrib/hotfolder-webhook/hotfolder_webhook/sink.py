@@ -9,7 +9,7 @@ The URL passes the same SSRF checks as the ``url`` resolver (:mod:`hotfolder.net
 private, loopback or link-local address is refused unless ``allow_private`` lists it.
 
 Connection failures, timeouts, 429 and 5xx are retried ``max_attempts`` times with doubling
-waits from ``backoff_s`` (a 429's or 503's ``Retry-After`` is honoured up to a minute); if
+waits from ``backoff_seconds`` (a 429's or 503's ``Retry-After`` is honoured up to a minute); if
 they persist the job fails with a retryable :class:`WebhookUnavailable`, which the daemon
 tries again later. Any other 4xx, a redirect, a refused address or a missing secret fails the
 job at once with a :class:`~hotfolder.errors.SinkError` that names the URL and the fix.
@@ -29,11 +29,9 @@ from pydantic import Field, field_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 import hotfolder
-from hotfolder.errors import InputError, SinkError, UnsafeInputError
+from hotfolder import InputError, SecretRef, SinkError, UnsafeInputError, sidecar_record
 from hotfolder.naming import sanitize_component
 from hotfolder.netsafe import AllowList, pinned_client
-from hotfolder.secrets import SecretRef
-from hotfolder_plugins.sinks import sidecar_record
 from hotfolder_webhook.signing import sign
 
 __all__ = ["WebhookSink", "WebhookUnavailable"]
@@ -64,17 +62,19 @@ class WebhookSink(hotfolder.Sink):
     summary = "POST the image and its sidecar record to a URL, HMAC-SHA256 signed, with retries"
 
     class Params(hotfolder.Params):
+        renamed = {"timeout_s": "timeout_seconds", "backoff_s": "backoff_seconds"}
+
         url: str
         #: The HMAC key, by reference: ``{ env = "VAR" }`` or ``{ file = "path" }``.
         secret: SecretRef
         #: Private networks or host names this sink may reach (``"127.0.0.1"``, ``"10.0.0.0/8"``).
         allow_private: list[str] = []
         #: Seconds for one attempt (connect, send, answer).
-        timeout_s: float = Field(default=30.0, gt=0)
+        timeout_seconds: float = Field(default=30.0, gt=0)
         #: Tries per output, the first included.
         max_attempts: int = Field(default=5, ge=1, le=20)
         #: Wait before the second try; doubles after each failure, up to a minute.
-        backoff_s: float = Field(default=1.0, ge=0)
+        backoff_seconds: float = Field(default=1.0, ge=0)
         signature_header: str = "X-Hotfolder-Signature"
         timestamp_header: str = "X-Hotfolder-Timestamp"
 
@@ -125,7 +125,9 @@ class WebhookSink(hotfolder.Sink):
             before_sleep=self._log_retry,
             reraise=True,
         )
-        async with pinned_client(allow_private=p.allow_private, timeout=p.timeout_s) as client:
+        async with pinned_client(
+            allow_private=p.allow_private, timeout=p.timeout_seconds
+        ) as client:
             try:
                 async for attempt in retrying:
                     with attempt:
@@ -167,7 +169,7 @@ class WebhookSink(hotfolder.Sink):
         except InputError as exc:  # the host name does not resolve (now)
             raise _Transient(exc.message) from None
         except httpx.TimeoutException as exc:
-            reason = f"no answer within {p.timeout_s:g} s ({type(exc).__name__})"
+            reason = f"no answer within {p.timeout_seconds:g} s ({type(exc).__name__})"
             raise _Transient(reason) from None
         except httpx.TransportError as exc:
             reason = f"cannot connect: {str(exc) or type(exc).__name__}"
@@ -178,7 +180,7 @@ class WebhookSink(hotfolder.Sink):
         failure = state.outcome.exception() if state.outcome else None
         if isinstance(failure, _Transient) and failure.retry_after is not None:
             return min(failure.retry_after, MAX_WAIT_S)
-        return min(self.params.backoff_s * 2 ** (state.attempt_number - 1), MAX_WAIT_S)
+        return min(self.params.backoff_seconds * 2 ** (state.attempt_number - 1), MAX_WAIT_S)
 
     def _log_retry(self, state: RetryCallState) -> None:
         failure = state.outcome.exception() if state.outcome else None

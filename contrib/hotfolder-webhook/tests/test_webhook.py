@@ -26,7 +26,7 @@ def webhook(url: str, secret_env: str, **params: object) -> dict[str, object]:
         "url": url,
         "secret": {"env": secret_env},
         "allow_private": ["127.0.0.1"],
-        "backoff_s": 0,
+        "backoff_seconds": 0,
         **params,
     }
 
@@ -87,7 +87,7 @@ def test_server_down_gives_a_clear_retryable_error(tmp_path, secret_env):
     url = f"http://127.0.0.1:{port}/hook"
     started = time.monotonic()
     with pytest.raises(WebhookUnavailable) as info:
-        post(tmp_path, webhook(url, secret_env, max_attempts=2, timeout_s=2))
+        post(tmp_path, webhook(url, secret_env, max_attempts=2, timeout_seconds=2))
     assert time.monotonic() - started < 10
     assert url in info.value.message and "cannot connect" in info.value.message
     assert "receiver is up" in (info.value.hint or "")

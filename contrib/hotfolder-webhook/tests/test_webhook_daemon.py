@@ -28,8 +28,8 @@ def setup(root: Path, url: str, secret_env: str) -> HotFolder:
                 "secret": {"env": secret_env},
                 "allow_private": ["127.0.0.1"],
                 "max_attempts": 2,
-                "backoff_s": 0,
-                "timeout_s": 2,
+                "backoff_seconds": 0,
+                "timeout_seconds": 2,
             }
         ],
         folder={"quiet_seconds": 0.2},

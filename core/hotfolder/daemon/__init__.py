@@ -1,10 +1,22 @@
 """The hot-folder daemon: watch folders, wait for complete files, claim, journal, run, recover.
 
-One module per job: :mod:`.settings` (``[daemon]`` and folder paths), :mod:`.readiness`
-(ignore list, quiet period, regular-file checks), :mod:`.watcher` (watchdog observers and
-rescans), :mod:`.claim` (rename into ``processing/<job-id>/``, finishing, reconciliation),
-:mod:`.scheduler` (concurrency, pauses, timeouts, attempts), :mod:`.service` (the run loop,
-signals, reload, single instance), :mod:`.status` (what ``hotfolder status`` reports) and
-:mod:`.commands` (``run``, ``status``, ``retry``). The queue itself is the SQLite journal in
-:mod:`hotfolder.journal`.
+One module per job:
+
+* :mod:`.settings`: the ``[daemon]`` and ``[[folders]]`` tables, and a folder's paths;
+* :mod:`.folders`: one watched folder as a plan (places, name filter, excluded folders, lock);
+* :mod:`.readiness`: the ignore list, name filters, quiet periods, header checks (what is
+  unsafe to read is :mod:`hotfolder.localfiles`' policy, shared with the path resolver);
+* :mod:`.watcher`: watchdog observers, hints and rescans;
+* :mod:`.intake`: candidates, readiness, claims and quarantine;
+* :mod:`.claim`: moves between a folder's places (``.hotfolder/processing/<job-id>/``,
+  archive, failed), each one rename;
+* :mod:`.journal`: the SQLite job ledger, which is the queue;
+* :mod:`.scheduler`: concurrency, pauses, timeouts, attempts, duplicates;
+* :mod:`.recovery`: journal and processing folders made to agree at start-up;
+* :mod:`.lock`: one daemon per state dir, and the pid of the running one;
+* :mod:`.service`: the run loop, signals, reload;
+* :mod:`.status`: what ``hotfolder status`` reports;
+* :mod:`.requeue`: what ``hotfolder retry`` does to a failed job.
+
+The commands themselves (``run``, ``status``, ``retry``) are in :mod:`hotfolder.cli`.
 """

@@ -25,10 +25,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from hotfolder.daemon import settings
-from hotfolder.daemon.readiness import Signature, unsafe_reason
+from hotfolder.daemon.readiness import Signature
 from hotfolder.fsutil import atomic_write, fsync_dir
 from hotfolder.job import new_job_id
+from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reason
 
+PROCESSING = "processing"
 CHECKPOINTS = "checkpoints"
 ERROR_SUFFIX = ".error.json"
 
@@ -43,8 +45,14 @@ class Claimed:
     sig: Signature
 
 
+def processing_root(folder_root: Path) -> Path:
+    """``<folder>/.hotfolder/processing``: one folder per claimed job in it."""
+    return folder_root / settings.STATE_SUBDIR / PROCESSING
+
+
 def job_dir(folder_root: Path, job_id: str) -> Path:
-    return folder_root / settings.STATE_SUBDIR / "processing" / job_id
+    """``<folder>/.hotfolder/processing/<job-id>``: the claimed file and its checkpoints."""
+    return processing_root(folder_root) / job_id
 
 
 def claim(folder_root: Path, rel: str) -> Claimed | None:
@@ -63,6 +71,11 @@ def claim(folder_root: Path, rel: str) -> Claimed | None:
 
 def input_path(folder_root: Path, job_id: str, rel: str) -> Path:
     return job_dir(folder_root, job_id) / PurePosixPath(rel).name
+
+
+def checkpoint_dir(folder_root: Path, job_id: str) -> Path:
+    """Where the job's paid step results are kept (see :class:`hotfolder.engine.Engine`)."""
+    return job_dir(folder_root, job_id) / CHECKPOINTS
 
 
 def archive_target(root: Path, rel: str, job_id: str) -> Path:
@@ -123,8 +136,9 @@ def remove_job_dir(folder_root: Path, job_id: str) -> None:
 
 
 def quarantine(folder_root: Path, failed_root: Path, rel: str, reason: str) -> tuple[str, Path]:
-    """Move an unsafe entry (link, FIFO, device, hard-linked file) to the failed place with
-    its reason, never opening it. Returns the job id and where it went."""
+    """Move an unsafe entry (link, FIFO, device, hard-linked file: what the local-file policy
+    refuses) to the failed place with its reason, never opening it. Returns the job id and
+    where it went."""
     job_id = new_job_id()
     target = failed_target(failed_root, rel, job_id)
     info = {
@@ -142,17 +156,17 @@ def quarantine(folder_root: Path, failed_root: Path, rel: str, reason: str) -> t
     return job_id, target
 
 
-def claimed_reason(path: Path) -> str | None:
+def claimed_reason(path: Path, policy: LocalFilePolicy = STRICT) -> str | None:
     """Why a claimed input must not be read, checked again just before a job runs."""
     try:
-        return unsafe_reason(os.lstat(path))
+        return unsafe_reason(stat_path(path, policy), policy)
     except FileNotFoundError:
         return "the claimed file disappeared from its processing folder"
 
 
 def ensure_places(folder_root: Path, *places: Path) -> None:
     """Create ``.hotfolder/processing`` and the archive/failed places."""
-    (folder_root / settings.STATE_SUBDIR / "processing").mkdir(parents=True, exist_ok=True)
+    processing_root(folder_root).mkdir(parents=True, exist_ok=True)
     for place in places:
         with contextlib.suppress(FileExistsError):
             place.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 Hints (events) and scans add *candidates*; :meth:`Intake.tick` looks at each candidate that
 is due, and claims the ready ones in one batch: each is renamed into its processing folder,
 then all are recorded in one journal transaction. Memory holds only files still being
-written; claimed files are journal rows.
+written; claimed files are journal rows. What is unsafe to read (and so quarantined) is decided
+by the local-file policy of ``[resolvers.path]``, the same one the path resolver applies.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from loguru import logger
 
 from hotfolder.daemon import claim
 from hotfolder.daemon.folders import FolderPlan
-from hotfolder.daemon.readiness import Candidate, Signature, check, unsafe_reason
+from hotfolder.daemon.journal import Journal, NewJob
+from hotfolder.daemon.readiness import Candidate, Signature, check
 from hotfolder.daemon.watcher import HintKind, scan
-from hotfolder.journal import Journal, NewJob
+from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reason
 
 #: Most files claimed per tick, so that the event loop stays responsive in a flood.
 BATCH = 200
@@ -26,17 +28,22 @@ BATCH = 200
 class Intake:
     """Candidates of every folder, and the claiming of ready ones."""
 
-    def __init__(self, journal: Journal, plans: list[FolderPlan]) -> None:
+    def __init__(
+        self, journal: Journal, plans: list[FolderPlan], policy: LocalFilePolicy = STRICT
+    ) -> None:
         self.journal = journal
         self.plans: dict[str, FolderPlan] = {}
+        self.policy = policy
         self.candidates: dict[str, tuple[FolderPlan, Candidate]] = {}
         self._due: dict[str, float] = {}
         self.unreachable: dict[str, str] = {}
-        self.replace(plans)
+        self.replace(plans, policy)
 
-    def replace(self, plans: list[FolderPlan]) -> None:
-        """Use a new folder set (after a reload); candidates of dropped folders are dropped."""
+    def replace(self, plans: list[FolderPlan], policy: LocalFilePolicy = STRICT) -> None:
+        """Use a new folder set and local-file policy (after a reload); candidates of dropped
+        folders are dropped."""
         self.plans = {p.key: p for p in plans}
+        self.policy = policy
         for path, (plan, cand) in list(self.candidates.items()):
             if plan.key not in self.plans:
                 self._drop(path)
@@ -59,7 +66,7 @@ class Intake:
         elif kind == "arrived":
             cand.opened = max(0, cand.opened - 1) if cand.opened else 0
             try:
-                cand.arrived = Signature.of(os.lstat(path))
+                cand.arrived = Signature.of(stat_path(path, self.policy))
             except FileNotFoundError:
                 self._drop(path)
                 return
@@ -109,7 +116,7 @@ class Intake:
             plan, cand = self.candidates[path]
             quiet = plan.section.quiet_seconds
             try:
-                state, st = check(cand, quiet, now)
+                state, st = check(cand, quiet, now, self.policy)
             except OSError as exc:
                 logger.warning("{}: cannot look at it ({}); trying again", path, exc.strerror)
                 self._due[path] = now + max(quiet, 1.0)
@@ -119,7 +126,8 @@ class Intake:
             elif state == "unsafe":
                 self._drop(path)
                 assert st is not None
-                self._quarantine(plan, path, unsafe_reason(st) or "not a regular file")
+                reason = unsafe_reason(st, self.policy) or "not a regular file"
+                self._quarantine(plan, path, reason)
             elif state == "ready":
                 self._drop(path)
                 assert st is not None
@@ -147,7 +155,7 @@ class Intake:
                 continue
             if claimed is None:
                 continue
-            if reason := unsafe_reason(os.lstat(claimed.path)):
+            if reason := unsafe_reason(stat_path(claimed.path, self.policy), self.policy):
                 # Swapped for a link between the look and the claim: its job fails unread.
                 logger.warning("{}: {}; it will be failed without being read", path, reason)
             jobs.append(NewJob(claimed.id, plan.key, rel, plan.chain, sig))
@@ -181,6 +189,3 @@ class Intake:
                 "hint": "drop the file itself (a regular file with one link) into the folder",
             },
         )
-
-    def pending(self) -> int:
-        return len(self.candidates)

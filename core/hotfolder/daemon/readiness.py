@@ -4,8 +4,9 @@ A file is *ready* when the writer is done with it: the platform reported close-a
 a rename into the folder and the file has not changed since, or its size and mtime stayed the
 same for the folder's quiet period. Then the header is checked: an empty file is a placeholder
 (browsers create one before the download), and a JPEG or PNG without its end marker is still
-being written, so both wait. Anything that is not a regular file with one link is *unsafe*: it
-is quarantined with its reason and never read.
+being written, so both wait. Anything the local-file policy refuses (:mod:`hotfolder.localfiles`:
+not a regular file, a link, a hard-linked file unless ``[resolvers.path]`` allows them) is
+*unsafe*: it is quarantined with its reason and never read.
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
-import stat
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
+
+from hotfolder.localfiles import (
+    MANIFEST_SUFFIXES,
+    STRICT,
+    LocalFilePolicy,
+    open_regular,
+    stat_path,
+    unsafe_reason,
+)
 
 #: Names never taken: temp files of browsers, rsync, office suites, sync tools, OS junk.
 DEFAULT_IGNORE: tuple[str, ...] = (
@@ -39,8 +47,6 @@ DEFAULT_IGNORE: tuple[str, ...] = (
     "@eaDir",
     "#recycle",
 )
-#: Names that are jobs although they are not images.
-MANIFEST_SUFFIXES = (".job.toml", ".job.json")
 #: A file with no end marker yet is taken anyway once unchanged this many quiet periods.
 INCOMPLETE_FACTOR = 10
 _TAIL = 4096
@@ -99,40 +105,10 @@ class Signature:
         return f"{self.size}:{self.mtime_ns}:{self.ino}"
 
 
-def unsafe_reason(st: os.stat_result) -> str | None:
-    """Why a file (from ``lstat``) must not be read, or None when it is a plain file."""
-    mode = st.st_mode
-    if stat.S_ISLNK(mode):
-        return "it is a symbolic link; hotfolder never reads through links"
-    if stat.S_ISFIFO(mode):
-        return "it is a FIFO (named pipe), not a regular file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "it is a device, not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "it is a socket, not a regular file"
-    if not stat.S_ISREG(mode):
-        return "it is not a regular file"
-    if st.st_nlink > 1:
-        return f"it has {st.st_nlink} hard links; a linked file may be someone else's file"
-    return None
-
-
-def open_regular(path: str | os.PathLike[str]) -> int:
-    """Open ``path`` for reading without following a link or blocking on a FIFO; the caller
-    closes the descriptor. Raises OSError (ELOOP for a link) or ValueError(reason)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    reason = unsafe_reason(os.fstat(fd))
-    if reason:
-        os.close(fd)
-        raise ValueError(reason)
-    return fd
-
-
-def header_state(path: str) -> str:
+def header_state(path: str, policy: LocalFilePolicy = STRICT) -> str:
     """``"ok"``, ``"empty"`` (a placeholder) or ``"incomplete"`` (no JPEG/PNG end marker)."""
     try:
-        fd = open_regular(path)
+        fd = open_regular(path, policy)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "ok"  # the claim quarantines it with its reason
@@ -164,16 +140,19 @@ class Candidate:
     #: The signature at the last close-after-write or move-in event, if one was seen.
     arrived: Signature | None = None
     opened: int = 0
-    first_seen: float = field(default_factory=time.monotonic)
 
 
-def check(candidate: Candidate, quiet: float, now: float) -> tuple[str, os.stat_result | None]:
-    """Look at a candidate once: ``("gone"|"unsafe"|"wait"|"ready"|"empty", lstat)``."""
+def check(
+    candidate: Candidate, quiet: float, now: float, policy: LocalFilePolicy = STRICT
+) -> tuple[str, os.stat_result | None]:
+    """Look at a candidate once: ``("gone"|"unsafe"|"wait"|"ready"|"empty", stat)``, the
+    ``stat`` from :func:`~hotfolder.localfiles.stat_path` (``lstat`` unless links are
+    followed); ``"unsafe"`` when ``policy`` refuses the file."""
     try:
-        st = os.lstat(candidate.path)
+        st = stat_path(candidate.path, policy)
     except FileNotFoundError:
         return "gone", None
-    if unsafe_reason(st):
+    if unsafe_reason(st, policy):
         return "unsafe", st
     sig = Signature.of(st)
     if sig != candidate.sig:
@@ -187,7 +166,7 @@ def check(candidate: Candidate, quiet: float, now: float) -> tuple[str, os.stat_
     closed = candidate.arrived == sig and candidate.opened <= 0
     if not closed and (stable_for < quiet or (candidate.opened > 0 and stable_for < 60 + quiet)):
         return "wait", st
-    state = header_state(candidate.path)
+    state = header_state(candidate.path, policy)
     if state == "empty":
         return "empty", st
     if state == "incomplete" and stable_for < max(quiet * INCOMPLETE_FACTOR, 1.0):

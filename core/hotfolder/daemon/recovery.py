@@ -17,10 +17,10 @@ from pathlib import Path
 
 from loguru import logger
 
-from hotfolder.daemon import claim, settings
+from hotfolder.daemon import claim
 from hotfolder.daemon.folders import FolderPlan
+from hotfolder.daemon.journal import FINAL_STATES, Journal, NewJob
 from hotfolder.daemon.readiness import Signature
-from hotfolder.journal import FINAL_STATES, Journal, NewJob
 
 
 def recover(journal: Journal, plans: list[FolderPlan]) -> None:
@@ -36,7 +36,7 @@ def reconcile(
 ) -> None:
     """Match ``<folder>/.hotfolder/processing/*`` against the journal; ``busy`` names jobs
     running now, which are left alone."""
-    processing = plan.root / settings.STATE_SUBDIR / "processing"
+    processing = claim.processing_root(plan.root)
     if not processing.is_dir():
         return
     adopted: list[NewJob] = []
@@ -68,7 +68,7 @@ def reconcile(
 
 def _check_claimed(journal: Journal) -> None:
     for row in journal.jobs(states=["queued", "paused"]):
-        if not (Path(row.folder) / settings.STATE_SUBDIR / "processing").is_dir():
+        if not claim.processing_root(Path(row.folder)).is_dir():
             continue  # the folder is unreachable now: judge its jobs when it is back
         if os.path.lexists(claim.input_path(Path(row.folder), row.id, row.name)):
             continue

@@ -6,6 +6,10 @@ the daily budget, *pauses* the job (its files stay claimed) and every chain with
 until a config reload, a successful re-probe (one paused job tried every ``reprobe_seconds``)
 or, for the budget, the next local day. Retryable errors wait with exponential backoff; after
 ``max_attempts`` a job fails: its original and ``<name>.error.json`` go to the failed place.
+
+A job's input is read, checked and hashed once: the scheduler resolves it through the runtime
+(the path resolver and its local-file policy), keys the job by the input's sha256 and the
+chain's digest to skip duplicates, then hands the resolved input to the engine.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +25,10 @@ from typing import Any
 
 from loguru import logger
 
+from hotfolder.components import JobInput
 from hotfolder.daemon import claim
 from hotfolder.daemon.folders import FolderPlan, plan_folder
-from hotfolder.daemon.readiness import open_regular
+from hotfolder.daemon.journal import JobRow, Journal
 from hotfolder.daemon.settings import DaemonSection, FolderSection
 from hotfolder.engine import Engine
 from hotfolder.errors import (
@@ -38,7 +42,7 @@ from hotfolder.errors import (
     VeniceError,
 )
 from hotfolder.job import Job
-from hotfolder.journal import JobRow, Journal
+from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFilePolicy, policy_for, read_local
 from hotfolder.runtime import Runtime
 
 MAX_BACKOFF = 600.0
@@ -76,8 +80,6 @@ class Scheduler:
         self._retired: list[Runtime] = []
         self.wake = asyncio.Event()
         self.stopping = False
-        #: Called with the folder key after every finished job (the service uses it for logs).
-        self.on_finished: Callable[[JobRow], None] = lambda row: None
 
     @property
     def settings(self) -> Any:
@@ -218,7 +220,7 @@ class Scheduler:
         if attempt > settings.max_attempts:
             # Earlier attempts ended with the daemon itself (a crash, kill -9, power loss).
             last = (row.error or {}).get("message", "the daemon stopped during each of them")
-            error = OperationError(
+            error: HotfolderError = OperationError(
                 f"gave up on {row.name} after {attempt - 1} attempts; the last: {last}",
                 hint="see the log; fix the cause, then run: hotfolder retry " + row.id,
             )
@@ -226,25 +228,29 @@ class Scheduler:
             await self._fail(self.journal.get(row.id) or row, plan, error)
             return
         source = claim.input_path(plan.root, row.id, row.name)
+        policy = policy_for(runtime.config)
+        final = attempt >= settings.max_attempts
         try:
-            if reason := claim.claimed_reason(source):
+            if reason := claim.claimed_reason(source, policy):
                 msg = f"{row.name} was not processed: {reason}"
                 raise UnsafeInputError(msg)
             chain = runtime.config.chain(row.chain)
-            key = await asyncio.to_thread(_sha256, source) + ":" + chain.digest
-            self.journal.update(row.id, key=key)
-            if plan.section.on_duplicate == "skip" and (dup := self.journal.done_with_key(key)):
-                await self._skip(row, plan, dup)
-                return
             job = Job(
                 source=str(source),
                 chain=row.chain,
                 id=row.id,
                 seq=row.seq,
-                checkpoint_dir=source.parent / "checkpoints",
+                checkpoint_dir=claim.checkpoint_dir(plan.root, row.id),
             )
             engine = Engine(runtime, step_timeout=settings.step_timeout_seconds)
-            result = await engine.run(job, final=attempt >= settings.max_attempts)
+            job_input = await engine.resolve(job, final=final)
+            digest = await asyncio.to_thread(_input_sha256, job_input, source, policy)
+            key = digest + ":" + chain.digest
+            self.journal.update(row.id, key=key)
+            if plan.section.on_duplicate == "skip" and (dup := self.journal.done_with_key(key)):
+                await self._skip(row, plan, dup)
+                return
+            result = await engine.run(job, final=final, job_input=job_input)
         except asyncio.CancelledError:
             # A graceful stop: the job goes back to the queue; this attempt does not count.
             self.journal.update(row.id, state="queued", attempts=attempt - 1)
@@ -303,7 +309,6 @@ class Scheduler:
             row.id, state="failed", error=info, place=str(target), finished=time.time()
         )
         await _finish(_write_error_and_move, plan.root, row, target, info)
-        self.on_finished(row)
 
     async def _skip(self, row: JobRow, plan: FolderPlan, dup: JobRow) -> None:
         place = self._final_place(row, plan)
@@ -319,7 +324,6 @@ class Scheduler:
             error={"class": "Duplicate", "message": f"same bytes and chain as job {dup.id}"},
         )
         await _finish(claim.finish_move, plan.root, row.id, row.name, place)
-        self.on_finished(row)
 
     async def _done(self, row: JobRow, plan: FolderPlan, result: Any) -> None:
         place = self._final_place(row, plan)
@@ -333,7 +337,6 @@ class Scheduler:
             error=None,
         )
         await _finish(claim.finish_move, plan.root, row.id, row.name, place)
-        self.on_finished(row)
 
     def _final_place(self, row: JobRow, plan: FolderPlan) -> str:
         after = plan.section.after
@@ -384,12 +387,13 @@ def _error(exc: HotfolderError, attempts: int) -> dict[str, Any]:
     return data
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with os.fdopen(open_regular(path), "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _input_sha256(job_input: JobInput, source: Path, policy: LocalFilePolicy) -> str:
+    """The sha256 of the claimed file's bytes: the resolved image's (computed once, cached on
+    the artifact), or for a job manifest the manifest's own (two manifests naming the same
+    first image may differ in chain, overrides and other images)."""
+    if source.name.lower().endswith(MANIFEST_SUFFIXES):
+        return hashlib.sha256(read_local(source, policy)).hexdigest()
+    return job_input.artifact.sha256
 
 
 def _next_local_midnight(now: float) -> float:

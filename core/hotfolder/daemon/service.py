@@ -1,4 +1,5 @@
-"""The daemon's life: one instance per state dir, recover, watch, run, reload, stop.
+"""The daemon's life: one instance per state dir (:mod:`.lock`), recover, watch, run, reload,
+stop.
 
 ``SIGTERM``/``SIGINT`` stop taking files, give running jobs ``[daemon] grace_seconds`` to
 finish and leave the rest queued. ``SIGHUP`` reloads the config; a config that does not
@@ -10,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from loguru import logger
 
@@ -24,65 +24,18 @@ from hotfolder.config import Config, load_config
 from hotfolder.daemon import claim, recovery
 from hotfolder.daemon.folders import FolderPlan, plan_folders
 from hotfolder.daemon.intake import Intake
+from hotfolder.daemon.journal import JOURNAL_NAME, Journal
+from hotfolder.daemon.lock import InstanceLock
 from hotfolder.daemon.scheduler import Scheduler
 from hotfolder.daemon.settings import DaemonSection
 from hotfolder.daemon.watcher import FolderWatch, HintQueue, OverflowAlarm
 from hotfolder.errors import HotfolderError
-from hotfolder.journal import JOURNAL_NAME, Journal
+from hotfolder.localfiles import policy_for
 from hotfolder.runtime import Runtime
-from hotfolder.venice import SERVICE, sandbox_client, start_local_sandbox
-from hotfolder.venice.settings import VeniceSection
 
-LOCK_NAME = "daemon.lock"
 #: How often the readiness of candidates is looked at, and watchers are checked.
 TICK = 0.05
 HEALTH_EVERY = 2.0
-
-
-class InstanceLock:
-    """``<state dir>/daemon.lock``, held with ``flock`` while the daemon runs; holds its pid."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / LOCK_NAME
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            pid = handle.read().strip() or "?"
-            handle.close()
-            where = self.path.parent
-            msg = f"another hotfolder daemon (pid {pid}) is running with the state dir {where}"
-            raise HotfolderError(
-                msg, hint=f"stop it first (kill -TERM {pid}), or give this one its own --state-dir"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._file = handle
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.seek(0)
-            self._file.truncate()
-            self._file.close()
-            self._file = None
-
-
-def running_pid(state_dir: Path) -> int | None:
-    """The pid of the daemon holding the state dir's lock, or None when none runs."""
-    try:
-        text = (state_dir / LOCK_NAME).read_text().strip()
-        pid = int(text)
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
 
 
 class Daemon:
@@ -94,16 +47,12 @@ class Daemon:
         make_runtime: Callable[[Config], Runtime],
         registry: Any,
         state_dir: Path,
-        *,
-        sandbox: bool = False,
     ) -> None:
         self.config = config
         self.make_runtime = make_runtime
         self.registry = registry
         self.state_dir = state_dir
-        self.use_sandbox = sandbox
         self.lock = InstanceLock(state_dir)
-        self._sandbox: Any = None
         self._stop = asyncio.Event()
         self._reload = False
         self._rescan_all = False
@@ -120,16 +69,14 @@ class Daemon:
         try:
             journal = Journal(self.state_dir / JOURNAL_NAME)
             logger.info("hotfolder daemon (pid {}), state in {}", os.getpid(), self.state_dir)
-            if self.use_sandbox:
-                self._sandbox = start_local_sandbox(self.config.section(VeniceSection))
             self.plans = plan_folders(self.config)
             self._lock_folders(self.plans)
             recovery.recover(journal, self.plans)
             if n := journal.resume_paused():
                 logger.info("{} paused job(s) queued again at start-up", n)
             journal.set_meta("pause", None)
-            self.intake = Intake(journal, self.plans)
-            self.scheduler = Scheduler(journal, self._runtime(self.config), self.plans)
+            self.intake = Intake(journal, self.plans, policy_for(self.config))
+            self.scheduler = Scheduler(journal, self.make_runtime(self.config), self.plans)
             self._install_signals()
             alarm.install()
             self._start_watches()
@@ -190,19 +137,9 @@ class Daemon:
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
             await scheduler.aclose()
-        if self._sandbox is not None:
-            self._sandbox.stop()
         for plan in self.plans:
             plan.unlock()
         logger.info("daemon stopped")
-
-    def _runtime(self, config: Config) -> Runtime:
-        runtime = self.make_runtime(config)
-        if self._sandbox is not None:
-            runtime.set_service(
-                SERVICE, sandbox_client(self._sandbox, runtime.section(VeniceSection))
-            )
-        return runtime
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -250,8 +187,8 @@ class Daemon:
             recovery.reconcile(self.scheduler.journal, plan, busy=set(self.scheduler.inflight))
         self._stop_watches()
         self.config, self.plans = config, plans
-        self.intake.replace(plans)
-        self.scheduler.replace(self._runtime(config), plans)
+        self.intake.replace(plans, policy_for(config))
+        self.scheduler.replace(self.make_runtime(config), plans)
         self._start_watches()
         self._scan_all()
         logger.info("config reloaded: {} folder(s)", len(plans))

@@ -113,10 +113,6 @@ def state_root(folder: FolderSection) -> Path:
     return folder_root(folder) / STATE_SUBDIR
 
 
-def processing_root(folder: FolderSection) -> Path:
-    return state_root(folder) / "processing"
-
-
 def archive_root(folder: FolderSection) -> Path:
     """Where originals go after success (``after = "archive"``)."""
     if folder.archive is not None:

@@ -10,9 +10,9 @@ from typing import Any
 
 from hotfolder.config import Config
 from hotfolder.daemon.folders import plan_folder
-from hotfolder.daemon.service import running_pid
+from hotfolder.daemon.journal import JOURNAL_NAME, STATES, JobRow, Journal
+from hotfolder.daemon.lock import running_pid
 from hotfolder.daemon.settings import FolderSection
-from hotfolder.journal import JOURNAL_NAME, STATES, JobRow, Journal
 
 
 def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:

@@ -1,7 +1,11 @@
 """The Venice image API: one client per API root and key, shared by a runtime's jobs.
 
-Operations get the client with :func:`get_client`; the CLI's ``--sandbox`` provides its own
-up front with ``runtime.set_service(SERVICE, VeniceClient(base_url=..., api_key=...))``.
+This package is public: the names below are what operations use (the built-in
+``hotfolder_plugins.venice_ops`` among them); its modules are private.
+
+Operations get the client with :func:`get_client`, made from ``[venice]`` on first use; a
+caller may provide one up front with ``runtime.set_service(SERVICE, client)`` (the command
+line does, for ``--sandbox``).
 """
 
 from __future__ import annotations
@@ -10,15 +14,54 @@ from typing import TYPE_CHECKING, Any
 
 from hotfolder.errors import AuthError
 from hotfolder.secrets import SecretRef
-from hotfolder.venice.catalog import Catalog, ModelInfo
-from hotfolder.venice.client import ImageInput, ImageResult, VeniceClient
+from hotfolder.venice.catalog import (
+    DEFAULT_EDIT_MODEL,
+    SPEC_PROMPT_LIMIT,
+    UPSCALE_MODEL,
+    Catalog,
+    ModelInfo,
+)
+from hotfolder.venice.cost import BACKGROUND_REMOVE_USD, edit_usd, upscale_usd
+from hotfolder.venice.preflight import (
+    MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
+    MAX_UPSCALE_OUTPUT_PIXELS,
+    MIN_PIXELS,
+    check_options,
+    check_pixels,
+    check_prompt,
+    upload_input,
+    upscale_scale,
+)
 from hotfolder.venice.settings import VeniceSection
+from hotfolder.venice.wire import ImageInput
 
 if TYPE_CHECKING:
-    from hotfolder.runtime import Runtime
+    from hotfolder.components import RuntimeView
+    from hotfolder.venice.client import ImageResult, VeniceClient
+
+
+def __getattr__(name: str) -> Any:
+    # The client (httpx, tenacity) is imported on first use, so that loading the built-in
+    # Venice operations, as every command does, stays cheap.
+    if name in ("ImageResult", "VeniceClient"):
+        from hotfolder.venice import client
+
+        return getattr(client, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
+    "BACKGROUND_REMOVE_USD",
+    "DEFAULT_EDIT_MODEL",
+    "MAX_PIXELS",
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPSCALE_OUTPUT_PIXELS",
+    "MIN_PIXELS",
     "SERVICE",
+    "SPEC_PROMPT_LIMIT",
+    "UPSCALE_MODEL",
     "Catalog",
     "ImageInput",
     "ImageResult",
@@ -26,54 +69,31 @@ __all__ = [
     "SecretRef",
     "VeniceClient",
     "VeniceSection",
-    "connect_sandbox",
+    "check_options",
+    "check_pixels",
+    "check_prompt",
+    "edit_usd",
     "estimate_catalog",
     "get_client",
-    "sandbox_client",
-    "start_local_sandbox",
+    "upload_input",
+    "upscale_scale",
+    "upscale_usd",
 ]
 
 #: The runtime service key of the client.
 SERVICE = "venice"
 
 
-def get_client(runtime: Runtime) -> VeniceClient:
+def get_client(runtime: RuntimeView) -> VeniceClient:
     """The runtime's client, made from ``[venice]`` on first use (AuthError without a key)."""
+    from hotfolder.venice.client import VeniceClient
+
     return runtime.service(
         SERVICE, lambda: VeniceClient.from_settings(runtime.section(VeniceSection))
     )
 
 
-def start_local_sandbox(settings: VeniceSection) -> Any:
-    """Start a local sandbox on a free loopback port; returns its handle (``.stop()`` ends it).
-
-    The sandbox allows ``settings.requests_per_minute``, as the account it stands in for would.
-    """
-    from loguru import logger
-
-    from hotfolder.venice.sandbox import SandboxConfig, start_sandbox
-
-    handle = start_sandbox(SandboxConfig(requests_per_minute=settings.requests_per_minute))
-    logger.warning(
-        "--sandbox: Venice calls go to the local sandbox at {}; results are simulated",
-        handle.base_url,
-    )
-    return handle
-
-
-def sandbox_client(handle: Any, settings: VeniceSection) -> VeniceClient:
-    """A client for the sandbox behind ``handle``, with ``[venice]``'s other settings."""
-    return VeniceClient(base_url=handle.base_url, api_key="sandbox-key", settings=settings)
-
-
-def connect_sandbox(settings: VeniceSection) -> tuple[Any, VeniceClient]:
-    """Start a local sandbox and a client pointed at it: ``(handle, client)``; stop the
-    handle once the client is closed."""
-    handle = start_local_sandbox(settings)
-    return handle, sandbox_client(handle, settings)
-
-
-def estimate_catalog(runtime: Runtime) -> Catalog:
+def estimate_catalog(runtime: RuntimeView) -> Catalog:
     """The catalog estimates read: the disk cache of the model list, else the bundled price
     snapshot. It never sends a request and needs no key, so ``--dry-run`` works offline."""
     return runtime.service(
@@ -90,5 +110,5 @@ def _offline_catalog(settings: VeniceSection) -> Catalog:
         no_fetch,
         cache_dir=settings.effective_cache_dir(),
         base_url=settings.effective_base_url(),
-        ttl_s=settings.models_ttl_s,
+        ttl_seconds=settings.models_ttl_seconds,
     )

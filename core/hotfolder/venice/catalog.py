@@ -103,7 +103,6 @@ class ModelInfo:
     #: ``model_spec.pricing`` as Venice gives it (USD and DIEM per tier).
     pricing: Mapping[str, Any] = field(default_factory=dict)
     deprecation: Mapping[str, Any] | None = None
-    offline: bool = False
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> ModelInfo:
@@ -115,7 +114,6 @@ class ModelInfo:
             constraints=Constraints.from_spec(spec.get("constraints")),
             pricing=spec.get("pricing") or {},
             deprecation=spec.get("deprecation"),
-            offline=bool(spec.get("offline", False)),
         )
 
 
@@ -136,11 +134,11 @@ class Catalog:
     """The model lists of one API root: memory, then disk, then the API, then fallbacks."""
 
     def __init__(
-        self, fetch: Fetch, *, cache_dir: Path | None, base_url: str, ttl_s: float
+        self, fetch: Fetch, *, cache_dir: Path | None, base_url: str, ttl_seconds: float
     ) -> None:
         """``cache_dir`` None keeps the lists in memory only."""
         self._fetch = fetch
-        self._ttl_s = ttl_s
+        self._ttl_seconds = ttl_seconds
         digest = hashlib.sha256(base_url.encode()).hexdigest()[:12]
         self._folder = cache_dir / "venice" if cache_dir is not None else None
         self._stem = f"models-{digest}"
@@ -214,7 +212,7 @@ class Catalog:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             logger.warning("ignoring the unreadable model cache {}: {}", path, exc)
             return None
-        fresh = time.time() - fetched_at < self._ttl_s
+        fresh = time.time() - fetched_at < self._ttl_seconds
         return ModelList(type, models, "cache" if fresh else "stale cache", fetched_at)
 
     def _write(self, type: str, data: list[dict[str, Any]], fetched_at: float) -> None:

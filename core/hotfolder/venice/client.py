@@ -11,13 +11,19 @@ for the pauses (auth, balance), the breaker and a rate slot, is sent, retried on
 timeouts and resets, and its 200 body is checked to decode as the format its Content-Type
 names. 401/403 pause all sending (AuthError); a 402 holds all image requests while the
 balance is polled, then they go on by themselves.
+
+A server that answers with a simulated image, not a real one, says so with the response header
+``X-Simulated: true`` (the local sandbox, :mod:`hotfolder_sandbox`, does on every image);
+:attr:`ImageResult.simulated` reports it. Nothing else about the server is special-cased.
+
+``persist=False`` keeps the model list and the daily spend ledger in memory instead of the
+cache folder: for a server that lives only as long as the run, such as a sandbox.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +45,7 @@ from hotfolder.redact import register_secret, scrub
 from hotfolder.venice.catalog import Catalog
 from hotfolder.venice.cost import SpendLedger
 from hotfolder.venice.errors import error_from_response, network_error
-from hotfolder.venice.headers import RateLimitState, ResultHeaders, request_id
+from hotfolder.venice.headers import RateLimitState, ResultHeaders, as_bool, request_id
 from hotfolder.venice.limiter import BalanceGate, CircuitBreaker, RateLimiter, Throttle
 from hotfolder.venice.retry import retrying
 from hotfolder.venice.settings import VeniceSection
@@ -49,10 +55,8 @@ __all__ = ["ImageInput", "ImageResult", "VeniceClient"]
 
 #: Response Content-Type -> Pillow format.
 _FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG", "image/webp": "WEBP"}
-#: The sandbox marks its outputs in their metadata (PNG text, EXIF ImageDescription).
-_SIMULATED_KEY = "hotfolder-sandbox"
-_SIMULATED_MARK = "hotfolder-sandbox: simulated"
-_EXIF_DESCRIPTION = 0x010E
+#: A server answering with a simulated image sets this response header to ``true``.
+SIMULATED_HEADER = "x-simulated"
 
 _deprecation_warned: set[str] = set()
 
@@ -66,7 +70,7 @@ class ImageResult:
     media_type: str
     image: Image.Image
     headers: ResultHeaders
-    #: True when the server marked the image as simulated (the sandbox does).
+    #: True when the response said ``X-Simulated: true`` (the sandbox's do).
     simulated: bool
     endpoint: str
     seconds: float
@@ -87,7 +91,9 @@ class VeniceClient:
     ``http://127.0.0.1:PORT/api/v1``); ``settings`` supplies the limits, timeouts, retry and
     pause policy, cache folder and daily budget (its ``api_key`` and ``base_url`` are not
     used here); ``transport`` replaces the network (``httpx.MockTransport`` in tests);
-    ``sleep`` replaces ``asyncio.sleep`` for the backoff and rate waits.
+    ``sleep`` replaces ``asyncio.sleep`` for the backoff and rate waits. ``persist=False``
+    keeps the model list and the spend ledger in memory only (a sandbox's, which gets a new
+    port each run); otherwise they are kept in the cache folder.
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class VeniceClient:
         settings: VeniceSection | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        persist: bool = True,
     ) -> None:
         if not api_key:
             msg = "VeniceClient needs an API key"
@@ -110,7 +117,7 @@ class VeniceClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers={"authorization": f"Bearer {api_key}", "accept": "*/*"},
-            timeout=httpx.Timeout(s.timeout_s, connect=s.connect_timeout_s, pool=None),
+            timeout=httpx.Timeout(s.timeout_seconds, connect=s.connect_timeout_seconds, pool=None),
             limits=httpx.Limits(
                 max_connections=s.max_connections, max_keepalive_connections=s.max_connections
             ),
@@ -120,20 +127,22 @@ class VeniceClient:
         )
         self.throttle = Throttle(
             RateLimiter(s.requests_per_minute, sleep=sleep),
-            CircuitBreaker(s.breaker_failures, s.breaker_window_s),
+            CircuitBreaker(s.breaker_failures, s.breaker_window_seconds),
             BalanceGate(
                 self.balance,
-                first_s=s.balance_poll_s,
-                max_s=s.balance_poll_max_s,
-                wait_s=s.balance_wait_s,
+                first_seconds=s.balance_poll_seconds,
+                max_seconds=s.balance_poll_max_seconds,
+                wait_seconds=s.balance_wait_seconds,
                 sleep=sleep,
             ),
             max_in_flight=s.max_connections,
         )
-        # a sandbox on loopback gets a new port each run: keep its lists and spend in memory
-        cache_dir = None if _is_loopback(self.base_url) else s.effective_cache_dir()
+        cache_dir = s.effective_cache_dir() if persist else None
         self.catalog = Catalog(
-            self.list_models, cache_dir=cache_dir, base_url=self.base_url, ttl_s=s.models_ttl_s
+            self.list_models,
+            cache_dir=cache_dir,
+            base_url=self.base_url,
+            ttl_seconds=s.models_ttl_seconds,
         )
         self.ledger = SpendLedger(
             cache_dir, base_url=self.base_url, max_usd_per_day=s.max_usd_per_day
@@ -320,7 +329,7 @@ class VeniceClient:
             error.message,
         )
         if response.status_code == 429 and isinstance(error, Unavailable) and error.retry_after:
-            self.throttle.limiter.hold(min(error.retry_after, self.settings.max_rate_wait_s))
+            self.throttle.limiter.hold(min(error.retry_after, self.settings.max_rate_wait_seconds))
         if isinstance(error, AuthError):
             self.throttle.pause_for_auth(error)
         if isinstance(error, BalanceError):
@@ -355,14 +364,14 @@ class VeniceClient:
             msg = f"{where} answered 200 with Content-Type {media_type or 'none'}, not an image"
             raise OperationError(msg, hint="try again later; report it to Venice if it persists")
         data = response.content
-        image, simulated = await asyncio.to_thread(_verify, data, fmt, limits, where)
+        image = await asyncio.to_thread(_verify, data, fmt, limits, where)
         return ImageResult(
             data=data,
             format=fmt,
             media_type=media_type,
             image=image,
             headers=headers,
-            simulated=simulated,
+            simulated=as_bool(response.headers.get(SIMULATED_HEADER)),
             endpoint=endpoint.path,
             seconds=round(time.monotonic() - started, 3),
         )
@@ -391,23 +400,13 @@ class VeniceClient:
             logger.warning("Venice model {} is deprecated: {}{}", model, h.deprecation, replacement)
 
 
-def _is_loopback(url: str) -> bool:
-    host = httpx.URL(url).host
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _verify(
     data: bytes, fmt: str, limits: imaging.ImagingSection | None, where: str
-) -> tuple[Image.Image, bool]:
-    """Decode ``data`` through the imaging gate after checking it is ``fmt``; also read the
-    sandbox's simulated mark from the metadata."""
+) -> Image.Image:
+    """Decode ``data`` through the imaging gate after checking it is ``fmt``."""
     hint = "try again later; report it to Venice if it persists"
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as opened:
-            simulated = _is_simulated(opened)
+        Image.open(io.BytesIO(data), formats=[fmt]).close()  # reads the header only
     except UnidentifiedImageError as exc:
         msg = f"{where} answered 200 as {fmt}, but the bytes are not a {fmt} image"
         raise OperationError(msg, hint=hint) from exc
@@ -419,12 +418,4 @@ def _verify(
     except HotfolderError as exc:
         msg = f"{where} answered 200 with an image that does not decode: {exc}"
         raise OperationError(msg, hint=hint) from exc
-    return image, simulated
-
-
-def _is_simulated(opened: Image.Image) -> bool:
-    if opened.info.get(_SIMULATED_KEY) == "simulated":
-        return True
-    if "exif" not in opened.info:  # getexif() on a PNG would decode it looking for eXIf
-        return False
-    return _SIMULATED_MARK in str(opened.getexif().get(_EXIF_DESCRIPTION, ""))
+    return image

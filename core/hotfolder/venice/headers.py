@@ -91,7 +91,6 @@ class ResultHeaders:
 
     request_id: str | None
     model_id: str | None
-    model_name: str | None
     balance_usd: float | None
     balance_diem: float | None
     content_violation: bool
@@ -112,7 +111,6 @@ class ResultHeaders:
         return cls(
             request_id=request_id(response),
             model_id=h.get("x-venice-model-id"),
-            model_name=h.get("x-venice-model-name"),
             balance_usd=as_float(balance),
             balance_diem=as_float(h.get("x-venice-balance-diem")),
             content_violation=as_bool(h.get("x-venice-is-content-violation")),

@@ -35,21 +35,21 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class RateLimiter:
-    """At most ``per_minute`` sends in any sliding window of ``window_s`` (plus a margin for
+    """At most ``per_minute`` sends in any sliding window of ``window_seconds`` (plus a margin for
     the skew between our clock and the server's), corrected by the server's headers."""
 
     def __init__(
         self,
         per_minute: int,
         *,
-        window_s: float = 60.0,
-        margin_s: float = 1.0,
+        window_seconds: float = 60.0,
+        margin_seconds: float = 1.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.configured = per_minute
         self.capacity = per_minute
-        self.window_s = window_s + margin_s
+        self.window_seconds = window_seconds + margin_seconds
         self._clock = clock
         self._sleep = sleep
         self._sent: deque[float] = deque()
@@ -70,13 +70,13 @@ class RateLimiter:
 
     def _wait(self) -> float:
         now = self._clock()
-        while self._sent and self._sent[0] <= now - self.window_s:
+        while self._sent and self._sent[0] <= now - self.window_seconds:
             self._sent.popleft()
         if self._remaining is not None and now >= self._reset_at:
             self._remaining = None
         waits = [self._hold_until - now]
         if len(self._sent) >= self.capacity:
-            waits.append(self._sent[0] + self.window_s - now)
+            waits.append(self._sent[0] + self.window_seconds - now)
         if self._remaining is not None and self._remaining <= 0:
             waits.append(self._reset_at - now)
         return max(waits)
@@ -87,7 +87,7 @@ class RateLimiter:
             self.capacity = min(self.configured, state.limit)
         if state.remaining is None or state.reset_at is None:
             return
-        reset_at = self._clock() + min(max(0.0, state.reset_at - time.time()), self.window_s)
+        reset_at = self._clock() + min(max(0.0, state.reset_at - time.time()), self.window_seconds)
         if self._remaining is None or reset_at > self._reset_at + 0.5:
             self._remaining, self._reset_at = state.remaining, reset_at  # a new window
         else:  # the same window: answers may arrive out of order, keep the lower count
@@ -108,12 +108,12 @@ class CircuitBreaker:
     def __init__(
         self,
         max_failures: int,
-        window_s: float,
+        window_seconds: float,
         *,
         clock: Clock = time.monotonic,
     ) -> None:
         self.max_failures = max_failures
-        self.window_s = window_s
+        self.window_seconds = window_seconds
         self._clock = clock
         self._failures: deque[float] = deque()
         self._in_flight = 0
@@ -122,7 +122,7 @@ class CircuitBreaker:
 
     def recent_failures(self) -> int:
         now = self._clock()
-        while self._failures and self._failures[0] <= now - self.window_s:
+        while self._failures and self._failures[0] <= now - self.window_seconds:
             self._failures.popleft()
         return len(self._failures)
 
@@ -137,10 +137,12 @@ class CircuitBreaker:
                         "Venice circuit open: {} failed requests in the last {:.0f}s; "
                         "holding requests to stay clear of the key lockout",
                         len(self._failures),
-                        self.window_s,
+                        self.window_seconds,
                     )
                 timeout = (
-                    self._failures[0] + self.window_s - self._clock() if self._failures else None
+                    self._failures[0] + self.window_seconds - self._clock()
+                    if self._failures
+                    else None
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout)
@@ -159,29 +161,29 @@ class BalanceGate:
 
     The balance must be able to pay for the dearest request that is waiting, not merely be
     above zero (``canConsume``), or the requests would only meet another 402. The pause
-    between polls grows from ``first_s`` to ``max_s`` and only starts over after a request
-    succeeds, so repeated 402s cannot turn into a stream of failed requests.
+    between polls grows from ``first_seconds`` to ``max_seconds`` and only starts over after a
+    request succeeds, so repeated 402s cannot turn into a stream of failed requests.
     """
 
     def __init__(
         self,
         poll: Callable[[], Awaitable[Mapping[str, Any]]],
         *,
-        first_s: float,
-        max_s: float,
-        wait_s: float | None,
+        first_seconds: float,
+        max_seconds: float,
+        wait_seconds: float | None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._poll = poll
-        self._first_s = first_s
-        self._max_s = max_s
-        self._wait_s = wait_s
+        self._first_seconds = first_seconds
+        self._max_seconds = max_seconds
+        self._wait_seconds = wait_seconds
         self._sleep = sleep
         self._funded = asyncio.Event()
         self._funded.set()
         self._task: asyncio.Task[None] | None = None
         self._error: HotfolderError | None = None
-        self._delay = first_s
+        self._delay = first_seconds
         self._needed = 0.0
         self.trips = 0
 
@@ -209,23 +211,23 @@ class BalanceGate:
         """A paid request went through: the next 402 starts with short polls again. (One
         that was sent before the pause says nothing about the balance now.)"""
         if not self.waiting:
-            self._delay = self._first_s
+            self._delay = self._first_seconds
 
     async def wait(self) -> None:
-        """Return once the account can pay; BalanceError if ``wait_s`` runs out first."""
+        """Return once the account can pay; BalanceError if ``wait_seconds`` runs out first."""
         if self._funded.is_set():
             return
         try:
-            await asyncio.wait_for(self._funded.wait(), self._wait_s)
+            await asyncio.wait_for(self._funded.wait(), self._wait_seconds)
         except TimeoutError:
             assert self._error is not None
-            msg = f"{self._error.message}; still no balance after {self._wait_s:.0f}s"
+            msg = f"{self._error.message}; still no balance after {self._wait_seconds:.0f}s"
             raise BalanceError(msg, hint=self._error.hint, status=402) from None
 
     async def _watch(self) -> None:
         while True:
             await self._sleep(random.uniform(self._delay / 2, self._delay))
-            self._delay = min(self._max_s, self._delay * 2)
+            self._delay = min(self._max_seconds, self._delay * 2)
             try:
                 if _can_pay(await self._poll(), self._needed):
                     logger.info("Venice balance is back; resuming Venice work")
@@ -286,7 +288,7 @@ class Throttle:
             raise AuthError(error.message, hint=error.hint, status=error.status, code=error.code)
 
     @contextlib.asynccontextmanager
-    async def sending(self, *, image: bool) -> AsyncIterator[Outcome]:
+    async def sending(self, *, image: bool) -> AsyncIterator[SendOutcome]:
         """Hold a sending slot; the body sets ``outcome.failed`` from the response.
 
         Image requests also wait out a balance pause and take a per-minute slot; other
@@ -301,7 +303,7 @@ class Throttle:
                 await self._slots.acquire()
                 stack.callback(self._slots.release)
                 await self.breaker.acquire()
-                outcome = Outcome()
+                outcome = SendOutcome()
                 stack.push_async_callback(self._release, outcome)
                 if image:
                     await self.limiter.acquire()
@@ -311,12 +313,12 @@ class Throttle:
                     return
             # paused while this request queued: nothing was sent, go back and wait
 
-    async def _release(self, outcome: Outcome) -> None:
+    async def _release(self, outcome: SendOutcome) -> None:
         await self.breaker.release(failed=outcome.failed)
 
 
 @dataclass
-class Outcome:
+class SendOutcome:
     """How a sent request ended, as far as the breaker cares."""
 
     failed: bool = False

@@ -29,7 +29,7 @@ from hotfolder.venice.settings import VeniceSection
 
 class wait_venice(wait_base):
     """Full jitter ``uniform(0, min(cap, base * 2**n))``; a known server delay instead when the
-    failure carries one (429 reset, Retry-After), capped at ``max_rate_wait_s``."""
+    failure carries one (429 reset, Retry-After), capped at ``max_rate_wait_seconds``."""
 
     def __init__(self, base: float, cap: float, max_server_wait: float) -> None:
         self.base = base
@@ -67,8 +67,13 @@ def retrying(
 
     return AsyncRetrying(
         retry=retry_if_exception_type(Unavailable),
-        stop=stop_after_attempt(settings.max_attempts) | stop_before_delay(settings.max_retry_s),
-        wait=wait_venice(settings.backoff_base_s, settings.backoff_cap_s, settings.max_rate_wait_s),
+        stop=stop_after_attempt(settings.max_attempts)
+        | stop_before_delay(settings.max_retry_seconds),
+        wait=wait_venice(
+            settings.backoff_base_seconds,
+            settings.backoff_cap_seconds,
+            settings.max_rate_wait_seconds,
+        ),
         sleep=sleep,
         before_sleep=log,
         reraise=True,

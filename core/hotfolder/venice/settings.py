@@ -26,6 +26,20 @@ class VeniceSection(Section):
     """
 
     table = "venice"
+    #: The names before every duration ended in ``_seconds``; accepted for one release.
+    renamed = {
+        "models_ttl_s": "models_ttl_seconds",
+        "timeout_s": "timeout_seconds",
+        "connect_timeout_s": "connect_timeout_seconds",
+        "max_retry_s": "max_retry_seconds",
+        "backoff_base_s": "backoff_base_seconds",
+        "backoff_cap_s": "backoff_cap_seconds",
+        "max_rate_wait_s": "max_rate_wait_seconds",
+        "breaker_window_s": "breaker_window_seconds",
+        "balance_wait_s": "balance_wait_seconds",
+        "balance_poll_s": "balance_poll_seconds",
+        "balance_poll_max_s": "balance_poll_max_seconds",
+    }
 
     api_key: SecretRef = SecretRef(env="VENICE_API_KEY")
     #: The API root; ``$VENICE_BASE_URL`` overrides it (a sandbox, a proxy).
@@ -39,35 +53,36 @@ class VeniceSection(Section):
     #: file's folder); default ``$HOTFOLDER_CACHE_DIR``, else the user cache folder.
     cache_dir: ConfigPath | None = None
     #: How long a fetched model list is trusted before it is fetched again.
-    models_ttl_s: float = Field(default=24 * 3600, ge=0)
+    models_ttl_seconds: float = Field(default=24 * 3600, ge=0)
 
     #: Seconds to wait for a response once the upload is sent (edits take tens of seconds).
-    timeout_s: float = Field(default=180, gt=0)
+    timeout_seconds: float = Field(default=180, gt=0)
     #: Seconds to wait for a connection.
-    connect_timeout_s: float = Field(default=10, gt=0)
+    connect_timeout_seconds: float = Field(default=10, gt=0)
     #: Requests in flight at once (and pooled connections); each holds an upload in memory.
     max_connections: int = Field(default=4, ge=1, le=64)
 
     #: Tries per request for 429, 5xx, timeouts and resets (the first try included).
     max_attempts: int = Field(default=6, ge=1, le=100)
     #: Seconds one request may spend retrying before it gives up.
-    max_retry_s: float = Field(default=600, gt=0)
-    #: Full-jitter backoff: a random wait up to ``min(backoff_cap_s, backoff_base_s * 2**n)``.
-    backoff_base_s: float = Field(default=1.0, ge=0)
-    backoff_cap_s: float = Field(default=60.0, ge=0)
+    max_retry_seconds: float = Field(default=600, gt=0)
+    #: Full-jitter backoff: a random wait up to
+    #: ``min(backoff_cap_seconds, backoff_base_seconds * 2**n)``.
+    backoff_base_seconds: float = Field(default=1.0, ge=0)
+    backoff_cap_seconds: float = Field(default=60.0, ge=0)
     #: The longest a 429's reset or Retry-After is honoured before trying again.
-    max_rate_wait_s: float = Field(default=120.0, ge=0)
+    max_rate_wait_seconds: float = Field(default=120.0, ge=0)
 
-    #: Failed responses allowed in ``breaker_window_s`` before sending stops until the window
-    #: clears. Venice locks a key out after more than 20 in 30 s; keep this well below.
+    #: Failed responses allowed in ``breaker_window_seconds`` before sending stops until the
+    #: window clears. Venice locks a key out after more than 20 in 30 s; keep this well below.
     breaker_failures: int = Field(default=10, ge=1, le=19)
-    breaker_window_s: float = Field(default=31.0, ge=1)
+    breaker_window_seconds: float = Field(default=31.0, ge=1)
 
     #: How long a request waits for the balance to come back after a 402; unbounded if unset.
-    balance_wait_s: float | None = Field(default=None, ge=0)
+    balance_wait_seconds: float | None = Field(default=None, ge=0)
     #: First and longest pause between ``GET /billing/balance`` polls while waiting.
-    balance_poll_s: float = Field(default=2.0, gt=0)
-    balance_poll_max_s: float = Field(default=60.0, gt=0)
+    balance_poll_seconds: float = Field(default=2.0, gt=0)
+    balance_poll_max_seconds: float = Field(default=60.0, gt=0)
 
     def effective_base_url(self) -> str:
         return os.environ.get(BASE_URL_ENV) or self.base_url

@@ -7,8 +7,7 @@ from typing import Annotated
 from PIL import ImageColor
 from pydantic import AfterValidator, BeforeValidator
 
-from hotfolder import imaging
-from hotfolder.errors import ConfigError
+from hotfolder import ConfigError, imaging
 
 
 def _pillow_format(value: object) -> object:

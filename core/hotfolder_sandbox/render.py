@@ -8,7 +8,8 @@
   distance, kept only where it connects to the border (flood fill), with a feathered edge.
 
 Every output carries ``hotfolder-sandbox: simulated`` in its metadata (PNG text chunk, or
-EXIF ImageDescription for JPEG and WebP). Same input and parameters give the same bytes.
+EXIF ImageDescription for JPEG and WebP), for whoever opens the file; clients read the
+response's ``X-Simulated: true`` header instead. Same input and parameters give the same bytes.
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hotfolder.venice.sandbox.billing import Ledger
-from hotfolder.venice.sandbox.catalog import Catalog, load_catalog
-from hotfolder.venice.sandbox.config import SandboxConfig
-from hotfolder.venice.sandbox.faults import FaultPlan
-from hotfolder.venice.sandbox.limits import FailureLockout, RateLimiter
-from hotfolder.venice.sandbox.stats import Stats
+from hotfolder_sandbox.billing import Ledger
+from hotfolder_sandbox.catalog import SandboxCatalog, load_catalog
+from hotfolder_sandbox.config import SandboxConfig, renamed_fields
+from hotfolder_sandbox.faults import FaultPlan
+from hotfolder_sandbox.limits import FailureLockout, KeyRateLimiter
+from hotfolder_sandbox.stats import Stats
 
 __all__ = ["SandboxState"]
 
@@ -26,9 +26,9 @@ class SandboxState:
     def __init__(self, config: SandboxConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
-        self.catalog: Catalog = load_catalog()
+        self.catalog: SandboxCatalog = load_catalog()
         self.ledger = Ledger(config.balance_usd, config.balance_diem)
-        self.limiter = RateLimiter(clock)
+        self.limiter = KeyRateLimiter(clock)
         self.lockout = FailureLockout(clock)
         self.faults = FaultPlan(config.seed)
         self.stats = Stats()
@@ -38,6 +38,7 @@ class SandboxState:
 
         ``seed`` reseeds the fault draws; ``balance_usd`` / ``balance_diem`` set the balance.
         """
+        changes = renamed_fields(changes)
         merged = {**self.config.model_dump(), **changes}
         config = SandboxConfig.model_validate(merged)
         if "seed" in changes:

@@ -10,15 +10,20 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from loguru import logger
 
-from hotfolder.cli import EXIT_FAILED, EXIT_OK, CliState, stderr_console
+from hotfolder.cli._logging import stderr_console
+from hotfolder.cli._state import EXIT_FAILED, EXIT_OK, CliState, pass_state
 from hotfolder.engine import Engine
 from hotfolder.errors import AuthError, BalanceError, BudgetExceeded, HotfolderError
+from hotfolder.hookspecs import hookimpl
 from hotfolder.job import Job
+
+if TYPE_CHECKING:
+    from hotfolder.runtime import Runtime
 
 
 @dataclass
@@ -30,8 +35,8 @@ class Outcome:
 
 def expand_sources(
     sources: tuple[str, ...], recursive: bool, include: tuple[str, ...]
-) -> Iterator[tuple[str, Path | None]]:
-    """Each source as ``(reference, base_dir)``: a folder becomes the files inside it.
+) -> Iterator[str]:
+    """Each source as a reference: a folder becomes the files inside it.
 
     Hidden files are skipped; every other file is taken (or only those matching ``include``),
     since the imaging gate decides by content, and a file it refuses gets its own error line.
@@ -39,7 +44,7 @@ def expand_sources(
     for source in sources:
         path = Path(source)
         if "://" in source or source.startswith("data:") or not path.is_dir():
-            yield source, None
+            yield source
             continue
         walker = path.rglob("*") if recursive else path.iterdir()
         for entry in sorted(walker):
@@ -48,7 +53,7 @@ def expand_sources(
                 continue
             if include and not any(fnmatch.fnmatch(entry.name.lower(), p.lower()) for p in include):
                 continue
-            yield str(entry), None
+            yield str(entry)
 
 
 @click.command()
@@ -74,7 +79,7 @@ def expand_sources(
     default=None,
     help="Jobs at once [default: 2 per CPU].",
 )
-@click.pass_obj
+@pass_state
 def process(
     state: CliState,
     sources: tuple[str, ...],
@@ -93,8 +98,8 @@ def process(
     config = state.config()
     config.chain(chain_name)  # fail early on an unknown chain
     job_list = [
-        Job(source=ref, chain=chain_name, seq=n, base_dir=base)
-        for n, (ref, base) in enumerate(expand_sources(sources, recursive, include), start=1)
+        Job(source=ref, chain=chain_name, seq=n)
+        for n, ref in enumerate(expand_sources(sources, recursive, include), start=1)
     ]
     if not job_list:
         logger.warning("nothing to process in {}", ", ".join(sources))
@@ -104,7 +109,18 @@ def process(
     if dry_run:
         _print_plan(engine, job_list)
         sys.exit(EXIT_OK)
-    outcomes = asyncio.run(_run_all(runtime, engine, job_list, jobs or default_jobs(), sandbox))
+    local = None
+    if sandbox:
+        from hotfolder.cli.local_sandbox import LocalSandbox
+        from hotfolder.venice import VeniceSection
+
+        local = LocalSandbox(runtime.section(VeniceSection))
+        local.attach(runtime)
+    try:
+        outcomes = asyncio.run(_run_all(runtime, engine, job_list, jobs or default_jobs()))
+    finally:
+        if local is not None:
+            local.stop()
     counts = Counter(o.state for o in outcomes)
     summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "paused") if counts[s])
     logger.info("processed {} input(s): {}", len(outcomes), summary)
@@ -134,9 +150,8 @@ def _print_plan(engine: Engine, job_list: list[Job]) -> None:
 
 
 async def _run_all(
-    runtime: Any, engine: Engine, job_list: list[Job], concurrency: int, sandbox: bool
+    runtime: Runtime, engine: Engine, job_list: list[Job], concurrency: int
 ) -> list[Outcome]:
-    handle = _start_sandbox(runtime) if sandbox else None
     limit = asyncio.Semaphore(concurrency)
     progress = _Progress(len(job_list))
     paused: list[HotfolderError] = []
@@ -166,17 +181,6 @@ async def _run_all(
             return list(await asyncio.gather(*(one(j) for j in job_list)))
     finally:
         await runtime.aclose()
-        if handle is not None:
-            handle.stop()
-
-
-def _start_sandbox(runtime: Any) -> Any:
-    """Start the local Venice sandbox and point this run's Venice client at it."""
-    from hotfolder.venice import SERVICE, VeniceSection, connect_sandbox
-
-    handle, client = connect_sandbox(runtime.section(VeniceSection))
-    runtime.set_service(SERVICE, client)
-    return handle
 
 
 class _Progress:
@@ -220,3 +224,8 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+@hookimpl
+def hotfolder_register_commands(cli: click.Group) -> None:
+    cli.add_command(process)

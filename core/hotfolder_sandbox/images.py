@@ -16,8 +16,8 @@ import httpx
 from PIL import Image, ImageOps
 from starlette.concurrency import run_in_threadpool
 
-from hotfolder.venice.sandbox.checks import ImageRef
-from hotfolder.venice.sandbox.errors import ApiError, Issue, image_error, invalid_request
+from hotfolder_sandbox.checks import ImageRef
+from hotfolder_sandbox.errors import ApiError, Issue, image_error, invalid_request
 
 __all__ = ["PixelLimits", "decode", "load_image"]
 

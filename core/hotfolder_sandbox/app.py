@@ -6,6 +6,10 @@ authentication (401, or the x402 402) → lockout (429) → rate limit (429) →
 status, or a dropped connection) → render in a worker thread → 200. Every answer is counted;
 every non-2xx answer to a key counts towards that key's lockout, except the lockout's own
 429s.
+
+Every 200 image response carries ``X-Simulated: true`` (:data:`SIMULATED_HEADER`): a generic
+header any client can read to tell a simulated result from a real one. The image itself is
+also marked in its metadata (see :mod:`hotfolder_sandbox.render`), for the people who open it.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from hotfolder.venice.sandbox.admin import admin_routes
-from hotfolder.venice.sandbox.billing import InsufficientBalance
-from hotfolder.venice.sandbox.catalog import MODEL_TYPES
-from hotfolder.venice.sandbox.config import SandboxConfig
-from hotfolder.venice.sandbox.errors import (
+from hotfolder_sandbox.admin import admin_routes
+from hotfolder_sandbox.billing import InsufficientBalance
+from hotfolder_sandbox.catalog import MODEL_TYPES
+from hotfolder_sandbox.config import SandboxConfig
+from hotfolder_sandbox.errors import (
     AUTH_FAILED,
     INSUFFICIENT_BALANCE,
     ApiError,
@@ -39,14 +43,16 @@ from hotfolder.venice.sandbox.errors import (
     fault_error,
     invalid_request,
 )
-from hotfolder.venice.sandbox.faults import RESET
-from hotfolder.venice.sandbox.forms import read_form, request_size
-from hotfolder.venice.sandbox.jobs import PREPARERS, Preparer
-from hotfolder.venice.sandbox.state import SandboxState
+from hotfolder_sandbox.faults import RESET
+from hotfolder_sandbox.forms import read_form, request_size
+from hotfolder_sandbox.jobs import PREPARERS, Preparer
+from hotfolder_sandbox.state import SandboxState
 
-__all__ = ["API_PREFIX", "SimulatedConnectionReset", "create_app"]
+__all__ = ["API_PREFIX", "SIMULATED_HEADER", "SimulatedConnectionReset", "create_app"]
 
 API_PREFIX = "/api/v1"
+#: Set to ``true`` on every simulated image response.
+SIMULATED_HEADER = "X-Simulated"
 _DEFAULT_MODEL_TYPE = "text"
 
 
@@ -153,7 +159,7 @@ def _check_lockout(state: SandboxState, exchange: _Exchange, key: str) -> None:
     exchange.locked_out = True
     message = (
         f"Too many failed attempts (> {config.lockout_failures}) resulting in a non-success "
-        f"status code. Please wait {config.lockout_duration_s:g}s and try again."
+        f"status code. Please wait {config.lockout_duration_seconds:g}s and try again."
     )
     retry = str(max(1, math.ceil(until - state.clock())))
     raise ApiError(429, {"error": message}, {"Retry-After": retry})
@@ -180,10 +186,14 @@ def _finish(state: SandboxState, endpoint: str, exchange: _Exchange, outcome: in
         return
     config = state.config
     if state.lockout.record_failure(
-        exchange.key, config.lockout_failures, config.lockout_window_s, config.lockout_duration_s
+        exchange.key,
+        config.lockout_failures,
+        config.lockout_window_seconds,
+        config.lockout_duration_seconds,
     ):
         logger.info(
-            "sandbox: key locked out for {:g}s after repeated failures", config.lockout_duration_s
+            "sandbox: key locked out for {:g}s after repeated failures",
+            config.lockout_duration_seconds,
         )
         state.stats.lockout()
 
@@ -194,7 +204,7 @@ async def _run_image(
     config = state.config
     key = exchange.key = _authenticate(request, config)
     _check_lockout(state, exchange, key)
-    decision = state.limiter.hit(key, config.requests_per_minute, config.rate_window_s)
+    decision = state.limiter.hit(key, config.requests_per_minute, config.rate_window_seconds)
     exchange.headers.update(decision.headers())
     exchange.headers.update(_balance_headers(*state.ledger.balances()))
     if not decision.allowed:
@@ -219,7 +229,11 @@ async def _run_image(
         state.ledger.refund(debit)
         raise
     state.stats.paid(endpoint, debit.amount)
-    headers = {**exchange.headers, **_balance_headers(debit.usd_before, debit.diem_before)}
+    headers = {
+        **exchange.headers,
+        **_balance_headers(debit.usd_before, debit.diem_before),
+        SIMULATED_HEADER: "true",
+    }
     return Response(body, media_type=prepared.media_type, headers={**headers, **prepared.headers})
 
 

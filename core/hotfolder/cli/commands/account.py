@@ -2,7 +2,7 @@
 
 Both use the client of the config's runtime (so ``--config`` and ``[venice]`` apply), or with
 ``--sandbox`` a sandbox started for the command; with no config file at all, the defaults and
-``$VENICE_API_KEY``. The built-in ``hotfolder_plugins.venice_ops`` plugin adds them to the CLI.
+``$VENICE_API_KEY``.
 """
 
 from __future__ import annotations
@@ -10,44 +10,38 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from hotfolder.errors import ConfigError
-from hotfolder.venice import SERVICE, connect_sandbox, get_client
-from hotfolder.venice.catalog import ModelInfo
-from hotfolder.venice.client import VeniceClient
-from hotfolder.venice.cost import BACKGROUND_REMOVE_USD
-from hotfolder.venice.settings import VeniceSection
+from hotfolder.cli._state import CliState, pass_state
+from hotfolder.hookspecs import hookimpl
 
-__all__ = ["balance", "models"]
+if TYPE_CHECKING:
+    from hotfolder.cli.local_sandbox import LocalSandbox
+    from hotfolder.runtime import Runtime
+    from hotfolder.venice import ModelInfo, VeniceClient
 
 
 class _Session:
-    """The client for one command, and what to close after it."""
+    """The client for one command, and what to close after it: the config's runtime when
+    there is a config file, else the defaults and ``$VENICE_API_KEY``."""
 
-    def __init__(self, sandbox: bool) -> None:
-        from hotfolder.config import find_config
+    def __init__(self, state: CliState, sandbox: bool) -> None:
+        from hotfolder.venice import VeniceClient, VeniceSection, get_client
 
-        state = click.get_current_context().obj
-        self.runtime: Any = None
-        self.sandbox: Any = None
-        if state is not None and hasattr(state, "runtime"):
-            try:
-                find_config(state.config_path)
-            except ConfigError:
-                pass  # no config file: the defaults will do
-            else:
-                self.runtime = state.runtime()
-        settings = (
-            self.runtime.section(VeniceSection) if self.runtime is not None else VeniceSection()
-        )
+        self.runtime: Runtime | None = state.runtime() if state.has_config() else None
+        settings = self.runtime.section(VeniceSection) if self.runtime else VeniceSection()
+        self.sandbox: LocalSandbox | None = None
         if sandbox:
-            self.sandbox, self.client = connect_sandbox(settings)
-            if self.runtime is not None:
-                self.runtime.set_service(SERVICE, self.client)
-        elif self.runtime is not None:
+            from hotfolder.cli.local_sandbox import LocalSandbox
+
+            self.sandbox = LocalSandbox(settings)
+            if self.runtime is None:
+                self.client: VeniceClient = self.sandbox.client(settings)
+                return
+            self.sandbox.attach(self.runtime)
+        if self.runtime is not None:
             self.client = get_client(self.runtime)
         else:
             self.client = VeniceClient.from_settings(settings)
@@ -92,11 +86,13 @@ def _models_rows(models: Sequence[ModelInfo], kind: str) -> list[dict[str, Any]]
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--refresh", is_flag=True, help="Fetch the list now instead of using the cache.")
 @click.option("--sandbox", is_flag=True, help="Ask a local sandbox started for this command.")
-def models(as_json: bool, refresh: bool, sandbox: bool) -> None:
+@pass_state
+def models(state: CliState, as_json: bool, refresh: bool, sandbox: bool) -> None:
     """List Venice's edit and upscale models: id, name, price and constraints."""
+    from hotfolder.venice import BACKGROUND_REMOVE_USD
 
     async def fetch() -> tuple[list[dict[str, Any]], str]:
-        session = _Session(sandbox)
+        session = _Session(state, sandbox)
         try:
             inpaint = await session.client.catalog.models("inpaint", refresh=refresh)
             upscale = await session.client.catalog.models("upscale", refresh=refresh)
@@ -127,11 +123,12 @@ def models(as_json: bool, refresh: bool, sandbox: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
 @click.option("--sandbox", is_flag=True, help="Ask a local sandbox started for this command.")
-def balance(as_json: bool, sandbox: bool) -> None:
+@pass_state
+def balance(state: CliState, as_json: bool, sandbox: bool) -> None:
     """Show the Venice account balance and whether it can pay for requests."""
 
     async def fetch() -> dict[str, Any]:
-        session = _Session(sandbox)
+        session = _Session(state, sandbox)
         try:
             return await session.client.balance()
         finally:
@@ -147,3 +144,9 @@ def balance(as_json: bool, sandbox: bool) -> None:
     click.echo(f"currency:  {body.get('consumptionCurrency') or '-'}")
     click.echo(f"USD:       {'-' if usd is None else f'{usd:.2f}'}")
     click.echo(f"DIEM:      {'-' if diem is None else f'{diem:.2f}'}")
+
+
+@hookimpl
+def hotfolder_register_commands(cli: click.Group) -> None:
+    cli.add_command(models)
+    cli.add_command(balance)

@@ -1,8 +1,11 @@
-"""The error responses the sandbox sends, shaped as Venice sends them.
+"""The sandbox's errors: the responses it sends, and :class:`SandboxError` when it cannot run.
 
 ``ApiError`` carries a status and a JSON body up to the route, which turns it into the
 response. 400s are ``DetailedError`` bodies: ``details`` is a zod ``.format()`` tree and
 ``issues`` the zod issue list, built from :class:`Issue` values with zod's own wording.
+
+``SandboxError`` is raised to the caller of ``start_sandbox`` or ``serve`` when the sandbox
+cannot listen or does not start; its ``hint`` says what to do.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 __all__ = [
     "ApiError",
     "Issue",
+    "SandboxError",
     "fault_error",
     "image_error",
     "invalid_request",
@@ -25,6 +29,18 @@ INSUFFICIENT_BALANCE = (
     "Insufficient USD or Diem balance to complete request. "
     "Visit https://venice.ai/settings/api to add credits."
 )
+
+
+class SandboxError(Exception):
+    """The sandbox cannot run here: ``message`` says why, ``hint`` what to do next."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class ApiError(Exception):

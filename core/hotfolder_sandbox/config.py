@@ -3,19 +3,42 @@
 The defaults are Venice's documented numbers (20 image requests a minute, the 20-failures-in-
 30-seconds lockout, 25 MB files, the pixel limits). Fast tests shrink the windows; fault
 drills raise the fault rates. The admin endpoint ``PATCH /_sandbox/config`` accepts any subset
-of these fields as JSON.
+of these fields as JSON. Durations end in ``_seconds``; the older ``_s`` names (``RENAMED``) are
+still accepted for one release, with a warning.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
+from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["SandboxConfig"]
+__all__ = ["RENAMED", "SandboxConfig", "renamed_fields"]
 
 #: The spec's ``info.version``; sent as ``x-venice-version``.
 SPEC_VERSION = "20260821.193530"
+
+#: Old field name -> new name, still accepted for one release.
+RENAMED = {
+    "rate_window_s": "rate_window_seconds",
+    "lockout_window_s": "lockout_window_seconds",
+    "lockout_duration_s": "lockout_duration_seconds",
+}
+
+
+def renamed_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with each old field name of ``RENAMED`` moved to its new name (with a warning).
+
+    When both names are given the old one is left in place, for validation to refuse.
+    """
+    out = dict(data)
+    for old, new in RENAMED.items():
+        if old in out and new not in out:
+            out[new] = out.pop(old)
+            logger.warning("sandbox config: {} is deprecated; rename it to {}", old, new)
+    return out
 
 
 class SandboxConfig(BaseModel):
@@ -33,11 +56,11 @@ class SandboxConfig(BaseModel):
 
     # Rate limit and lockout (per API key)
     requests_per_minute: int = Field(default=20, ge=1)
-    rate_window_s: float = Field(default=60.0, gt=0, description="the rate limit's window")
+    rate_window_seconds: float = Field(default=60.0, gt=0, description="the rate limit's window")
     retry_after: bool = Field(default=True, description="send Retry-After on 429")
     lockout_failures: int = Field(default=20, ge=1, description="more failures than this lock")
-    lockout_window_s: float = Field(default=30.0, gt=0)
-    lockout_duration_s: float = Field(default=30.0, gt=0)
+    lockout_window_seconds: float = Field(default=30.0, gt=0)
+    lockout_duration_seconds: float = Field(default=30.0, gt=0)
 
     # Money
     balance_usd: float = Field(default=100.0, ge=0)
@@ -67,6 +90,11 @@ class SandboxConfig(BaseModel):
     seed: int | None = Field(default=None, description="seed for the fault draws")
 
     version: str = SPEC_VERSION
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return renamed_fields(data) if isinstance(data, Mapping) else data
 
     @field_validator("fault_rates")
     @classmethod

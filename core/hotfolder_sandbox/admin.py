@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hotfolder.venice.sandbox.state import SandboxState
+from hotfolder_sandbox.state import SandboxState
 
 __all__ = ["admin_routes"]
 

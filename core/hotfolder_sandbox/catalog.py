@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["MODEL_TYPES", "Catalog", "Model", "load_catalog"]
+__all__ = ["MODEL_TYPES", "Model", "SandboxCatalog", "load_catalog"]
 
 #: The ``type`` query values ``GET /models`` accepts.
 MODEL_TYPES = (
@@ -83,7 +83,7 @@ class Model:
 
 
 @dataclass(frozen=True)
-class Catalog:
+class SandboxCatalog:
     """The models by id, in file order."""
 
     models: tuple[Model, ...]
@@ -119,7 +119,7 @@ def _model(raw: Mapping[str, Any]) -> Model:
 
 
 @cache
-def load_catalog() -> Catalog:
+def load_catalog() -> SandboxCatalog:
     """The packaged ``models.json``, parsed once."""
     text = resources.files(__package__).joinpath("models.json").read_text(encoding="utf-8")
-    return Catalog(tuple(_model(raw) for raw in json.loads(text)["models"]))
+    return SandboxCatalog(tuple(_model(raw) for raw in json.loads(text)["models"]))

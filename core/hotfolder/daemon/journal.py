@@ -267,7 +267,7 @@ class Journal:
             "SELECT MIN(not_before) FROM jobs WHERE state = 'queued' AND not_before > ?",
             (time.time(),),
         ).fetchone()
-        return row[0]
+        return float(row[0]) if row[0] is not None else None
 
     def done_with_key(self, key: str) -> JobRow | None:
         row = self._db.execute(

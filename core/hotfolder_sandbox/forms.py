@@ -15,7 +15,7 @@ from typing import Any, Literal
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from hotfolder.venice.sandbox.errors import ApiError, Issue, invalid_request
+from hotfolder_sandbox.errors import ApiError, Issue, invalid_request
 
 __all__ = ["Form", "Upload", "read_form", "request_size"]
 

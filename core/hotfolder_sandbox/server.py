@@ -2,7 +2,8 @@
 
 Both bind the socket themselves, so ``port=0`` picks a free port and the URL is known before
 the first request. uvicorn's logging is left unconfigured (``log_config=None``); the sandbox
-logs through loguru.
+logs through loguru. Both raise :class:`~hotfolder_sandbox.errors.SandboxError` when the
+sandbox cannot listen (the port is taken) or does not start.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from typing import Any
 import uvicorn
 from loguru import logger
 
-from hotfolder.errors import ConfigError, OperationError
-from hotfolder.venice.sandbox.app import API_PREFIX, SimulatedConnectionReset, create_app
-from hotfolder.venice.sandbox.config import SandboxConfig
-from hotfolder.venice.sandbox.state import SandboxState
+from hotfolder_sandbox.app import API_PREFIX, SimulatedConnectionReset, create_app
+from hotfolder_sandbox.config import SandboxConfig
+from hotfolder_sandbox.errors import SandboxError
+from hotfolder_sandbox.state import SandboxState
 
 __all__ = ["SandboxHandle", "serve", "start_sandbox"]
 
-_START_TIMEOUT_S = 10.0
+_START_TIMEOUT_SECONDS = 10.0
 
 
 class _HideSimulatedResets(logging.Filter):
@@ -50,7 +51,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         msg = f"the Venice sandbox cannot listen on {host}:{port}: {exc.strerror or exc}"
-        raise ConfigError(msg, hint="choose another --port, or 0 for any free port") from exc
+        raise SandboxError(msg, hint="choose another --port, or 0 for any free port") from exc
     return sock
 
 
@@ -105,7 +106,7 @@ class SandboxHandle:
     def stop(self) -> None:
         """Stop serving and wait for the thread; safe to call twice."""
         self._server.should_exit = True
-        self._thread.join(_START_TIMEOUT_S)
+        self._thread.join(_START_TIMEOUT_SECONDS)
 
     def __enter__(self) -> SandboxHandle:
         return self
@@ -129,13 +130,13 @@ def start_sandbox(
         target=server.run, kwargs={"sockets": [sock]}, name="venice-sandbox", daemon=True
     )
     thread.start()
-    deadline = time.monotonic() + _START_TIMEOUT_S
+    deadline = time.monotonic() + _START_TIMEOUT_SECONDS
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
             sock.close()
             msg = "the Venice sandbox did not start"
-            raise OperationError(msg, hint="look at the log above for uvicorn's reason")
+            raise SandboxError(msg, hint="look at the log above for uvicorn's reason")
         time.sleep(0.005)
     handle = SandboxHandle(server, thread, state, _root_url(sock))
     logger.debug("Venice sandbox running at {}", handle.base_url)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from hotfolder.venice.sandbox.catalog import Model
+from hotfolder_sandbox.catalog import Model
 
 __all__ = [
     "Debit",

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["FailureLockout", "RateDecision", "RateLimiter"]
+__all__ = ["FailureLockout", "KeyRateLimiter", "RateDecision"]
 
 Clock = Callable[[], float]
 
@@ -39,25 +39,25 @@ class RateDecision:
         return max(1, math.ceil(self.reset_at - now))
 
 
-class RateLimiter:
-    """A sliding-window log per key: at most ``limit`` requests in any ``window_s`` seconds."""
+class KeyRateLimiter:
+    """A sliding-window log per key: at most ``limit`` requests in any ``window_seconds``."""
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._log: dict[str, deque[float]] = {}
 
-    def hit(self, key: str, limit: int, window_s: float) -> RateDecision:
+    def hit(self, key: str, limit: int, window_seconds: float) -> RateDecision:
         """Count a request unless it is over the limit; denied requests are not counted."""
         now = self._clock()
         with self._lock:
             log = self._log.setdefault(key, deque())
-            while log and log[0] <= now - window_s:
+            while log and log[0] <= now - window_seconds:
                 log.popleft()
             allowed = len(log) < limit
             if allowed:
                 log.append(now)
-            reset_at = log[0] + window_s if log else now + window_s
+            reset_at = log[0] + window_seconds if log else now + window_seconds
             return RateDecision(allowed, limit, max(0, limit - len(log)), reset_at)
 
     def reset(self) -> None:
@@ -66,8 +66,8 @@ class RateLimiter:
 
 
 class FailureLockout:
-    """Locks a key out for ``duration_s`` once it has more than ``threshold`` failures
-    within ``window_s`` seconds."""
+    """Locks a key out for ``duration_seconds`` once it has more than ``threshold`` failures
+    within ``window_seconds``."""
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
@@ -85,16 +85,18 @@ class FailureLockout:
                 return None
             return until
 
-    def record_failure(self, key: str, threshold: int, window_s: float, duration_s: float) -> bool:
+    def record_failure(
+        self, key: str, threshold: int, window_seconds: float, duration_seconds: float
+    ) -> bool:
         """Count a non-2xx answer; True when this failure starts a lockout."""
         now = self._clock()
         with self._lock:
             log = self._failures.setdefault(key, deque())
-            while log and log[0] <= now - window_s:
+            while log and log[0] <= now - window_seconds:
                 log.popleft()
             log.append(now)
             if len(log) > threshold and self._locked_until.get(key, 0.0) <= now:
-                self._locked_until[key] = now + duration_s
+                self._locked_until[key] = now + duration_seconds
                 log.clear()
                 return True
             return False

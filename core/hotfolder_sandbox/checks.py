@@ -1,6 +1,6 @@
 """Request checks for the four image endpoints, as Venice's zod schemas make them.
 
-Each ``check_*`` function takes a parsed :class:`~hotfolder.venice.sandbox.forms.Form` and
+Each ``check_*`` function takes a parsed :class:`~hotfolder_sandbox.forms.Form` and
 returns a job to run, or raises :class:`ApiError` (400 with a ``DetailedError`` body). What
 is strict and what is lenient follows ``CONTRACT.md``: unknown keys are refused on edit (JSON
 and multipart), multi-edit JSON and background-remove; upscale and the multi-edit multipart
@@ -18,17 +18,17 @@ from typing import Any, Literal
 
 from loguru import logger
 
-from hotfolder.venice.sandbox.catalog import (
+from hotfolder_sandbox.catalog import (
     BACKGROUND_MODEL,
     DEFAULT_EDIT_MODEL,
     UPSCALE_MODEL,
-    Catalog,
     Model,
+    SandboxCatalog,
 )
-from hotfolder.venice.sandbox.config import SandboxConfig
-from hotfolder.venice.sandbox.errors import ApiError, Issue, image_error, invalid_request
-from hotfolder.venice.sandbox.forms import Form, Upload
-from hotfolder.venice.sandbox.render import OutputFormat
+from hotfolder_sandbox.config import SandboxConfig
+from hotfolder_sandbox.errors import ApiError, Issue, image_error, invalid_request
+from hotfolder_sandbox.forms import Form, Upload
+from hotfolder_sandbox.render import OutputFormat
 
 __all__ = [
     "BackgroundJob",
@@ -295,7 +295,7 @@ def _edit_job(model: Model, images: tuple[ImageRef, ...], values: Mapping[str, A
     )
 
 
-def check_edit(form: Form, catalog: Catalog, config: SandboxConfig) -> EditJob:
+def check_edit(form: Form, catalog: SandboxCatalog, config: SandboxConfig) -> EditJob:
     """``POST /image/edit``: ``model`` (default firered-image-edit) or the alias ``modelId``."""
     payload = form.payload if isinstance(form.payload, dict) else {}
     named = payload.get("model", payload.get("modelId", DEFAULT_EDIT_MODEL))
@@ -313,7 +313,7 @@ def check_edit(form: Form, catalog: Catalog, config: SandboxConfig) -> EditJob:
     return _edit_job(chosen, (image,), values)
 
 
-def check_multi_edit(form: Form, catalog: Catalog, config: SandboxConfig) -> EditJob:
+def check_multi_edit(form: Form, catalog: SandboxCatalog, config: SandboxConfig) -> EditJob:
     """``POST /image/multi-edit``: ``modelId`` only; JSON strict, multipart lenient."""
     multipart = form.kind == "multipart"
     values = _fields(form, _MULTI_EDIT, strict=not multipart, required=("prompt", "images"))
@@ -332,7 +332,7 @@ def check_multi_edit(form: Form, catalog: Catalog, config: SandboxConfig) -> Edi
     return _edit_job(model, images, values)
 
 
-def check_upscale(form: Form, catalog: Catalog) -> UpscaleJob:
+def check_upscale(form: Form, catalog: SandboxCatalog) -> UpscaleJob:
     """``POST /image/upscale``: ``image``, ``scale`` 2-4, ``creativity`` clamped; lenient."""
     _no_model_field(form, "/image/upscale")
     values = _fields(form, _UPSCALE, strict=False, required=("image",))
@@ -344,7 +344,7 @@ def check_upscale(form: Form, catalog: Catalog) -> UpscaleJob:
     return UpscaleJob(catalog.require(UPSCALE_MODEL), image, scale, creativity)
 
 
-def check_background_remove(form: Form, catalog: Catalog) -> BackgroundJob:
+def check_background_remove(form: Form, catalog: SandboxCatalog) -> BackgroundJob:
     """``POST /image/background-remove``: ``image`` (file/base64) or ``image_url``; strict."""
     _no_model_field(form, "/image/background-remove")
     values = _fields(form, _BACKGROUND, strict=True, required=())

@@ -13,19 +13,19 @@ from decimal import Decimal
 from functools import partial
 from urllib.parse import quote
 
-from hotfolder.venice.sandbox import render
-from hotfolder.venice.sandbox.billing import background_price, edit_price, upscale_price
-from hotfolder.venice.sandbox.catalog import Model
-from hotfolder.venice.sandbox.checks import (
+from hotfolder_sandbox import render
+from hotfolder_sandbox.billing import background_price, edit_price, upscale_price
+from hotfolder_sandbox.catalog import Model
+from hotfolder_sandbox.checks import (
     check_background_remove,
     check_edit,
     check_multi_edit,
     check_upscale,
 )
-from hotfolder.venice.sandbox.config import SandboxConfig
-from hotfolder.venice.sandbox.forms import Form
-from hotfolder.venice.sandbox.images import PixelLimits, load_image
-from hotfolder.venice.sandbox.state import SandboxState
+from hotfolder_sandbox.config import SandboxConfig
+from hotfolder_sandbox.forms import Form
+from hotfolder_sandbox.images import PixelLimits, load_image
+from hotfolder_sandbox.state import SandboxState
 
 __all__ = ["PREPARERS", "Prepared", "Preparer", "deprecation_headers", "enhanced_prompt"]
 

@@ -1,6 +1,6 @@
-"""``hotfolder run``, ``hotfolder status`` and ``hotfolder retry``.
+"""``hotfolder run``, ``hotfolder status`` and ``hotfolder retry``: the daemon and its journal.
 
-The CLI adds :data:`COMMANDS` to its group. All three find the journal the same way:
+All three find the journal the same way:
 ``--state-dir`` (or ``$HOTFOLDER_STATE_DIR``), else ``[daemon] state_dir``, else the platform's
 user state folder.
 """
@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from loguru import logger
 
-from hotfolder.cli import EXIT_FAILED, CliState, fail
-from hotfolder.daemon import claim
-from hotfolder.daemon.readiness import unsafe_reason
+from hotfolder.cli._state import EXIT_FAILED, CliState, fail, pass_state
 from hotfolder.daemon.settings import STATE_DIR_ENV, DaemonSection, resolve_state_dir
 from hotfolder.errors import ConfigError, HotfolderError
-from hotfolder.journal import JOURNAL_NAME, JobRow, Journal
+from hotfolder.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from hotfolder.config import Config
+    from hotfolder.runtime import Runtime
 
 _state_dir_option = click.option(
     "--state-dir",
@@ -32,7 +33,7 @@ _state_dir_option = click.option(
 )
 
 
-def _state_dir(state: CliState, value: Path | None) -> tuple[Path, Any]:
+def _state_dir(state: CliState, value: Path | None) -> tuple[Path, Config | None]:
     """The state dir, and the config when one can be read (status works without one)."""
     try:
         config = state.config()
@@ -48,7 +49,7 @@ def _state_dir(state: CliState, value: Path | None) -> tuple[Path, Any]:
     "--sandbox", is_flag=True, help="Send Venice calls to a local sandbox started for this run."
 )
 @_state_dir_option
-@click.pass_obj
+@pass_state
 def run(state: CliState, sandbox: bool, state_dir: Path | None) -> None:
     """Watch every [[folders]] entry and run its chain on each complete file, until stopped.
 
@@ -61,18 +62,28 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None) -> None:
     config = state.config()
     directory = resolve_state_dir(state_dir, config.section(DaemonSection))
     pm, registry = state.plugin_manager(), state.registry()
+    local = None
+    if sandbox:
+        from hotfolder.cli.local_sandbox import LocalSandbox
+        from hotfolder.venice import VeniceSection
 
-    def make_runtime(cfg: Any) -> Runtime:
-        return Runtime(cfg, pm, registry)
+        local = LocalSandbox(config.section(VeniceSection))
 
-    daemon = Daemon(config, make_runtime, registry, directory, sandbox=sandbox)
-    asyncio.run(daemon.run())
+    def make_runtime(cfg: Config) -> Runtime:
+        runtime = Runtime(cfg, pm, registry)
+        return local.attach(runtime) if local is not None else runtime
+
+    try:
+        asyncio.run(Daemon(config, make_runtime, registry, directory).run())
+    finally:
+        if local is not None:
+            local.stop()
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_state_dir_option
-@click.pass_obj
+@pass_state
 def status(state: CliState, as_json: bool, state_dir: Path | None) -> None:
     """Show each folder's jobs by state, jobs in flight, last errors, pauses and today's spend."""
     from hotfolder.daemon.status import collect, render
@@ -86,7 +97,7 @@ def status(state: CliState, as_json: bool, state_dir: Path | None) -> None:
 @click.argument("job_ids", nargs=-1)
 @click.option("--all-failed", is_flag=True, help="Queue every failed job again.")
 @_state_dir_option
-@click.pass_obj
+@pass_state
 def retry(
     state: CliState, job_ids: tuple[str, ...], all_failed: bool, state_dir: Path | None
 ) -> None:
@@ -94,9 +105,14 @@ def retry(
 
     A running daemon picks them up within a second; otherwise the next `hotfolder run` does.
     """
+    from hotfolder.daemon.journal import JOURNAL_NAME, Journal
+    from hotfolder.daemon.requeue import requeue
+    from hotfolder.localfiles import STRICT, policy_for
+
     if not job_ids and not all_failed:
         fail(ConfigError("name the job(s) to retry", hint="give JOB ids, or pass --all-failed"))
-    directory, _ = _state_dir(state, state_dir)
+    directory, config = _state_dir(state, state_dir)
+    policy = policy_for(config) if config is not None else STRICT
     journal = Journal(directory / JOURNAL_NAME)
     try:
         rows = journal.jobs(states=["failed"]) if all_failed else []
@@ -112,7 +128,7 @@ def retry(
         problems = 0
         for row in rows:
             try:
-                requeue(journal, row)
+                requeue(journal, row, policy)
             except HotfolderError as exc:
                 logger.error("{}", exc)
                 problems += 1
@@ -124,32 +140,7 @@ def retry(
         raise SystemExit(EXIT_FAILED)
 
 
-def requeue(journal: Journal, row: JobRow) -> None:
-    """Move a failed job's original back into its processing folder and queue the job."""
-    if row.state != "failed":
-        msg = f"job {row.id} ({row.name}) is {row.state}, not failed"
-        raise HotfolderError(msg, hint="only failed jobs are retried")
-    root = Path(row.folder)
-    source = claim.input_path(root, row.id, row.name)
-    place = Path(row.place) if row.place else None
-    if not os.path.lexists(source):
-        if place is None or not os.path.lexists(place):
-            msg = f"job {row.id}: the original of {row.name} is no longer at {place}"
-            raise HotfolderError(msg, hint="drop the file into the folder again instead")
-        if reason := unsafe_reason(place.lstat()):
-            msg = f"job {row.id}: {place} is never processed: {reason}"
-            raise HotfolderError(msg, hint="drop the file itself into the folder instead")
-        claim.move_into(place, source)
-        Path(str(place) + claim.ERROR_SUFFIX).unlink(missing_ok=True)
-    journal.update(
-        row.id,
-        state="queued",
-        attempts=0,
-        not_before=0,
-        error=None,
-        place=None,
-        finished=None,
-    )
-
-
-COMMANDS: tuple[click.Command, ...] = (run, status, retry)
+@hookimpl
+def hotfolder_register_commands(cli: click.Group) -> None:
+    for command in (run, status, retry):
+        cli.add_command(command)

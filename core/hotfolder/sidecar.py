@@ -1,0 +1,59 @@
+"""The JSON record of how one output was made: job, input hash, steps, cost, size and whether
+it was simulated. The ``sidecar`` sink writes it next to each output; other sinks (a webhook,
+an object store's metadata) send the same record."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from hotfolder import imaging
+from hotfolder.errors import HotfolderError
+
+if TYPE_CHECKING:
+    from hotfolder.artifact import Artifact
+    from hotfolder.components import SinkContext
+
+#: EXIF orientations that turn the image by 90 degrees (width and height swap on display).
+_TURNED = {5, 6, 7, 8}
+
+
+def sidecar_record(context: SinkContext, artifact: Artifact, file: Path | None) -> dict[str, Any]:
+    """What a sidecar says about one output ``file`` (or the artifact, when None)."""
+    data = file.read_bytes() if file is not None else artifact.data
+    job = context.job
+    return {
+        "hotfolder_version": version("hotfolder"),
+        "job_id": job.id,
+        "source": job.source,
+        "input_sha256": context.input_sha256,
+        "chain": job.chain,
+        "output": {
+            "file": str(file) if file is not None else None,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "media_type": artifact.media_type,
+            **_dimensions(data, artifact),
+        },
+        "steps": [step.to_dict() for step in context.steps],
+        "cost_usd": round(sum(step.cost_usd or 0.0 for step in context.steps), 6),
+        "simulated": bool(artifact.info.get("simulated")),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _dimensions(data: bytes, artifact: Artifact) -> dict[str, Any]:
+    """Width and height as displayed (EXIF orientation applied) and the mode, from the header."""
+    try:
+        probe = imaging.probe(data, artifact.limits, name=artifact.name)
+    except HotfolderError as exc:
+        logger.warning("sidecar: cannot read the size of {}: {}", artifact.name, exc)
+        return {"width": None, "height": None, "mode": None}
+    turned = probe.orientation in _TURNED
+    width, height = (probe.height, probe.width) if turned else (probe.width, probe.height)
+    return {"width": width, "height": height, "mode": probe.mode}

@@ -1,0 +1,100 @@
+"""The one local-file policy: what is never read (links, hard links, special files), what
+``[resolvers.path]`` may allow, and how the daemon finds the configured policy."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hotfolder.config import validate_config
+from hotfolder.errors import InputError, UnsafeInputError
+from hotfolder.localfiles import (
+    STRICT,
+    LocalFilePolicy,
+    open_regular,
+    policy_for,
+    read_local,
+    stat_path,
+    unsafe_reason,
+)
+from hotfolder.plugins import build_registry, make_plugin_manager
+
+
+def test_unsafe_reasons(tmp_path):
+    regular = tmp_path / "a.jpg"
+    regular.write_bytes(b"x")
+    assert unsafe_reason(regular.lstat()) is None
+    (tmp_path / "link.jpg").symlink_to(regular)
+    assert "symbolic link" in unsafe_reason((tmp_path / "link.jpg").lstat())
+    os.mkfifo(tmp_path / "pipe.jpg")
+    assert "FIFO" in unsafe_reason((tmp_path / "pipe.jpg").lstat())
+    os.link(regular, tmp_path / "hard.jpg")
+    assert "2 hard links" in unsafe_reason(regular.lstat())
+    assert "device" in unsafe_reason(os.lstat("/dev/null"))
+
+
+def test_open_regular_never_follows_a_link_or_blocks_on_a_fifo(tmp_path):
+    target = tmp_path / "t.jpg"
+    target.write_bytes(b"x")
+    (tmp_path / "l.jpg").symlink_to(target)
+    with pytest.raises(OSError):
+        open_regular(tmp_path / "l.jpg")
+    os.mkfifo(tmp_path / "p.jpg")
+    with pytest.raises(ValueError, match="FIFO"):
+        open_regular(tmp_path / "p.jpg")  # returns at once: O_NONBLOCK
+
+
+def test_hard_links_are_read_only_when_allowed(tmp_path):
+    regular = tmp_path / "a.jpg"
+    regular.write_bytes(b"bytes")
+    os.link(regular, tmp_path / "hard.jpg")
+    allow = LocalFilePolicy(allow_hardlinks=True)
+    assert unsafe_reason(regular.lstat(), allow) is None
+    with pytest.raises(ValueError, match="2 hard links"):
+        open_regular(regular)
+    os.close(open_regular(regular, allow))
+    with pytest.raises(UnsafeInputError, match="2 hard links"):
+        read_local(regular)
+    assert read_local(regular, allow) == b"bytes"
+
+
+def test_links_are_followed_only_when_allowed(tmp_path):
+    target = tmp_path / "t.jpg"
+    target.write_bytes(b"bytes")
+    link = tmp_path / "l.jpg"
+    link.symlink_to(target)
+    follow = LocalFilePolicy(follow_symlinks=True)
+    assert stat_path(link).st_ino == link.lstat().st_ino
+    assert stat_path(link, follow).st_ino == target.stat().st_ino
+    assert unsafe_reason(stat_path(link, follow), follow) is None
+    os.close(open_regular(link, follow))
+    with pytest.raises(UnsafeInputError, match="symbolic link"):
+        read_local(link)
+    assert read_local(link, follow) == b"bytes"
+
+    dangling = tmp_path / "d.jpg"
+    dangling.symlink_to(tmp_path / "nowhere.jpg")
+    assert "symbolic link to nothing" in unsafe_reason(stat_path(dangling, follow), follow)
+    fifo = tmp_path / "p.jpg"
+    os.mkfifo(fifo)
+    (tmp_path / "to-fifo.jpg").symlink_to(fifo)
+    assert "FIFO" in unsafe_reason(stat_path(tmp_path / "to-fifo.jpg", follow), follow)
+
+
+def test_read_local_caps_bytes_only_when_told(tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"x" * 3_000_000)
+    assert len(read_local(path)) == 3_000_000
+    with pytest.raises(InputError, match="over the limit of 1000"):
+        read_local(path, LocalFilePolicy(max_bytes=1000))
+    with pytest.raises(InputError, match="does not exist"):
+        read_local(tmp_path / "nope.jpg")
+
+
+def test_the_policy_comes_from_resolvers_path():
+    registry = build_registry(make_plugin_manager(load_entrypoints=False))
+    assert policy_for(validate_config({}, registry)) == STRICT
+    raw = {"resolvers": {"path": {"allow_hardlinks": True, "follow_symlinks": True}}}
+    policy = policy_for(validate_config(raw, registry))
+    assert policy == LocalFilePolicy(follow_symlinks=True, allow_hardlinks=True)
