@@ -68,6 +68,29 @@ def test_status_takes_config_and_json_after_the_command(elsewhere, tmp_path):
     assert folder["chain"] == "web"
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_status_takes_state_dir_on_either_side(elsewhere, tmp_path, where):
+    config, cwd = elsewhere
+    state = tmp_path / "state-by-option"
+    Journal(state / JOURNAL_NAME).close()
+    options = ["--state-dir", str(state), "--config", str(config)]
+    args = [*options, "status", "--json"] if where == "before" else ["status", *options, "--json"]
+    run = hotfolder(*args, cwd=cwd, env={"HOTFOLDER_STATE_DIR": str(tmp_path / "not-this")})
+    assert run.code == 0, run.output
+    assert json.loads(run.stdout)["state_dir"] == str(state)
+
+
+def test_status_reads_the_state_dir_from_the_environment(elsewhere, tmp_path):
+    config, cwd = elsewhere
+    state = tmp_path / "state-by-env"
+    Journal(state / JOURNAL_NAME).close()
+    run = hotfolder(
+        "status", "--json", "-c", str(config), cwd=cwd, env={"HOTFOLDER_STATE_DIR": str(state)}
+    )
+    assert run.code == 0, run.output
+    assert json.loads(run.stdout)["state_dir"] == str(state)
+
+
 def test_process_takes_log_format_after_the_command(elsewhere):
     config, cwd = elsewhere
     photo = cwd / "photo.png"

@@ -32,6 +32,7 @@ from hotfolder.cli._state import (
     fail,
     global_options,
     option_from_argv,
+    state_dir_option,
 )
 from hotfolder.errors import ConfigError, HotfolderError
 
@@ -70,7 +71,7 @@ class _Group(click.Group):
             fail(exc, EXIT_FAILED)
 
 
-@click.group(cls=_Group, params=global_options())
+@click.group(cls=_Group, params=[*global_options(), state_dir_option()])
 @click.version_option(package_name="hotfolder", prog_name="hotfolder")
 def cli() -> None:
     """Image drop-folder automation: chains of local and Venice image operations."""

@@ -42,6 +42,8 @@ class CliState:
     """What every command may need, built on first use: plugins, registry, config."""
 
     config_path: Path | None = None
+    #: ``--state-dir`` given before the command's name (the daemon's commands take it after).
+    state_dir: Path | None = None
     log_level: str = "INFO"
     log_format: str = "text"
     _pm: pluggy.PluginManager | None = field(default=None, repr=False)
@@ -160,6 +162,23 @@ def global_options() -> list[click.Option]:
             help="Readable lines, or one JSON object per line [default: text].",
         ),
     ]
+
+
+def _set_state_dir(ctx: click.Context, _: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        _state(ctx).state_dir = value
+
+
+def state_dir_option() -> click.Option:
+    """``--state-dir`` on the group, for ``hotfolder --state-dir DIR status``; the commands it
+    applies to (``run``, ``status``, ``retry``) take it after their name too."""
+    return click.Option(
+        ["--state-dir"],
+        type=click.Path(path_type=Path, file_okay=False),
+        expose_value=False,
+        callback=_set_state_dir,
+        help="Where the daemon's journal and lock live (for run, status, retry).",
+    )
 
 
 def option_from_argv(argv: list[str], *names: str) -> str | None:

@@ -95,7 +95,7 @@ def default_state_dir() -> Path:
 
 
 def resolve_state_dir(cli_value: Path | None, section: DaemonSection | None) -> Path:
-    """``--state-dir`` (or ``$HOTFOLDER_STATE_DIR``, read by click), then ``[daemon]
+    """``--state-dir`` (or ``$HOTFOLDER_STATE_DIR``, read by the command line), then ``[daemon]
     state_dir``, then the platform default."""
     if cli_value is not None:
         return cli_value.expanduser().absolute()

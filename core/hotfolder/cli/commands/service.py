@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,14 +28,23 @@ if TYPE_CHECKING:
 _state_dir_option = click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    envvar=STATE_DIR_ENV,
     help="Where the journal and the instance lock live [default: [daemon] state_dir, "
     "else the platform's user state folder].",
 )
 
 
+def _given_state_dir(state: CliState, value: Path | None) -> Path | None:
+    """``--state-dir`` after the command, else before it, else ``$HOTFOLDER_STATE_DIR``."""
+    if value is None:
+        value = state.state_dir
+    if value is None and (env := os.environ.get(STATE_DIR_ENV)):
+        value = Path(env)
+    return value
+
+
 def _state_dir(state: CliState, value: Path | None) -> tuple[Path, Config | None]:
     """The state dir, and the config when one can be read (status works without one)."""
+    value = _given_state_dir(state, value)
     try:
         config = state.config()
     except ConfigError:
@@ -60,7 +70,7 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None) -> None:
     from hotfolder.runtime import Runtime
 
     config = state.config()
-    directory = resolve_state_dir(state_dir, config.section(DaemonSection))
+    directory = resolve_state_dir(_given_state_dir(state, state_dir), config.section(DaemonSection))
     pm, registry = state.plugin_manager(), state.registry()
     local = None
     if sandbox:
