@@ -19,31 +19,53 @@ from typing import Annotated, Any, ClassVar
 from loguru import logger
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, model_validator
 
-__all__ = ["ConfigPath", "Params", "Section", "renamed_keys"]
+__all__ = ["ConfigPath", "Params", "Section"]
 
 
-class Params(BaseModel):
-    """Base for every component's parameter model: unknown keys are errors, values frozen."""
+class _Strict(BaseModel):
+    """Unknown keys are errors, values are frozen, and renamed keys still load for a release."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Old key -> new key, still accepted for one release (with a warning naming the new key).
+    #: Giving both is refused (the old one is then an unknown key), so a config never
+    #: silently means two things.
     renamed: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def _where(cls) -> str:
+        """Where the keys live, for the warning (a section's ``[table]``)."""
+        return ""
 
     @model_validator(mode="before")
     @classmethod
     def _renamed_keys(cls, data: Any) -> Any:
-        return renamed_keys(data, cls.renamed)
+        if not cls.renamed or not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        for old, new in cls.renamed.items():
+            if old in out and new not in out:
+                out[new] = out.pop(old)
+                logger.warning(
+                    "config: {}{} is deprecated and will stop working in the next release; "
+                    "rename it to {}",
+                    f"{cls._where()} " if cls._where() else "",
+                    old,
+                    new,
+                )
+        return out
 
 
-class Section(BaseModel):
+class Params(_Strict):
+    """Base for every component's parameter model: unknown keys are errors, values frozen."""
+
+
+class Section(_Strict):
     """Base for a top-level config table: unknown keys are errors, values frozen.
 
     ``table`` is the key in the file; ``array`` is true for an array of tables
     (``[[folders]]``), whose value is then a list of this model.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: The top-level key this section validates (``"venice"`` for ``[venice]``).
     table: ClassVar[str] = ""
@@ -51,36 +73,10 @@ class Section(BaseModel):
     array: ClassVar[bool] = False
     #: Fields whose value names a ``[chains.NAME]``; the loader checks that the chain exists.
     chain_fields: ClassVar[tuple[str, ...]] = ()
-    #: Old key -> new key, still accepted for one release (with a warning naming the new key).
-    renamed: ClassVar[Mapping[str, str]] = {}
 
-    @model_validator(mode="before")
     @classmethod
-    def _renamed_keys(cls, data: Any) -> Any:
-        return renamed_keys(data, cls.renamed, where=f"[{cls.table}]" if cls.table else "")
-
-
-def renamed_keys(data: Any, renamed: Mapping[str, str], *, where: str = "") -> Any:
-    """``data`` with each old key of ``renamed`` moved to its new name, logging a warning for each.
-
-    Giving both the old and the new key is left for validation to refuse (the old one is then
-    an unknown key), so a config never silently means two things.
-    """
-    if not renamed or not isinstance(data, Mapping):
-        return data
-    out = dict(data)
-    for old, new in renamed.items():
-        if old in out and new not in out:
-            out[new] = out.pop(old)
-            place = f"{where} " if where else ""
-            logger.warning(
-                "config: {}{} is deprecated and will stop working in the next release; "
-                "rename it to {}",
-                place,
-                old,
-                new,
-            )
-    return out
+    def _where(cls) -> str:
+        return f"[{cls.table}]" if cls.table else ""
 
 
 def _resolve_against_config(value: Path, info: ValidationInfo) -> Path:

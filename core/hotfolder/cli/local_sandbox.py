@@ -10,6 +10,7 @@ Venice client already provided.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,14 @@ class LocalSandbox:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def sandbox_if(
+    enabled: bool, settings: VeniceSection
+) -> AbstractContextManager[LocalSandbox | None]:
+    """A :class:`LocalSandbox` when ``--sandbox`` was given (stopped when the block ends),
+    else None: ``with sandbox_if(sandbox, settings) as local: ...``."""
+    return LocalSandbox(settings) if enabled else nullcontext()
 
 
 def sandbox_client(base_url: str, settings: VeniceSection) -> VeniceClient:

@@ -82,7 +82,7 @@ class Scheduler:
         self.stopping = False
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> DaemonSection:
         return self.runtime.config.section(DaemonSection)
 
     def paid_chains(self) -> set[str]:
@@ -280,9 +280,9 @@ class Scheduler:
     ) -> None:
         if self._probe == row.id and self.pause is not None and isinstance(exc, VeniceError):
             self.resume(f"job {row.id} reached Venice")
-        max_attempts = self.runtime.config.section(DaemonSection).max_attempts
+        max_attempts = self.settings.max_attempts
         if exc.retryable and attempt < max_attempts:
-            base = self.runtime.config.section(DaemonSection).retry_backoff_seconds
+            base = self.settings.retry_backoff_seconds
             delay = min(MAX_BACKOFF, base * 2 ** (attempt - 1))
             delay = max(delay, getattr(exc, "retry_after", None) or 0.0)
             logger.warning(

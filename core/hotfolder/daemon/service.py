@@ -101,10 +101,7 @@ class Daemon:
                     self._reload = False
                     self._do_reload()
                 now = loop.time()
-                if (
-                    self._rescan_all
-                    or now - last_scan >= self.config.section(DaemonSection).rescan_seconds
-                ):
+                if self._rescan_all or now - last_scan >= self.settings.rescan_seconds:
                     self._rescan_all = False
                     last_scan = now
                     self._scan_all()
@@ -119,7 +116,7 @@ class Daemon:
         finally:
             logger.info("stopping: no new files are taken")
             self._stop_watches()
-            await self.scheduler.drain(self.config.section(DaemonSection).grace_seconds)
+            await self.scheduler.drain(self.settings.grace_seconds)
             self.scheduler.wake.set()
             await dispatcher
 
@@ -140,6 +137,11 @@ class Daemon:
         for plan in self.plans:
             plan.unlock()
         logger.info("daemon stopped")
+
+    @property
+    def settings(self) -> DaemonSection:
+        """``[daemon]`` of the running config."""
+        return self.config.section(DaemonSection)
 
     # --- signals ---------------------------------------------------------------------------
 

@@ -94,11 +94,19 @@ def default_state_dir() -> Path:
     return Path(platformdirs.user_state_dir("hotfolder"))
 
 
-def resolve_state_dir(cli_value: Path | None, section: DaemonSection | None) -> Path:
-    """``--state-dir`` (or ``$HOTFOLDER_STATE_DIR``, read by the command line), then ``[daemon]
-    state_dir``, then the platform default."""
-    if cli_value is not None:
-        return cli_value.expanduser().absolute()
+def chosen_state_dir(given: Path | None) -> Path | None:
+    """The state dir the user chose for this command: ``given`` (``--state-dir``), else
+    ``$HOTFOLDER_STATE_DIR``; None leaves it to the config."""
+    if given is None and (env := os.environ.get(STATE_DIR_ENV)):
+        return Path(env)
+    return given
+
+
+def resolve_state_dir(given: Path | None, section: DaemonSection | None) -> Path:
+    """``--state-dir``, then ``$HOTFOLDER_STATE_DIR``, then ``[daemon] state_dir``, then the
+    platform default."""
+    if (chosen := chosen_state_dir(given)) is not None:
+        return chosen.expanduser().absolute()
     if section is not None and section.state_dir is not None:
         return section.state_dir.absolute()
     return default_state_dir()

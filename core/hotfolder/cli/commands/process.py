@@ -109,18 +109,13 @@ def process(
     if dry_run:
         _print_plan(engine, job_list)
         sys.exit(EXIT_OK)
-    local = None
-    if sandbox:
-        from hotfolder.cli.local_sandbox import LocalSandbox
-        from hotfolder.venice import VeniceSection
+    from hotfolder.cli.local_sandbox import sandbox_if
+    from hotfolder.venice import VeniceSection
 
-        local = LocalSandbox(runtime.section(VeniceSection))
-        local.attach(runtime)
-    try:
-        outcomes = asyncio.run(_run_all(runtime, engine, job_list, jobs or default_jobs()))
-    finally:
+    with sandbox_if(sandbox, runtime.section(VeniceSection)) as local:
         if local is not None:
-            local.stop()
+            local.attach(runtime)
+        outcomes = asyncio.run(_run_all(runtime, engine, job_list, jobs or default_jobs()))
     counts = Counter(o.state for o in outcomes)
     summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "paused") if counts[s])
     logger.info("processed {} input(s): {}", len(outcomes), summary)

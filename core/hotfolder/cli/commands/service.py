@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,11 @@ import click
 from loguru import logger
 
 from hotfolder.cli._state import EXIT_FAILED, CliState, fail, pass_state
-from hotfolder.daemon.settings import STATE_DIR_ENV, DaemonSection, resolve_state_dir
+from hotfolder.daemon.settings import (
+    DaemonSection,
+    chosen_state_dir,
+    resolve_state_dir,
+)
 from hotfolder.errors import ConfigError, HotfolderError
 from hotfolder.hookspecs import hookimpl
 
@@ -28,23 +31,14 @@ if TYPE_CHECKING:
 _state_dir_option = click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where the journal and the instance lock live [default: [daemon] state_dir, "
-    "else the platform's user state folder].",
+    help="Where the journal and the instance lock live [default: $HOTFOLDER_STATE_DIR, "
+    "then [daemon] state_dir, then the platform's user state folder].",
 )
-
-
-def _given_state_dir(state: CliState, value: Path | None) -> Path | None:
-    """``--state-dir`` after the command, else before it, else ``$HOTFOLDER_STATE_DIR``."""
-    if value is None:
-        value = state.state_dir
-    if value is None and (env := os.environ.get(STATE_DIR_ENV)):
-        value = Path(env)
-    return value
 
 
 def _state_dir(state: CliState, value: Path | None) -> tuple[Path, Config | None]:
     """The state dir, and the config when one can be read (status works without one)."""
-    value = _given_state_dir(state, value)
+    value = chosen_state_dir(value or state.state_dir)
     try:
         config = state.config()
     except ConfigError:
@@ -66,28 +60,21 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None) -> None:
     SIGTERM or Ctrl-C stops taking files and lets running jobs finish ([daemon]
     grace_seconds); SIGHUP reloads the config. One daemon runs per state dir.
     """
+    from hotfolder.cli.local_sandbox import sandbox_if
     from hotfolder.daemon.service import Daemon
     from hotfolder.runtime import Runtime
+    from hotfolder.venice import VeniceSection
 
     config = state.config()
-    directory = resolve_state_dir(_given_state_dir(state, state_dir), config.section(DaemonSection))
+    directory = resolve_state_dir(state_dir or state.state_dir, config.section(DaemonSection))
     pm, registry = state.plugin_manager(), state.registry()
-    local = None
-    if sandbox:
-        from hotfolder.cli.local_sandbox import LocalSandbox
-        from hotfolder.venice import VeniceSection
+    with sandbox_if(sandbox, config.section(VeniceSection)) as local:
 
-        local = LocalSandbox(config.section(VeniceSection))
+        def make_runtime(cfg: Config) -> Runtime:
+            runtime = Runtime(cfg, pm, registry)
+            return local.attach(runtime) if local is not None else runtime
 
-    def make_runtime(cfg: Config) -> Runtime:
-        runtime = Runtime(cfg, pm, registry)
-        return local.attach(runtime) if local is not None else runtime
-
-    try:
         asyncio.run(Daemon(config, make_runtime, registry, directory).run())
-    finally:
-        if local is not None:
-            local.stop()
 
 
 @click.command()
