@@ -71,7 +71,9 @@ def hotfolder_register_sections(register: Register) -> None:
 def hotfolder_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``hotfolder`` command line with ``@cli.command()``.
 
-    Called once when the CLI starts. A command must not shadow a built-in one.
+    Called once when the CLI starts, built-in command plugins first. A command whose name is
+    taken (by a built-in or an earlier plugin) is not added; a warning names it. Every command
+    added also accepts ``--config``, ``--log-level`` and ``--log-format`` after its name.
     """
 
 

@@ -99,8 +99,8 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     registry = Registry()
     for kind, hook_name in _REGISTER_HOOKS.items():
         hook = getattr(pm.hook, hook_name)
-        # pluggy calls implementations last-registered first; register in load order instead.
-        for impl in reversed(hook.get_hookimpls()):
+        # get_hookimpls() lists them in load order (pluggy itself calls them last first).
+        for impl in hook.get_hookimpls():
             register = Register(registry, kind, impl.plugin_name)
             try:
                 impl.function(**{a: register for a in impl.argnames})
@@ -134,9 +134,10 @@ def plugin_info(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
 
 
 def call_observers(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
-    """Call a hook's implementations one by one; a plugin that raises is logged by name and
-    does not stop the others (lifecycle hooks, command registration)."""
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+    """Call a hook's implementations one by one, in load order (built-ins first); a plugin
+    that raises is logged by name and does not stop the others (lifecycle hooks, command
+    registration)."""
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
         try:
             impl.function(**{a: kwargs[a] for a in impl.argnames})
         except Exception:

@@ -4,6 +4,7 @@ and an API key that never shows up in any log line."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,30 @@ def test_a_job_manifest_drives_multi_edit_with_overrides(project):
     assert step["params"]["prompt"].startswith("turn the first image into a linen")
     with Image.open(project / "restyled" / data["output"]["file"]) as im:
         assert im.width * im.height >= 65_536
+
+
+def test_the_sandbox_command_on_a_taken_port_says_so_in_one_line(project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = hotfolder("sandbox", "--port", str(port), cwd=project, timeout=60)
+    assert run.code == 2, run.output
+    assert "Traceback" not in run.output
+    assert "cannot listen" in run.stderr and "--port" in run.stderr
+
+
+def test_old_venice_time_keys_still_load_and_say_what_to_rename(project):
+    config = project / "hotfolder.toml"
+    config.write_text(config.read_text().replace("requests_per_minute = 600", "timeout_s = 90"))
+    run = hotfolder("validate", cwd=project)
+    assert run.code == 0, run.output
+    assert "[venice] timeout_s is deprecated" in run.stderr
+    assert "rename it to timeout_seconds" in run.stderr
+
+    config.write_text(
+        config.read_text().replace("timeout_s = 90", "timeout_s = 90\ntimeout_seconds = 90")
+    )
+    both = hotfolder("validate", cwd=project)
+    assert both.code == 2
+    assert "venice.timeout_s: unknown key" in both.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 
 from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.corpus import BAD
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
+from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -142,3 +143,27 @@ def test_hard_links_are_processed_when_resolvers_path_allows_them(
         assert im.size == (600, 520)
     assert sandbox.stats()["paid_total"] == 1
     assert shared.stat().st_nlink == 2  # archived, still the same file
+
+
+def test_retry_of_a_quarantined_hard_link_honours_a_policy_that_now_allows_it(
+    project, sandbox, tmp_path_factory
+):
+    root, daemon = project
+    shared = tmp_path_factory.mktemp("outside") / "shared.png"
+    Image.new("RGB", (300, 260), "blue").save(shared)
+    os.link(shared, root / "inbox" / "hard.png")
+    daemon.start()
+    [row] = daemon.wait_states(failed=1)
+    assert "hard links" in row["error"]["message"]
+
+    config = root / "hotfolder.toml"
+    config.write_text(config.read_text() + "\n[resolvers.path]\nallow_hardlinks = true\n")
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in daemon.log(), 30, "the reload")
+    retried = daemon.cli("retry", row["id"])
+    assert retried.returncode == 0, retried.stderr
+    assert f"queued again: hard.png (job {row['id']})" in retried.stdout
+    daemon.wait_states(done=1)
+    with Image.open(root / "inbox" / "out" / "hard-up.png") as im:
+        assert im.size == (600, 520)
+    assert sandbox.stats()["paid_total"] == 1
