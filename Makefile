@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# System tools the tests drive (installed with apt-get when missing and we are root).
-SYSTEM_TOOLS := curl rsync
+# System tools the tests drive, as command:package (installed with apt-get when missing; the
+# dashboard's e2e test drives Debian's chromium through chromium-driver's chromedriver).
+SYSTEM_TOOLS := curl:curl rsync:rsync chromium:chromium chromedriver:chromium-driver
 # The benchmarks' baselines, as command:package (ImageMagick's mogrify, libvips' vipsthumbnail).
 BENCH_TOOLS := mogrify:imagemagick vipsthumbnail:libvips-tools curl:curl
 
@@ -25,7 +26,7 @@ $(VENV)/.test-installed: $(BIN)/hotfolder pyproject.toml $(wildcard contrib/*/py
 venv-test: $(VENV)/.test-installed
 
 system-tools:
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \

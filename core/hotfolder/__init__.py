@@ -43,11 +43,13 @@ from hotfolder.errors import (
 from hotfolder.hookspecs import hookimpl
 from hotfolder.job import Job, JobResult, Output, StepRecord
 from hotfolder.naming import OutputName, render_name
+from hotfolder.pauses import Pausable, Pause
 from hotfolder.registry import Register, suggest
 from hotfolder.runtime import Runtime, call_component
 from hotfolder.schema import ConfigPath, Params, Section
 from hotfolder.secrets import SecretRef
 from hotfolder.sidecar import sidecar_record
+from hotfolder.waits import waiting
 
 __version__ = "0.1.0"
 
@@ -68,6 +70,8 @@ __all__ = [
     "Output",
     "OutputName",
     "Params",
+    "Pausable",
+    "Pause",
     "PluginError",
     "Register",
     "Rejected",
@@ -91,4 +95,5 @@ __all__ = [
     "render_name",
     "sidecar_record",
     "suggest",
+    "waiting",
 ]

@@ -3,6 +3,15 @@
 An :class:`Artifact` decodes lazily (through the safety gate in :mod:`hotfolder.imaging`) and
 encodes lazily, so a chain of local steps never re-encodes between steps, and a chain that
 only uploads never decodes at all.
+
+Simulated stays simulated: ``info["simulated"]`` (set on the result of a Venice call that a
+simulated server answered) is carried to every artifact made from this one (``with_image``,
+``with_data``, ``with_format``, ``with_info``; the engine also puts it back on a step's result
+that dropped it), and :attr:`Artifact.data` writes :data:`hotfolder.imaging.SIMULATED_MARK`
+into the bytes of every simulated artifact, whether they were just encoded or passed on as they
+came: a PNG ``tEXt`` chunk ``Comment``, a JPEG ``COM`` segment, EXIF ``ImageDescription`` in a
+WebP, ``ImageDescription`` (tag 270) in a TIFF, a GIF comment (see :mod:`hotfolder.imaging`).
+Every sink writes ``artifact.data``, so every output file carries the mark, sidecar or not.
 """
 
 from __future__ import annotations
@@ -26,7 +35,9 @@ class Artifact:
     ``name`` is the original file name (``photo.jpg``) that name templates draw on; ``format``
     is the Pillow format it is, or will be written as (``"JPEG"``, ``"PNG"``, ``"WEBP"``);
     ``save_options`` are passed to the encoder (``quality``, ``compress_level``, ``icc_profile``);
-    ``info`` carries facts for sidecars (``{"simulated": True}``).
+    ``info`` carries facts for sidecars (``{"simulated": True}``) to every artifact derived from
+    this one. Set ``info`` when the artifact is made (``with_data(..., info=...)``,
+    :meth:`with_info`), not by changing the dict of one whose ``data`` was read.
     """
 
     name: str
@@ -77,10 +88,18 @@ class Artifact:
 
     @cached_property
     def data(self) -> bytes:
-        """The encoded bytes in ``format`` with ``save_options``."""
+        """The encoded bytes in ``format`` with ``save_options``; when :attr:`simulated`, with
+        the simulated mark in their metadata (:func:`imaging.mark_simulated`)."""
         if self._data is not None:
-            return self._data
-        return imaging.encode(self.image, self.format, self.save_options)
+            data = self._data
+        else:
+            data = imaging.encode(self.image, self.format, self.save_options)
+        return imaging.mark_simulated(data, name=self.name) if self.simulated else data
+
+    @property
+    def simulated(self) -> bool:
+        """Whether these pixels came, at some step, from a simulated answer."""
+        return bool(self.info.get("simulated"))
 
     @property
     def is_decoded(self) -> bool:
@@ -109,11 +128,12 @@ class Artifact:
 
     def with_image(self, image: Image.Image, **changes: Any) -> Artifact:
         """A new artifact with other pixels; other fields as given or as here."""
-        return replace(self, _image=image, _data=None, **changes)
+        return replace(self, _image=image, _data=None, **_own_info(self, changes))
 
     def with_data(self, data: bytes, *, format: str | None = None, **changes: Any) -> Artifact:
         """A new artifact with other encoded bytes; the format is read from the header."""
         fmt = format or imaging.probe(data, self.limits, name=self.name).format
+        changes = _own_info(self, changes)
         return replace(self, _data=data, _image=None, format=fmt, save_options={}, **changes)
 
     def with_format(self, format: str, save_options: dict[str, Any] | None = None) -> Artifact:
@@ -124,4 +144,17 @@ class Artifact:
             _data=None,
             format=format,
             save_options=dict(save_options or {}),
+            info=dict(self.info),
         )
+
+    def with_info(self, **facts: Any) -> Artifact:
+        """The same image with ``facts`` added to ``info`` (``with_info(simulated=True)``);
+        its bytes are made again, so they carry the marks the facts ask for."""
+        image = self._image if self._image is not None else self.__dict__.get("image")
+        return replace(self, _image=image, info={**self.info, **facts})
+
+
+def _own_info(artifact: Artifact, changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` with an ``info`` dict of the new artifact's own (``artifact``'s facts unless
+    ``changes`` gives others), so that changing one artifact's facts leaves the other's be."""
+    return {**changes, "info": dict(changes.get("info", artifact.info))}

@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,6 @@ from hotfolder.artifact import Artifact
 from hotfolder.components import JobInput, SinkContext, StepContext
 from hotfolder.config import Chain, StepSpec
 from hotfolder.errors import (
-    AuthError,
-    BalanceError,
-    BudgetExceeded,
     ConfigError,
     HotfolderError,
     PluginError,
@@ -37,8 +35,14 @@ from hotfolder.errors import (
 )
 from hotfolder.fsutil import atomic_write
 from hotfolder.job import Job, JobResult, Output, StepRecord
+from hotfolder.pauses import pauses_work
 from hotfolder.plugins import call_observers
 from hotfolder.runtime import Runtime, call_component
+from hotfolder.waits import StepWaits, Wait, WaitObserver, step_waits
+
+#: Hears when a job starts and stops waiting for something shared (see :mod:`hotfolder.waits`).
+JobWaitObserver = Callable[[Job, Wait | None], None]
+_job_observer: ContextVar[WaitObserver | None] = ContextVar("hotfolder_job_observer", default=None)
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,20 @@ class PlannedStep:
 
 class Engine:
     """Runs jobs against one :class:`Runtime`; ``step_timeout`` (seconds) bounds each step
-    and each sink, raising :class:`~hotfolder.errors.StepTimeout` past it."""
+    and each sink, raising :class:`~hotfolder.errors.StepTimeout` past it. Time a step spends
+    waiting for something shared (a Venice rate slot) does not count; ``on_wait`` hears when
+    a job starts and stops such a wait."""
 
-    def __init__(self, runtime: Runtime, *, step_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        step_timeout: float | None = None,
+        on_wait: JobWaitObserver | None = None,
+    ) -> None:
         self.runtime = runtime
         self.step_timeout = step_timeout
+        self.on_wait = on_wait
 
     def plan(self, job: Job) -> list[PlannedStep]:
         """The steps ``job`` would run, which are paid calls, and their estimated cost."""
@@ -113,10 +126,18 @@ class Engine:
             raise
 
     def _failed(self, job: Job, exc: HotfolderError, final: bool) -> None:
-        if not _is_pause(exc) and (final or not exc.retryable):
+        if not pauses_work(exc) and (final or not exc.retryable):
             call_observers(self.runtime.pm, "hotfolder_job_failed", job=job, error=exc)
 
     async def _run(self, job: Job, job_input: JobInput | None) -> JobResult:
+        on_wait = self.on_wait
+        token = _job_observer.set((lambda wait: on_wait(job, wait)) if on_wait else None)
+        try:
+            return await self._run_steps(job, job_input)
+        finally:
+            _job_observer.reset(token)
+
+    async def _run_steps(self, job: Job, job_input: JobInput | None) -> JobResult:
         started = time.monotonic()
         if job_input is None:
             job_input = await self.runtime.resolve(job.source, base_dir=job.base_dir)
@@ -163,6 +184,10 @@ class Engine:
         if saved:
             saved_artifact, saved_record = saved
             saved_record.from_checkpoint = True
+            if artifact.simulated and not saved_artifact.simulated:
+                saved_artifact = saved_artifact.with_info(simulated=True)
+            # a checkpoint saved before StepRecord.simulated existed says it in its info only
+            saved_record.simulated = saved_record.simulated or saved_artifact.simulated
             logger.info("{} step {} ({}): reused the saved result", job.source, index, op.name)
             return saved_artifact, saved_record
         context = StepContext(job=job, index=index, runtime=self.runtime, record=record)
@@ -177,6 +202,10 @@ class Engine:
         if not isinstance(result, Artifact):
             msg = f"operation {op.name!r} returned {type(result).__name__}, not an Artifact"
             raise PluginError(msg, hint="this is a bug in that plugin")
+        if artifact.simulated and not result.simulated:
+            # made from simulated pixels, even by an operation that dropped the input's info
+            result = result.with_info(simulated=True)
+        record.simulated = op.paid and result.simulated
         if checkpoint:
             await asyncio.to_thread(checkpoint.save, result, record)
         logger.debug("{} step {} ({}) took {:.3f}s", job.source, index, op.name, record.seconds)
@@ -184,14 +213,18 @@ class Engine:
 
     @contextlib.asynccontextmanager
     async def _time_limit(self, what: str) -> AsyncIterator[None]:
-        """``what`` may take ``step_timeout`` seconds. A step in a worker thread cannot be
-        stopped; the job moves on without it and its late result is dropped."""
+        """``what`` may take ``step_timeout`` seconds, not counting its waits for something
+        shared. A step in a worker thread cannot be stopped; the job moves on without it and
+        its late result is dropped."""
+        observer = _job_observer.get()
         if self.step_timeout is None:
-            yield
+            with step_waits(StepWaits(None, observer)):
+                yield
             return
         try:
-            async with asyncio.timeout(self.step_timeout):
-                yield
+            async with asyncio.timeout(self.step_timeout) as timeout:
+                with step_waits(StepWaits(timeout, observer)):
+                    yield
         except TimeoutError:
             msg = f"{what} took longer than {self.step_timeout:g}s"
             hint = "raise [daemon] step_timeout_seconds if such inputs need longer"
@@ -204,10 +237,6 @@ def _check_overrides(job: Job, chain: Chain) -> None:
             last = len(chain.steps) - 1
             msg = f"an override names step {index}, but chain {chain.name!r} has steps 0-{last}"
             raise ConfigError(msg, hint="steps are counted from 0")
-
-
-def _is_pause(exc: HotfolderError) -> bool:
-    return isinstance(exc, AuthError | BalanceError | BudgetExceeded)
 
 
 class _Checkpoint:

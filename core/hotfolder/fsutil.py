@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = DEFAULT_FILE_MODE) -> N
     power cut. On any error the temporary file is removed.
     """
     folder = path.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -31,6 +32,14 @@ def atomic_write(path: Path, data: bytes, *, mode: int = DEFAULT_FILE_MODE) -> N
             os.unlink(tmp)
         raise
     fsync_dir(folder)
+
+
+def _temp_prefix(name: str) -> str:
+    """``.<name>.`` for the temporary file, or a hash of a name too long to carry along (the
+    temporary name must fit 255 bytes as well)."""
+    if len(name.encode()) <= 200:
+        return f".{name}."
+    return f".{hashlib.sha256(name.encode()).hexdigest()[:16]}."
 
 
 def fsync_dir(folder: Path) -> None:

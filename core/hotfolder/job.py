@@ -53,6 +53,9 @@ class StepRecord:
     #: True when the result came from a checkpoint instead of a new run.
     from_checkpoint: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
+    #: True for a paid step that a simulated server answered (the local sandbox): its
+    #: ``cost_usd`` is what the call would have cost, and nobody paid it.
+    simulated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,5 +87,13 @@ class JobResult:
 
     @property
     def cost_usd(self) -> float:
-        """The sum of the steps' costs (steps with an unknown cost count as 0)."""
-        return sum(s.cost_usd or 0.0 for s in self.steps if not s.from_checkpoint)
+        """What this run spent: the costs of the steps it paid for (not those reused from a
+        checkpoint, not simulated ones; an unknown cost counts as 0)."""
+        return sum(
+            s.cost_usd or 0.0 for s in self.steps if not s.from_checkpoint and not s.simulated
+        )
+
+    @property
+    def simulated_usd(self) -> float:
+        """What this run's simulated paid steps would have cost (nobody paid it)."""
+        return sum(s.cost_usd or 0.0 for s in self.steps if not s.from_checkpoint and s.simulated)

@@ -28,6 +28,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hotfolder_plugins.sinks",
     "hotfolder_plugins.venice_ops",
     "hotfolder.daemon.settings",
+    "hotfolder.web.settings",
 )
 
 _BUILTIN_PREFIXES = ("hotfolder.", "hotfolder_plugins.")

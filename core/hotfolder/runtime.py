@@ -64,6 +64,11 @@ class Runtime:
             self._services[key] = factory()
         return self._services[key]  # type: ignore[no-any-return]
 
+    def services(self) -> list[Any]:
+        """The services made so far (a pause watch looks for :class:`~hotfolder.pauses.Pausable`
+        ones among them)."""
+        return list(self._services.values())
+
     def set_service(self, key: str, value: Any) -> None:
         """Provide a service up front (the command line's ``--sandbox`` provides a Venice
         client for the sandbox; tests provide fakes)."""

@@ -31,6 +31,9 @@ class _Strict(BaseModel):
     #: Giving both is refused (the old one is then an unknown key), so a config never
     #: silently means two things.
     renamed: ClassVar[Mapping[str, str]] = {}
+    #: Key -> why it went and what replaces it: still loads for a release, ignored, with a
+    #: warning that says so.
+    removed: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def _where(cls) -> str:
@@ -40,16 +43,26 @@ class _Strict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _renamed_keys(cls, data: Any) -> Any:
-        if not cls.renamed or not isinstance(data, Mapping):
+        if not (cls.renamed or cls.removed) or not isinstance(data, Mapping):
             return data
         out = dict(data)
+        where = f"{cls._where()} " if cls._where() else ""
+        for old, why in cls.removed.items():
+            if old in out:
+                del out[old]
+                logger.warning(
+                    "config: {}{} is no longer used and is ignored ({}); remove it",
+                    where,
+                    old,
+                    why,
+                )
         for old, new in cls.renamed.items():
             if old in out and new not in out:
                 out[new] = out.pop(old)
                 logger.warning(
                     "config: {}{} is deprecated and will stop working in the next release; "
                     "rename it to {}",
-                    f"{cls._where()} " if cls._where() else "",
+                    where,
                     old,
                     new,
                 )

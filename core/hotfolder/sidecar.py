@@ -1,6 +1,12 @@
 """The JSON record of how one output was made: job, input hash, steps, cost, size and whether
 it was simulated. The ``sidecar`` sink writes it next to each output; other sinks (a webhook,
-an object store's metadata) send the same record."""
+an object store's metadata) send the same record.
+
+``cost_usd`` is what the output's paid steps cost (steps reused from a checkpoint included);
+``simulated_usd`` is the part of it that simulated steps stand for, which nobody paid. The
+output is ``simulated`` when its pixels came from a simulated answer at any step (each step
+says so in its own ``simulated``), however it was encoded afterwards: its file then carries
+the simulated mark too (see :mod:`hotfolder.imaging`)."""
 
 from __future__ import annotations
 
@@ -42,7 +48,10 @@ def sidecar_record(context: SinkContext, artifact: Artifact, file: Path | None) 
         },
         "steps": [step.to_dict() for step in context.steps],
         "cost_usd": round(sum(step.cost_usd or 0.0 for step in context.steps), 6),
-        "simulated": bool(artifact.info.get("simulated")),
+        "simulated_usd": round(
+            sum(step.cost_usd or 0.0 for step in context.steps if step.simulated), 6
+        ),
+        "simulated": artifact.simulated or any(step.simulated for step in context.steps),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

@@ -7,7 +7,8 @@ requests as the real API does (see ``shared/venice/CONTRACT.md``), bills a simul
 rate-limits and locks out per key, injects seeded faults, and answers with simulated images.
 Every simulated image response carries the header ``X-Simulated: true``, which clients read;
 the image itself is marked ``hotfolder-sandbox: simulated`` in its metadata, which people see.
-Admin routes live under ``/_sandbox``.
+Admin routes live under ``/_sandbox``; ``docs/sandbox.md`` describes them, the config and the
+``hotfolder sandbox`` command.
 
 It is its own import package and imports nothing from ``hotfolder``: any HTTP client can use
 it. It fails with :class:`SandboxError` when it cannot listen or start.

@@ -1,13 +1,15 @@
 """The admin routes under ``/_sandbox``: stats, config (faults, limits, latency), balance, reset.
 
-They need no API key and are not counted in the stats.
+They need no API key and are not counted in the stats. ``docs/sandbox.md`` documents each
+with a curl example, and every config field.
 
 ==========================  ==========================================================
 ``GET /_sandbox/stats``     the counters (see ``Stats.snapshot``)
 ``GET /_sandbox/config``    the config as JSON
 ``PATCH /_sandbox/config``  any subset of ``SandboxConfig`` fields, e.g.
                             ``{"fault_rates": {"500": 0.2}, "reset_rate": 0.1, "seed": 7,
-                            "latency_ms": 250, "requests_per_minute": 5}``
+                            "latency_ms": 250, "requests_per_minute": 5,
+                            "max_bytes_status": 413, "max_pixels_status": 422}``
 ``GET /_sandbox/balance``   the ``/billing/balance`` body
 ``POST /_sandbox/balance``  ``{"usd": 5}`` / ``{"diem": 1}`` set, ``{"add_usd": 5}`` /
                             ``{"add_diem": 1}`` top up; answers the new balance

@@ -1,11 +1,12 @@
 """The Starlette app: Venice's routes under ``/api/v1`` and the admin routes under ``/_sandbox``.
 
 An image request goes through the same gates, in the same order, every time: added latency →
-authentication (401, or the x402 402) → lockout (429) → rate limit (429) → body (415, 413,
-400) → endpoint checks and images (400, 413, 422) → balance (402) → fault draw (an error
-status, or a dropped connection) → render in a worker thread → 200. Every answer is counted;
-every non-2xx answer to a key counts towards that key's lockout, except the lockout's own
-429s.
+authentication (401, or the x402 402) → lockout (429) → rate limit (429) → body (415, 400)
+→ endpoint checks and images (400) → balance (402) → fault draw (an error status, or a
+dropped connection) → render in a worker thread → 200. Size errors are 400s, as the spec's
+image operations declare; ``max_bytes_status`` and ``max_pixels_status`` make them the error
+table's 413 and 422 instead. Every answer is counted; every non-2xx answer to a key counts
+towards that key's lockout, except the lockout's own 429s.
 
 Every 200 image response carries ``X-Simulated: true`` (:data:`SIMULATED_HEADER`): a generic
 header any client can read to tell a simulated result from a real one. The image itself is
@@ -210,7 +211,9 @@ async def _run_image(
     if not decision.allowed:
         retry = {"Retry-After": str(decision.retry_after(state.clock()))}
         raise ApiError(429, {"error": "Rate limit exceeded", "code": "RATE_LIMIT_EXCEEDED"}, retry)
-    form = await read_form(request, config.max_request_bytes)
+    form = await read_form(
+        request, config.max_request_bytes, too_large_status=config.max_bytes_status
+    )
     exchange.size = form.size
     prepared = await prepare(form, state)
     try:

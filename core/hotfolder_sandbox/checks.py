@@ -3,8 +3,13 @@
 Each ``check_*`` function takes a parsed :class:`~hotfolder_sandbox.forms.Form` and
 returns a job to run, or raises :class:`ApiError` (400 with a ``DetailedError`` body). What
 is strict and what is lenient follows ``CONTRACT.md``: unknown keys are refused on edit (JSON
-and multipart), multi-edit JSON and background-remove; upscale and the multi-edit multipart
-form ignore them. Multipart text values are coerced: ``"true"``/``"false"`` and numbers.
+and multipart), multi-edit JSON and background-remove; upscale (whose current schema is not
+strict, so a ``model`` field is ignored too) and the multi-edit multipart form ignore them.
+Multipart text values are coerced: ``"true"``/``"false"`` and numbers.
+
+Image inputs follow the spec's forms: ``data:`` URLs only in multi-edit JSON, http(s) URLs in
+edit's ``image``, multi-edit's ``images`` and background-remove's ``image_url``. Any other
+form in an image field is a 400 that names the forms the field takes.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ OUTPUT_FORMATS: dict[str, OutputFormat] = {
 QUALITIES = ("low", "medium", "high")
 MAX_PROMPT = 32768
 CREATIVITY_RANGE = (0.0, 0.02)
+_CORRUPTED = "The image file is corrupted or unreadable"
 
 
 @dataclass(frozen=True)
@@ -240,21 +246,55 @@ def _no_model_field(form: Form, endpoint: str) -> None:
         )
 
 
-def _image_ref(field: str, value: str | Upload, *, urls: bool, data_urls: bool) -> ImageRef:
+_DATA_URLS_ONLY = "data: URLs are accepted only by /image/multi-edit"
+_RAW_BASE64 = "raw base64 (without the 'data:image/...;base64,' prefix)"
+#: What each image field that takes no ``data:`` URL does take, per endpoint.
+_TAKES = {
+    ("/image/edit", "image"): f"{_RAW_BASE64}, an http(s) URL or a file upload",
+    ("/image/upscale", "image"): f"{_RAW_BASE64} or a file upload",
+    ("/image/background-remove", "image"): (
+        f"{_RAW_BASE64} or a file upload; send an http(s) URL in image_url instead"
+    ),
+    ("/image/background-remove", "image_url"): (
+        f"an http(s) URL; send the image itself as {_RAW_BASE64} or a file upload in image"
+    ),
+}
+
+
+def _wrong_form(field: str, endpoint: str, problem: str) -> ApiError:
+    """A 400 for an image input in a form its field does not take, naming the forms it does.
+
+    The code is ``CORRUPTED_IMAGE``, as the API's own base64 decoding would fail on it.
+    """
+    message = f"{problem}; {field} on {endpoint} takes {_TAKES[endpoint, field]}"
+    return invalid_request([Issue.custom(field, message)], error=problem, code="CORRUPTED_IMAGE")
+
+
+def _image_ref(
+    field: str, value: str | Upload, *, endpoint: str, urls: bool, data_urls: bool
+) -> ImageRef:
     """Bytes for a file or a base64 string, or the URL to fetch."""
     if isinstance(value, Upload):
         return ImageRef(field, data=value.data)
     text = value.strip()
-    if urls and text.startswith(("http://", "https://")):
-        return ImageRef(field, url=text)
-    if data_urls and text.startswith("data:"):
+    scheme = text[:8].lower()
+    if scheme.startswith(("http://", "https://")):
+        if urls:
+            return ImageRef(field, url=text)
+        raise _wrong_form(field, endpoint, f"{endpoint} takes no image URL in {field}")
+    if scheme.startswith("data:"):
+        if not data_urls:
+            raise _wrong_form(field, endpoint, _DATA_URLS_ONLY)
         header, _, text = text.partition(",")
-        if not header.endswith(";base64"):
-            text = "!"  # not base64: reported as unreadable below
+        if not header.lower().endswith(";base64"):
+            message = (
+                f"{_CORRUPTED}: a data: URL must carry base64, as in data:image/png;base64,..."
+            )
+            raise image_error(400, "CORRUPTED_IMAGE", message, field)
     try:
         return ImageRef(field, data=base64.b64decode("".join(text.split()), validate=True))
     except (binascii.Error, ValueError) as exc:
-        message = "The image file is corrupted or unreadable: it is not valid base64"
+        message = f"{_CORRUPTED}: it is not valid base64"
         raise image_error(400, "CORRUPTED_IMAGE", message, field) from exc
 
 
@@ -309,7 +349,7 @@ def check_edit(form: Form, catalog: SandboxCatalog, config: SandboxConfig) -> Ed
     issues = _constraint_issues(chosen, values, config)
     if issues:
         raise invalid_request(issues)
-    image = _image_ref("image", values["image"], urls=True, data_urls=False)
+    image = _image_ref("image", values["image"], endpoint="/image/edit", urls=True, data_urls=False)
     return _edit_job(chosen, (image,), values)
 
 
@@ -327,19 +367,25 @@ def check_multi_edit(form: Form, catalog: SandboxCatalog, config: SandboxConfig)
     if issues:
         raise invalid_request(issues)
     images = tuple(
-        _image_ref("images", item, urls=True, data_urls=True) for item in values["images"]
+        _image_ref("images", item, endpoint="/image/multi-edit", urls=True, data_urls=True)
+        for item in values["images"]
     )
     return _edit_job(model, images, values)
 
 
 def check_upscale(form: Form, catalog: SandboxCatalog) -> UpscaleJob:
-    """``POST /image/upscale``: ``image``, ``scale`` 2-4, ``creativity`` clamped; lenient."""
-    _no_model_field(form, "/image/upscale")
+    """``POST /image/upscale``: ``image``, ``scale`` 2-4, ``creativity`` clamped; lenient.
+
+    The current schema has no ``model`` field and is not strict, so a ``model`` (which the
+    official CLI sends) is ignored like any unknown key; the one upscale model is used.
+    """
     values = _fields(form, _UPSCALE, strict=False, required=("image",))
     creativity = values.get("creativity")
     low, high = CREATIVITY_RANGE
     creativity = 0.01 if creativity is None else min(high, max(low, float(creativity)))
-    image = _image_ref("image", values["image"], urls=False, data_urls=False)
+    image = _image_ref(
+        "image", values["image"], endpoint="/image/upscale", urls=False, data_urls=False
+    )
     scale = float(values.get("scale", 2))
     return UpscaleJob(catalog.require(UPSCALE_MODEL), image, scale, creativity)
 
@@ -349,13 +395,16 @@ def check_background_remove(form: Form, catalog: SandboxCatalog) -> BackgroundJo
     _no_model_field(form, "/image/background-remove")
     values = _fields(form, _BACKGROUND, strict=True, required=())
     model = catalog.require(BACKGROUND_MODEL)
+    endpoint = "/image/background-remove"
     if "image" in values:
-        return BackgroundJob(
-            model, _image_ref("image", values["image"], urls=False, data_urls=False)
-        )
+        image = _image_ref("image", values["image"], endpoint=endpoint, urls=False, data_urls=False)
+        return BackgroundJob(model, image)
     url = values.get("image_url")
     if url is None:
         raise invalid_request([Issue.custom(None, "Provide either image or image_url")])
+    if url.strip()[:5].lower() == "data:":
+        error = _wrong_form("image_url", endpoint, _DATA_URLS_ONLY)
+        raise error
     if not url.startswith(("http://", "https://")):
         issue = Issue(("image_url",), "invalid_string", "Invalid url", {"validation": "url"})
         raise invalid_request([issue])

@@ -3,8 +3,13 @@
 The defaults are Venice's documented numbers (20 image requests a minute, the 20-failures-in-
 30-seconds lockout, 25 MB files, the pixel limits). Fast tests shrink the windows; fault
 drills raise the fault rates. The admin endpoint ``PATCH /_sandbox/config`` accepts any subset
-of these fields as JSON. Durations end in ``_seconds``; the older ``_s`` names (``RENAMED``) are
-still accepted for one release, with a warning.
+of these fields as JSON; ``docs/sandbox.md`` describes them. Durations end in ``_seconds``; the
+older ``_s`` names (``RENAMED``) are still accepted for one release, with a warning.
+
+Size errors follow the spec's image operations, which declare 400 but neither 413 nor 422:
+an image or body over its byte limit, and an image over ``max_pixels``, are 400s by default.
+``max_bytes_status=413`` and ``max_pixels_status=422`` bring back the statuses of Venice's
+global error table (the sandbox's defaults before).
 """
 
 from __future__ import annotations
@@ -68,18 +73,34 @@ class SandboxConfig(BaseModel):
     diem_epoch_allocation: float = Field(default=0.0, ge=0)
 
     # Limits
-    max_image_bytes: int = Field(default=25_000_000, ge=1, description="per image: 413 above")
-    max_request_bytes: int = Field(default=200_000_000, ge=1, description="whole body: 413 above")
+    max_image_bytes: int = Field(
+        default=25_000_000, ge=1, description="per image (upload, base64 or fetched URL)"
+    )
+    max_request_bytes: int = Field(default=200_000_000, ge=1, description="the whole body")
+    max_bytes_status: Literal[400, 413] = Field(
+        default=400,
+        description="status past max_image_bytes or max_request_bytes: 400 (a DetailedError "
+        "with code PAYLOAD_TOO_LARGE, the status the image operations declare) or 413 "
+        "(Venice's global PayloadTooLargeError)",
+    )
     min_pixels: int = Field(default=65_536, ge=1)
     max_pixels: int = Field(default=33_177_600, ge=1)
     max_upscale_output_pixels: int = Field(default=16_777_216, ge=1)
-    max_pixels_status: Literal[400, 422] = 422
+    max_pixels_status: Literal[400, 422] = Field(
+        default=400,
+        description="status past max_pixels: 400 (a DetailedError with code IMAGE_TOO_LARGE, "
+        "the status the image operations declare) or 422 (Venice's global error table)",
+    )
     enforce_model_constraints: bool = Field(
         default=True,
         description="reject prompts, aspect ratios, resolutions and qualities outside the "
         "model's /models constraints (the API's own behaviour there is unknown)",
     )
-    fetch_image_urls: bool = Field(default=True, description="download http(s) image inputs")
+    fetch_image_urls: bool = Field(
+        default=True,
+        description="download http(s) image inputs (edit, multi-edit, background-remove "
+        "image_url), loopback and private hosts included; off: a 400 asking for the file",
+    )
 
     # Faults
     latency_ms: float = Field(default=0.0, ge=0, description="added to every API request")

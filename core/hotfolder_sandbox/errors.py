@@ -162,8 +162,13 @@ def invalid_request(
     return ApiError(400, body)
 
 
-def image_error(status: int, code: str, message: str, field_name: str) -> ApiError:
-    """An image that cannot be used: too small, too large, unreadable."""
+def image_error(status: int, code: str, message: str, field_name: str | None) -> ApiError:
+    """An image or body that cannot be used: too small, too large, unreadable.
+
+    A 400 is the image operations' ``DetailedError`` (the issue under ``field_name``, or at
+    the root when it is None); any other status is ``{"error", "code"}``, the shape of the
+    global ``PayloadTooLargeError`` (413) and of the error table's 422.
+    """
     if status == 400:
         return invalid_request([Issue.custom(field_name, message)], error=message, code=code)
     return ApiError(status, {"error": message, "code": code})

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from hotfolder_sandbox.errors import ApiError, Issue, invalid_request
+from hotfolder_sandbox.errors import ApiError, Issue, image_error, invalid_request
 
 __all__ = ["Form", "Upload", "read_form", "request_size"]
 
@@ -52,20 +52,20 @@ def request_size(request: Request) -> int:
         return 0
 
 
-def _too_large(limit: int) -> ApiError:
+def _too_large(limit: int, status: int) -> ApiError:
     message = f"The request payload is too large: the limit is {limit:,} bytes."
-    return ApiError(413, {"code": "PAYLOAD_TOO_LARGE", "error": message})
+    return image_error(status, "PAYLOAD_TOO_LARGE", message, None)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, too_large_status: int) -> bytes:
     if request_size(request) > limit:
-        raise _too_large(limit)
+        raise _too_large(limit, too_large_status)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, too_large_status)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -105,13 +105,14 @@ async def _parse_multipart(request: Request, body: bytes) -> dict[str, Any]:
     return fields
 
 
-async def read_form(request: Request, max_bytes: int) -> Form:
-    """Read and parse the body; 415 for other content types, 413 past ``max_bytes``."""
+async def read_form(request: Request, max_bytes: int, *, too_large_status: int = 400) -> Form:
+    """Read and parse the body; 415 for other content types; past ``max_bytes``,
+    ``too_large_status`` (400 or 413) with the code ``PAYLOAD_TOO_LARGE``."""
     kind = media_type(request)
     if kind not in ("application/json", "multipart/form-data"):
         error = {"error": "Invalid request content-type", "code": "INVALID_CONTENT_TYPE"}
         raise ApiError(415, error)
-    body = await _read_body(request, max_bytes)
+    body = await _read_body(request, max_bytes, too_large_status)
     if kind == "multipart/form-data":
         return Form("multipart", await _parse_multipart(request, body), len(body))
     try:

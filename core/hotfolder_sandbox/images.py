@@ -1,10 +1,14 @@
 """Turning input images into pixels, with Venice's byte and pixel limits.
 
-Order of checks, as a client sees them: bytes over the limit → 413; a file Pillow cannot
-identify → 400 ``CORRUPTED_IMAGE``; too few pixels → 400 ``IMAGE_TOO_SMALL``; too many →
-``IMAGE_TOO_LARGE`` (422 or 400, configurable), judged from the header before decoding, so a
-decompression bomb costs nothing; a body that fails to decode → 400 ``CORRUPTED_IMAGE``.
-Decoding is CPU work: :func:`load_image` runs it in a worker thread.
+Order of checks, as a client sees them: bytes over the limit → ``PAYLOAD_TOO_LARGE`` (400 or
+413, configurable); a file Pillow cannot identify → 400 ``CORRUPTED_IMAGE``; too few pixels →
+400 ``IMAGE_TOO_SMALL``; too many → ``IMAGE_TOO_LARGE`` (400 or 422, configurable), judged from
+the header before decoding, so a decompression bomb costs nothing; a body that fails to decode
+→ 400 ``CORRUPTED_IMAGE``. Decoding is CPU work: :func:`load_image` runs it in a worker thread.
+
+Image URLs are fetched with any host allowed, loopback included, so a test can serve its
+inputs from ``http://127.0.0.1:PORT``. Loopback hosts never go through a proxy from the
+environment (``HTTP_PROXY`` and friends), which could not reach them; other hosts do.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ __all__ = ["PixelLimits", "decode", "load_image"]
 
 _FETCH_TIMEOUT_S = 10.0
 _CORRUPTED = "The image file is corrupted or unreadable"
+#: httpx mounts: ``None`` sends these hosts direct, past any proxy from the environment.
+_NO_PROXY_FOR_LOOPBACK: dict[str, httpx.AsyncBaseTransport | None] = {
+    "all://127.0.0.1": None,
+    "all://localhost": None,
+    "all://[::1]": None,
+}
 
 
 @dataclass(frozen=True)
@@ -32,23 +42,26 @@ class PixelLimits:
     max_bytes: int
     min_pixels: int
     max_pixels: int
-    too_large_status: int
+    max_pixels_status: int = 400
+    max_bytes_status: int = 400
 
 
-def _too_large_bytes(limit: int) -> ApiError:
-    message = f"File exceeds the maximum allowed size of {limit / 1_000_000:g} MB."
-    return ApiError(413, {"code": "PAYLOAD_TOO_LARGE", "error": message})
+def _too_large_bytes(limits: PixelLimits, field: str) -> ApiError:
+    message = f"File exceeds the maximum allowed size of {limits.max_bytes / 1_000_000:g} MB."
+    return image_error(limits.max_bytes_status, "PAYLOAD_TOO_LARGE", message, field)
 
 
-async def _fetch(url: str, limit: int) -> bytes:
-    """Download an image URL input, stopping past ``limit`` bytes."""
+async def _fetch(url: str, field: str, limits: PixelLimits) -> bytes:
+    """Download an image URL input, stopping past ``limits.max_bytes``."""
     fetch_failed = invalid_request(
-        [Issue.custom("image", f"Could not download the image from {url}")],
+        [Issue.custom(field, f"Could not download the image from {url}")],
         error="Failed to fetch the image URL",
     )
     try:
         async with (
-            httpx.AsyncClient(timeout=_FETCH_TIMEOUT_S, follow_redirects=True) as client,
+            httpx.AsyncClient(
+                timeout=_FETCH_TIMEOUT_S, follow_redirects=True, mounts=_NO_PROXY_FOR_LOOPBACK
+            ) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:
@@ -57,8 +70,8 @@ async def _fetch(url: str, limit: int) -> bytes:
             size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
-                if size > limit:
-                    raise _too_large_bytes(limit)
+                if size > limits.max_bytes:
+                    raise _too_large_bytes(limits, field)
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
@@ -80,7 +93,7 @@ def decode(data: bytes, field: str, limits: PixelLimits) -> Image.Image:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         message = "Image dimensions exceed the maximum allowed"
-        raise image_error(limits.too_large_status, "IMAGE_TOO_LARGE", message, field) from exc
+        raise image_error(limits.max_pixels_status, "IMAGE_TOO_LARGE", message, field) from exc
     except Exception as exc:  # Pillow raises many types on hostile input; all mean unreadable
         raise image_error(400, "CORRUPTED_IMAGE", _CORRUPTED, field) from exc
     width, height = image.size
@@ -96,7 +109,7 @@ def decode(data: bytes, field: str, limits: PixelLimits) -> Image.Image:
             f"Image dimensions exceed the maximum allowed: {width}x{height} is {pixels:,} "
             f"pixels, the maximum is {limits.max_pixels:,}"
         )
-        raise image_error(limits.too_large_status, "IMAGE_TOO_LARGE", message, field)
+        raise image_error(limits.max_pixels_status, "IMAGE_TOO_LARGE", message, field)
     try:
         image.load()
         return _to_display_mode(ImageOps.exif_transpose(image))
@@ -109,10 +122,10 @@ async def load_image(ref: ImageRef, limits: PixelLimits, *, fetch_urls: bool) ->
     if ref.data is not None:
         data = ref.data
     elif ref.url is not None and fetch_urls:
-        data = await _fetch(ref.url, limits.max_bytes)
+        data = await _fetch(ref.url, ref.field, limits)
     else:
         message = "This sandbox does not fetch image URLs (fetch_image_urls is off); send the file"
         raise invalid_request([Issue.custom(ref.field, message)])
     if len(data) > limits.max_bytes:
-        raise _too_large_bytes(limits.max_bytes)
+        raise _too_large_bytes(limits, ref.field)
     return await run_in_threadpool(decode, data, ref.field, limits)

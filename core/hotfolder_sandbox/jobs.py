@@ -45,7 +45,8 @@ def _limits(config: SandboxConfig, max_pixels: int | None = None) -> PixelLimits
         max_bytes=config.max_image_bytes,
         min_pixels=config.min_pixels,
         max_pixels=config.max_pixels if max_pixels is None else max_pixels,
-        too_large_status=config.max_pixels_status,
+        max_pixels_status=config.max_pixels_status,
+        max_bytes_status=config.max_bytes_status,
     )
 
 

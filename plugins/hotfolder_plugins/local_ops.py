@@ -4,7 +4,9 @@
 ``convert`` and ``strip-metadata`` in :mod:`~hotfolder_plugins.local.formats`, ``watermark`` in
 :mod:`~hotfolder_plugins.local.watermark`. Each is a :class:`hotfolder.Operation` whose ``run``
 is synchronous (it runs in a worker thread) and reads pixels through ``image.image``, which
-decodes through the safety gate in :mod:`hotfolder.imaging`.
+decodes through the safety gate in :mod:`hotfolder.imaging`. Each returns ``image.with_image``,
+``with_data`` or ``with_format``, which carry the input's ``info``: an image made from a
+simulated answer stays simulated, and its output file carries the simulated mark.
 """
 
 from __future__ import annotations

@@ -97,7 +97,14 @@ def local_path(ref: str, base_dir: Path | None) -> Path:
 
 
 class UrlResolver(hotfolder.Resolver):
-    """An http(s) URL, fetched with the SSRF protection of :mod:`hotfolder.netsafe`."""
+    """An http(s) URL, fetched with the SSRF protection of :mod:`hotfolder.netsafe`.
+
+    The artifact records where its bytes came from: ``info["source_url"]``, the URL they were
+    read from (after redirects), and ``info["source_sha256"]``, their digest. The Venice client
+    sends that URL instead of the bytes while they are unchanged and Venice can fetch it (a
+    public https URL, or a host in ``[venice] send_urls_from``), so an image is not downloaded
+    and uploaded again.
+    """
 
     name = "url"
     summary = "an http(s) URL; private addresses refused, size and time capped"
@@ -139,6 +146,8 @@ class UrlResolver(hotfolder.Resolver):
         )
         name = url_file_name(fetched.url)
         artifact = hotfolder.Artifact.from_bytes(fetched.data, name=name, limits=limits)
+        digest = await asyncio.to_thread(lambda: artifact.sha256)
+        artifact.info.update(source_url=fetched.url, source_sha256=digest)
         return hotfolder.JobInput(artifact=artifact, source=ref)
 
 

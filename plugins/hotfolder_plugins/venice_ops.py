@@ -3,20 +3,22 @@
 =========================  =====================================================================
 ``venice.edit``            ``POST /image/edit``: the image changed as the prompt says
 ``venice.multi-edit``      ``POST /image/multi-edit``: the image plus ``with = [...]`` combined
-``venice.upscale``         ``POST /image/upscale``: 2x to 4x larger, within 16,777,216 pixels
+``venice.upscale``         ``POST /image/upscale``: 2x or 4x larger, within 16,777,216 pixels
 ``venice.background-remove``  ``POST /image/background-remove``: a PNG with a transparent background
 =========================  =====================================================================
 
 Parameters follow Venice's OpenAPI spec (2026-08-22) field for field; a parameter left out is
-left out of the request, so Venice's default applies. Every step checks its input and its
-parameters against Venice's limits and the model's constraints before anything is paid for;
-``fit = true`` runs ``fit-to-limits`` first so that an image outside the pixel or byte range
-is scaled into it instead of refused.
+left out of the request, so Venice's default applies. An operation turns its parameters into a
+request (:class:`hotfolder.venice.EditRequest` and its siblings) and hands it to the client,
+which checks the input and the request against Venice's limits and the model's constraints
+before anything is paid for, prices the call, and sends the input by URL where Venice can
+fetch it. ``fit = true`` runs ``fit-to-limits`` first, so that an image outside the pixel or
+byte range is scaled into it instead of refused. The step's record gets the cost and the
+client's notes (the model, the scale asked, how the input was sent) with the response headers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -35,17 +37,19 @@ from hotfolder import Artifact, call_component, venice
 from hotfolder.venice import (
     DEFAULT_EDIT_MODEL,
     SPEC_PROMPT_LIMIT,
-    UPSCALE_MODEL,
-    ImageInput,
-    ModelInfo,
+    UPSCALE_SCALES,
+    BackgroundRemoveRequest,
+    EditRequest,
+    MultiEditRequest,
+    UpscaleRequest,
+    UpscaleScale,
     VeniceSection,
-    estimate_catalog,
     get_client,
 )
 
 if TYPE_CHECKING:
     from hotfolder import Register, RuntimeView
-    from hotfolder.venice import ImageResult, VeniceClient
+    from hotfolder.venice import ImageResult
 
 AspectRatio = Literal["auto", "1:1", "3:2", "16:9", "21:9", "9:16", "2:3", "3:4", "4:5"]
 Quality = Literal["low", "medium", "high"]
@@ -83,11 +87,9 @@ class EditParams(VeniceParams):
     #: For models with quality tiers (see ``hotfolder models``).
     quality: Quality | None = None
 
-    def wire_fields(self) -> dict[str, Any]:
-        """The request fields shared by edit and multi-edit (the model is named apart)."""
-        return self.model_dump(
-            exclude={"fit", "model", "quality", "prompt", "with_"}, exclude_none=True
-        )
+    def request_fields(self) -> dict[str, Any]:
+        """The fields of an edit or multi-edit request (see :mod:`hotfolder.venice`)."""
+        return self.model_dump(exclude={"fit", "with_"})
 
 
 class MultiEditParams(EditParams):
@@ -121,11 +123,22 @@ def _is_relative_path(ref: str) -> bool:
 
 
 class UpscaleParams(VeniceParams):
-    """``/image/upscale``: ``scale`` 2-4 (reduced when the output would pass 16,777,216
-    pixels) and ``creativity`` 0-0.02."""
+    """``/image/upscale``: ``scale`` 2 or 4 (a 4x of a large image is reduced by Venice to stay
+    within 16,777,216 output pixels, at the 4x price) and ``creativity`` 0-0.02."""
 
-    scale: float | None = Field(default=None, ge=2, le=4)
+    scale: UpscaleScale | None = None
     creativity: float | None = Field(default=None, ge=0, le=0.02)
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _two_or_four(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and value in UPSCALE_SCALES:
+            return int(value)
+        msg = "must be 2 or 4: Venice upscales 2x or 4x"
+        raise ValueError(msg)
 
     @model_validator(mode="before")
     @classmethod
@@ -135,7 +148,7 @@ class UpscaleParams(VeniceParams):
             if legacy:
                 msg = (
                     f"{', '.join(legacy)}: legacy upscale field(s) that Venice removed on "
-                    "2026-07-09; the current fields are scale (2 to 4) and creativity "
+                    "2026-07-09; the current fields are scale (2 or 4) and creativity "
                     "(0 to 0.02)"
                 )
                 raise ValueError(msg)
@@ -147,10 +160,10 @@ class _VeniceOperation(hotfolder.Operation):
 
     paid: ClassVar[bool] = True
     params: VeniceParams
+    #: The most pixels the endpoint takes in: what ``fit = true`` scales an input into.
+    max_input_pixels: ClassVar[int] = venice.MAX_PIXELS
 
-    async def _fit(
-        self, context: hotfolder.StepContext, image: Artifact, *, max_pixels: int
-    ) -> Artifact:
+    async def _fit(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         if not self.params.fit:
             return image
         fit_cls = context.runtime.operation("fit-to-limits")
@@ -158,7 +171,7 @@ class _VeniceOperation(hotfolder.Operation):
             fit_cls.Params.model_validate(
                 {
                     "min_pixels": venice.MIN_PIXELS,
-                    "max_pixels": max_pixels,
+                    "max_pixels": self.max_input_pixels,
                     "max_bytes": venice.MAX_UPLOAD_BYTES,
                 }
             )
@@ -168,18 +181,15 @@ class _VeniceOperation(hotfolder.Operation):
         return fitted
 
     def _finish(
-        self,
-        context: hotfolder.StepContext,
-        image: Artifact,
-        result: ImageResult,
-        cost_usd: float | None,
-        **notes: Any,
+        self, context: hotfolder.StepContext, image: Artifact, result: ImageResult
     ) -> Artifact:
+        """Record the call (request id, cost, headers, the client's notes, the output size)
+        and make the result the step's output."""
         h = result.headers
         record = context.record
         if h.request_id:
             record.request_ids.append(h.request_id)
-        record.cost_usd = cost_usd
+        record.cost_usd = result.cost_usd
         found = {
             "endpoint": result.endpoint,
             "model": h.model_id,
@@ -187,68 +197,18 @@ class _VeniceOperation(hotfolder.Operation):
             "enhanced_prompt": h.enhanced_prompt,
             "content_violation": h.content_violation or None,
             "deprecation": h.deprecation,
+            **result.notes,
             "size": f"{result.image.width}x{result.image.height}",
         }
-        record.notes.update({k: v for k, v in {**found, **notes}.items() if v is not None})
+        record.notes.update({k: v for k, v in found.items() if v is not None})
+        # the result is not what the input's URL holds
         info = {k: v for k, v in image.info.items() if k not in ("source_url", "source_sha256")}
         if result.simulated:
             info["simulated"] = True
         return image.with_data(result.data, format=result.format, info=info)
 
 
-async def _prepare(image: Artifact, *, what: str, url_ok: bool, max_pixels: int) -> ImageInput:
-    """Decode-check, pixel-check and package one input, off the event loop."""
-
-    def work() -> ImageInput:
-        venice.check_pixels(image, what=what, max_pixels=max_pixels)
-        return venice.upload_input(image, url_ok=url_ok)
-
-    return await asyncio.to_thread(work)
-
-
-class _EditFamily(_VeniceOperation):
-    """Edit and multi-edit: the model's constraints checked against the step's choices."""
-
-    params: EditParams
-
-    async def _model(self, client: VeniceClient, *, images: int, multi: bool) -> ModelInfo:
-        p = self.params
-        model = await client.catalog.model(p.model)
-        venice.check_prompt(p.prompt, model, op=self.name)
-        venice.check_options(
-            model,
-            op=self.name,
-            aspect_ratio=p.aspect_ratio,
-            resolution=p.resolution,
-            quality=p.quality,
-            images=images,
-        )
-        if multi and not model.constraints.combine_images:
-            msg = (
-                f"{self.name}: /image/multi-edit refuses {p.model}, which edits one image at a time"
-            )
-            hint = "choose a model that combines images (see 'hotfolder models')"
-            if not isinstance(p, MultiEditParams):
-                hint = "leave quality out (it goes through /image/multi-edit), or " + hint
-            raise hotfolder.ConfigError(msg, hint=hint)
-        return model
-
-    def estimate_usd(self, runtime: RuntimeView) -> float | None:
-        p = self.params
-        model = estimate_catalog(runtime).cached_model(p.model)
-        if model is None:
-            return None
-        images = 1 + len(p.with_) if isinstance(p, MultiEditParams) else 1
-        return venice.edit_usd(
-            model,
-            images=images,
-            resolution=p.resolution,
-            quality=p.quality,
-            enhance_prompt=bool(p.enhance_prompt),
-        )
-
-
-class VeniceEdit(_EditFamily):
+class VeniceEdit(_VeniceOperation):
     """Edit the image as the prompt says (``POST /image/edit``).
 
     With ``quality`` set the request goes to ``/image/multi-edit`` with this one image: the
@@ -263,41 +223,20 @@ class VeniceEdit(_EditFamily):
 
     params: Params
 
+    def request(self) -> EditRequest:
+        return EditRequest(**self.params.request_fields())
+
+    def estimate_usd(self, runtime: RuntimeView) -> float | None:
+        return venice.estimate_usd(runtime, self.request())
+
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
-        p = self.params
         client = get_client(context.runtime)
-        image = await self._fit(context, image, max_pixels=venice.MAX_PIXELS)
-        upload = await _prepare(
-            image, what=self.name, url_ok=p.quality is None, max_pixels=venice.MAX_PIXELS
-        )
-        model = await self._model(client, images=1, multi=p.quality is not None)
-        cost = venice.edit_usd(
-            model, resolution=p.resolution, quality=p.quality, enhance_prompt=bool(p.enhance_prompt)
-        )
-        fields = p.wire_fields()
-        if p.quality is None:
-            result = await client.edit(
-                upload,
-                prompt=p.prompt,
-                model=p.model,
-                cost_usd=cost,
-                limits=image.limits,
-                **fields,
-            )
-        else:
-            result = await client.multi_edit(
-                [upload],
-                prompt=p.prompt,
-                modelId=p.model,
-                quality=p.quality,
-                cost_usd=cost,
-                limits=image.limits,
-                **fields,
-            )
-        return self._finish(context, image, result, cost, model=result.headers.model_id or p.model)
+        image = await self._fit(context, image)
+        result = await client.edit(image, self.request())
+        return self._finish(context, image, result)
 
 
-class VeniceMultiEdit(_EditFamily):
+class VeniceMultiEdit(_VeniceOperation):
     """Combine the image with others as the prompt says (``POST /image/multi-edit``)."""
 
     name = "venice.multi-edit"
@@ -308,83 +247,44 @@ class VeniceMultiEdit(_EditFamily):
 
     params: Params
 
+    def request(self) -> MultiEditRequest:
+        return MultiEditRequest(**self.params.request_fields())
+
+    def estimate_usd(self, runtime: RuntimeView) -> float | None:
+        return venice.estimate_usd(runtime, self.request(), images=1 + len(self.params.with_))
+
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
-        p = self.params
         client = get_client(context.runtime)
-        refs = list(p.with_) or list(context.job.extra_refs)
+        refs = list(self.params.with_) or list(context.job.extra_refs)
         others = [await context.resolve(ref) for ref in refs]
-        images = [
-            await self._fit(context, a, max_pixels=venice.MAX_PIXELS) for a in [image, *others]
-        ]
-        uploads = [
-            await _prepare(a, what=self.name, url_ok=True, max_pixels=venice.MAX_PIXELS)
-            for a in images
-        ]
-        model = await self._model(client, images=len(uploads), multi=True)
-        cost = venice.edit_usd(
-            model,
-            images=len(uploads),
-            resolution=p.resolution,
-            quality=p.quality,
-            enhance_prompt=bool(p.enhance_prompt),
-        )
-        result = await client.multi_edit(
-            uploads,
-            prompt=p.prompt,
-            modelId=p.model,
-            quality=p.quality,
-            cost_usd=cost,
-            limits=image.limits,
-            **p.wire_fields(),
-        )
-        return self._finish(context, images[0], result, cost, model=p.model, images=len(uploads))
+        images = [await self._fit(context, a) for a in [image, *others]]
+        result = await client.multi_edit(images, self.request())
+        return self._finish(context, images[0], result)
 
 
 class VeniceUpscale(_VeniceOperation):
-    """Upscale the image 2x to 4x (``POST /image/upscale``)."""
+    """Upscale the image 2x or 4x (``POST /image/upscale``)."""
 
     name = "venice.upscale"
-    summary = "Venice: upscale 2x-4x, within 16,777,216 output pixels (paid)."
+    summary = "Venice: upscale 2x or 4x, within 16,777,216 output pixels (paid)."
+    max_input_pixels = venice.MAX_UPSCALE_INPUT_PIXELS
 
     class Params(UpscaleParams):
         pass
 
     params: Params
 
+    def request(self) -> UpscaleRequest:
+        return UpscaleRequest(scale=self.params.scale, creativity=self.params.creativity)
+
     def estimate_usd(self, runtime: RuntimeView) -> float | None:
-        model = estimate_catalog(runtime).cached_model(UPSCALE_MODEL, "upscale")
-        return venice.upscale_usd(model, self.params.scale or 2)
+        return venice.estimate_usd(runtime, self.request())
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
-        p = self.params
         client = get_client(context.runtime)
-        wanted = p.scale or 2
-        most = int(venice.MAX_UPSCALE_OUTPUT_PIXELS / (wanted * wanted))
-        image = await self._fit(context, image, max_pixels=min(venice.MAX_PIXELS, most))
-
-        def work() -> tuple[float, ImageInput, str]:
-            width, height = venice.check_pixels(image, what=self.name)
-            scale = venice.upscale_scale(image.name, width, height, p.scale)
-            return scale, venice.upload_input(image, url_ok=False), f"{width}x{height}"
-
-        scale, upload, input_size = await asyncio.to_thread(work)
-        listing = await client.catalog.models("upscale")
-        model = listing.models.get(UPSCALE_MODEL) or next(iter(listing.models.values()), None)
-        cost = venice.upscale_usd(model, scale)
-        sent = scale if (p.scale is not None or scale != 2) else None
-        result = await client.upscale(
-            upload, scale=sent, creativity=p.creativity, cost_usd=cost, limits=image.limits
-        )
-        reduced = wanted if scale != wanted else None
-        return self._finish(
-            context,
-            image,
-            result,
-            cost,
-            scale=scale,
-            scale_reduced_from=reduced,
-            input_size=input_size,
-        )
+        image = await self._fit(context, image)
+        result = await client.upscale(image, self.request())
+        return self._finish(context, image, result)
 
 
 class VeniceBackgroundRemove(_VeniceOperation):
@@ -399,15 +299,13 @@ class VeniceBackgroundRemove(_VeniceOperation):
     params: Params
 
     def estimate_usd(self, runtime: RuntimeView) -> float | None:
-        return venice.BACKGROUND_REMOVE_USD
+        return venice.estimate_usd(runtime, BackgroundRemoveRequest())
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         client = get_client(context.runtime)
-        image = await self._fit(context, image, max_pixels=venice.MAX_PIXELS)
-        upload = await _prepare(image, what=self.name, url_ok=True, max_pixels=venice.MAX_PIXELS)
-        cost = venice.BACKGROUND_REMOVE_USD
-        result = await client.background_remove(upload, cost_usd=cost, limits=image.limits)
-        return self._finish(context, image, result, cost)
+        image = await self._fit(context, image)
+        result = await client.background_remove(image, BackgroundRemoveRequest())
+        return self._finish(context, image, result)
 
 
 OPERATIONS: tuple[type[hotfolder.Operation], ...] = (

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from hotfolder.artifact import Artifact
-from hotfolder.venice import preflight
+from hotfolder.venice import EditRequest
 from hotfolder.venice.client import VeniceClient
 from hotfolder.venice.settings import VeniceSection
 from hotfolder_sandbox import SandboxHandle
@@ -52,8 +52,8 @@ class Uploads:
                 base_url=base_url, api_key=KEY, settings=settings, persist=False
             ) as client:
                 artifact = Artifact.from_bytes(path.read_bytes(), name=path.name)
-                upload = await asyncio.to_thread(preflight.upload_input, artifact, url_ok=True)
-                await client.edit(upload, prompt=PROMPT, model=MODEL, output_format=OUTPUT_FORMAT)
+                request = EditRequest(prompt=PROMPT, model=MODEL, output_format=OUTPUT_FORMAT)
+                await client.edit(artifact, request)
 
         asyncio.run(send())
         return self._delta()

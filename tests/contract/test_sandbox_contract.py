@@ -1,16 +1,20 @@
 """The Venice sandbox, driven over real HTTP, answers as Venice's OpenAPI spec declares.
 
 Each test sends requests to a sandbox on loopback and checks every answer against the spec:
-the status is one the operation declares (413 is the one documented exception, checked
-against the spec's ``PayloadTooLargeError``), the content type is declared for that status,
-JSON bodies match the declared schema, declared headers match their schemas; and the decoded
-images are what the request asked for.
+the status is one the operation declares, the content type is declared for that status, JSON
+bodies match the declared schema, declared headers match their schemas; and the decoded
+images are what the request asked for. Size errors are declared 400s by default; the opt-in
+413 and 422 (``max_bytes_status``, ``max_pixels_status``) are the documented exceptions,
+checked against the spec's global ``PayloadTooLargeError`` and ``StandardError``.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import http.server
 import io
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,6 +231,41 @@ def test_background_remove_returns_rgba_with_a_real_alpha(
     assert sum(alpha[:64]) > 0 and alpha[255] > 0  # background cleared, subject kept
 
 
+@pytest.fixture(scope="module")
+def photo_server() -> Iterator[str]:
+    """The corpus photos over HTTP on loopback, for URL inputs."""
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(CORPUS / "photos")
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/image/edit", {"image": "{url}", "prompt": "x"}),
+        ("/image/multi-edit", {"images": ["{url}"], "prompt": "x"}),
+        ("/image/background-remove", {"image_url": "{url}"}),
+    ],
+)
+def test_image_urls_on_loopback_are_fetched(
+    client: httpx.Client, photo_server: str, path: str, body: dict[str, Any]
+) -> None:
+    url = f"{photo_server}/coffee.png"
+    filled = {
+        key: [url] if isinstance(value, list) else url if value == "{url}" else value
+        for key, value in body.items()
+    }
+    validate_request(path, "application/json", filled)
+    response = post_json(client, path, filled)
+    assert response.status_code == 200
+
+
 def test_models_need_no_key_and_the_balance_follows_the_charges(
     sandbox: SandboxHandle, client: httpx.Client, small_png: bytes
 ) -> None:
@@ -264,6 +303,16 @@ def test_missing_field_is_a_400_naming_the_field(client: httpx.Client, small_png
     response = post_json(client, "/image/edit", {"image": _b64(small_png)})
     assert response.status_code == 400
     assert response.json()["details"]["prompt"] == {"_errors": ["Required"]}
+
+
+def test_model_on_upscale_is_tolerated_as_the_schema_is_not_strict(
+    client: httpx.Client, small_png: bytes
+) -> None:
+    body = {"image": _b64(small_png), "scale": 2, "model": "upscaler"}
+    validate_request("/image/upscale", "application/json", body)
+    response = post_json(client, "/image/upscale", body)
+    assert response.status_code == 200
+    assert _open(response).size == (512, 512)
 
 
 def test_model_on_background_remove_is_an_invalid_model(
@@ -309,12 +358,61 @@ def test_no_credentials_can_get_the_x402_discovery_402(small_png: bytes) -> None
     assert response.json()["x402Version"] == 2
 
 
-def test_a_file_over_25_mb_is_a_413(client: httpx.Client) -> None:
-    big = b"\x89PNG\r\n\x1a\n" + bytes(25_000_001)
-    response = client.post("/image/upscale", files={"image": ("big.png", big, "image/png")})
+BIG = b"\x89PNG\r\n\x1a\n" + bytes(25_000_001)
+
+
+def test_a_file_over_25_mb_is_a_declared_400(client: httpx.Client) -> None:
+    response = client.post("/image/upscale", files={"image": ("big.png", BIG, "image/png")})
+    check(response, "/image/upscale")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "PAYLOAD_TOO_LARGE"
+    assert body["error"] == "File exceeds the maximum allowed size of 25 MB."
+    assert body["details"]["image"]["_errors"] == [body["error"]]
+
+
+def test_a_file_over_25_mb_can_still_be_a_413() -> None:
+    with (
+        start_sandbox(SandboxConfig(max_bytes_status=413)) as legacy,
+        _client(legacy) as http,
+    ):
+        response = http.post("/image/upscale", files={"image": ("big.png", BIG, "image/png")})
     check(response, "/image/upscale", declared_only=False)  # 413 is global, not per operation
     assert response.status_code == 413
-    assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
+    assert response.json() == {
+        "code": "PAYLOAD_TOO_LARGE",
+        "error": "File exceeds the maximum allowed size of 25 MB.",
+    }
+
+
+@pytest.mark.parametrize(("status", "declared"), [(400, True), (422, False)])
+def test_too_many_pixels_is_a_declared_400_or_the_opt_in_422(
+    chelsea: bytes, status: int, declared: bool
+) -> None:
+    config = SandboxConfig(max_pixels=100_000, max_pixels_status=status)
+    with start_sandbox(config) as strict, _client(strict) as http:
+        response = http.post("/image/edit", json={"image": _b64(chelsea), "prompt": "x"})
+    check(response, "/image/edit", declared_only=declared)
+    assert response.status_code == status
+    assert response.json()["code"] == "IMAGE_TOO_LARGE"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/image/edit", {"prompt": "x"}),
+        ("/image/upscale", {}),
+        ("/image/background-remove", {}),
+    ],
+)
+def test_a_data_url_outside_multi_edit_is_a_declared_400_naming_multi_edit(
+    client: httpx.Client, small_png: bytes, path: str, body: dict[str, Any]
+) -> None:
+    response = post_json(
+        client, path, {**body, "image": "data:image/png;base64," + _b64(small_png)}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "data: URLs are accepted only by /image/multi-edit"
 
 
 def test_another_content_type_is_a_415(client: httpx.Client) -> None:

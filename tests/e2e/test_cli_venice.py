@@ -122,7 +122,7 @@ def test_the_api_key_never_appears_in_any_log(project):
                 env=env,
             ),
             hotfolder("--log-level", "DEBUG", "balance", cwd=project, env=env),
-            # A key the server refuses: the 401 path must not echo it either.
+            # A key the server refuses: the 401 path (and its probes) must not echo it either.
             hotfolder(
                 "--log-level",
                 "DEBUG",
@@ -130,6 +130,8 @@ def test_the_api_key_never_appears_in_any_log(project):
                 "a.png",
                 "--chain",
                 "upscale",
+                "--wait-paused",
+                "1.5",
                 cwd=project,
                 env={**env, "VENICE_API_KEY": SECRET[::-1]},
             ),

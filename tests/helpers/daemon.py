@@ -26,6 +26,25 @@ retry_backoff_seconds = 0.2
 """
 
 
+def convert_to_png_config(**folder: str | float) -> str:
+    """A fast daemon config with one folder, ``inbox``, whose chain converts to PNG into
+    ``out/{stem}.png``; ``folder`` adds keys to the ``[[folders]]`` entry."""
+    extra = "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in folder.items())
+    return (
+        FAST_DAEMON
+        + f"""
+[[folders]]
+path = "inbox"
+chain = "web"
+quiet_seconds = 0.2
+{extra}
+[chains.web]
+steps = [{{ op = "convert", format = "png" }}]
+outputs = [{{ sink = "folder", path = "out", name = "{{stem}}.{{ext}}" }}]
+"""
+    )
+
+
 def base_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTFOLDER_", "VENICE_"))}
     env.update(
@@ -149,13 +168,17 @@ class Daemon:
 
         The journal is written ahead: a job is marked done, failed or skipped first, and its
         original is moved (to the archive or failed folder) and its processing folder removed
-        after, so a test that looks at the files must wait for that second step too.
+        after (a failed job's keeps its paid results), so a test that looks at the files must
+        wait for that second step too.
         """
 
         def settled(row: dict[str, Any]) -> bool:
             if row["state"] not in ("done", "failed", "skipped"):
                 return True
-            return not (Path(row["folder"]) / ".hotfolder" / "processing" / row["id"]).exists()
+            job_dir = Path(row["folder"]) / ".hotfolder" / "processing" / row["id"]
+            if row["state"] == "failed":
+                return not (job_dir / row["name"]).exists()
+            return not job_dir.exists()
 
         def check() -> list[dict[str, Any]] | None:
             self._running_check()

@@ -181,3 +181,21 @@ def test_a_burst_of_hints_wakes_the_loop_once_and_keeps_their_order():
     assert delivered == [f"f{i}" for i in range(5000)]
     # One byte in the loop's self-pipe for the whole burst, not 5,000 (a full pipe loses signals).
     assert wakeups == 1
+
+
+@pytest.mark.parametrize("length", [8, 100, 244, 245, 255])
+def test_every_place_name_fits_255_bytes_with_its_error_file(tmp_path, length):
+    from hotfolder.daemon.claim import ERROR_SUFFIX, fitting_name
+
+    stem = ("写" * 100).encode()[: length - 4].decode(errors="ignore")
+    name = stem + "x" * (length - 4 - len(stem.encode())) + ".jpg"
+    assert len(name.encode()) == length
+    plain = fitting_name(tmp_path / name)
+    tagged = fitting_name(tmp_path / name, tag="20261130T180303-486af429")
+    for path in (plain, tagged):
+        assert len((path.name + ERROR_SUFFIX).encode()) <= 255
+        assert path.suffix == ".jpg" and path.name.startswith(name[:1])
+    if length + len(ERROR_SUFFIX) <= 255:
+        assert plain.name == name  # short names are left alone
+    assert fitting_name(tmp_path / name, reserve=0).name == name  # the name itself fits
+    assert tagged != plain

@@ -109,3 +109,64 @@ def test_another_process_sees_committed_changes(journal, tmp_path):
         assert other.get("job-00000").state == "done"
     finally:
         other.close()
+
+
+def test_real_and_simulated_spend_are_kept_apart(journal):
+    journal.add(_jobs(4))
+    now = time.time()
+    journal.update("job-00000", state="done", finished=now, cost_usd=0.5, simulated_usd=0.0)
+    journal.update("job-00001", state="done", finished=now, cost_usd=0.0, simulated_usd=6.75)
+    journal.update("job-00002", state="done", finished=now - 7200, cost_usd=1.0,
+                   simulated_usd=2.0)  # fmt: skip
+    journal.update("job-00003", state="failed", finished=now)  # no cost recorded
+    assert journal.get("job-00001").simulated_usd == 6.75
+    assert journal.spent_since(now - 60) == 0.5
+    assert journal.simulated_since(now - 60) == 6.75
+    assert (journal.spent_since(0), journal.simulated_since(0)) == (1.5, 8.75)
+
+
+def _v1_journal(path):
+    """A journal as hotfolder wrote it at schema v1, with one finished job."""
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA[0])
+    db.execute("PRAGMA user_version=1")
+    db.execute(
+        "INSERT INTO jobs (id, folder, name, chain, state, created, updated, finished, cost_usd)"
+        " VALUES ('old', '/in', 'a.png', 'web', 'done', 1, 1, ?, 2.0)",
+        (time.time(),),
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_v1_journal_is_migrated_with_its_rows_kept(tmp_path):
+    path = tmp_path / JOURNAL_NAME
+    _v1_journal(path)
+    journal = Journal(path)
+    try:
+        assert journal.version == len(SCHEMA) >= 2
+        columns = [row[1] for row in journal._db.execute("PRAGMA table_info(jobs)")]
+        assert columns[-1] == "simulated_usd"
+        old = journal.get("old")
+        assert (old.cost_usd, old.simulated_usd) == (2.0, None)
+        assert (journal.spent_since(0), journal.simulated_since(0)) == (2.0, 0.0)
+        journal.update("old", simulated_usd=1.25)
+        assert journal.simulated_since(0) == 1.25
+    finally:
+        journal.close()
+    Journal(path).close()  # opening again migrates nothing
+
+
+def test_a_v1_journal_opened_read_only_is_read_as_it_is(tmp_path):
+    path = tmp_path / JOURNAL_NAME
+    _v1_journal(path)
+    journal = Journal(path, readonly=True)
+    try:
+        assert journal.version == 1
+        assert journal.get("old").simulated_usd is None
+        assert (journal.spent_since(0), journal.simulated_since(0)) == (2.0, 0.0)
+    finally:
+        journal.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1  # left as it was
+    db.close()

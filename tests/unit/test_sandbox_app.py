@@ -7,6 +7,7 @@ import functools
 import http.server
 import io
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def edit_file(client: InProcess, path: Path) -> httpx.Response:
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow complains about hostile files
 @pytest.mark.parametrize("path", sorted(BAD.iterdir()), ids=lambda p: p.name)
 def test_bad_files_are_a_400_never_a_500(path: Path) -> None:
-    response = edit_file(client_for(SandboxConfig(max_pixels_status=400)), path)
+    response = edit_file(client_for(), path)
     if path.name in DECODABLE_BAD:
         assert response.status_code == 200
     else:
@@ -93,8 +94,14 @@ def test_bad_files_are_a_400_never_a_500(path: Path) -> None:
 
 def test_a_decompression_bomb_is_image_too_large_without_decoding() -> None:
     response = edit_file(client_for(), BAD / "decompression_bomb.gif")
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["code"] == "IMAGE_TOO_LARGE"
+    assert response.json()["details"]["image"]["_errors"]
+    legacy = edit_file(
+        client_for(SandboxConfig(max_pixels_status=422)), BAD / "decompression_bomb.gif"
+    )
+    assert legacy.status_code == 422
+    assert legacy.json()["code"] == "IMAGE_TOO_LARGE"
 
 
 @pytest.mark.parametrize("path", sorted(PHOTOS.iterdir()), ids=lambda p: p.name)
@@ -110,22 +117,96 @@ def test_photos_are_edited_unless_below_the_pixel_minimum(path: Path) -> None:
         assert Image.open(io.BytesIO(response.content)).format == "PNG"
 
 
-def test_pixel_maximum_status_is_configurable() -> None:
-    assert upscale(client_for(SandboxConfig(max_pixels=100_000))).status_code == 422
-    assert (
-        upscale(client_for(SandboxConfig(max_pixels=100_000, max_pixels_status=400))).status_code
-        == 400
-    )
+TOO_MANY_PIXELS = (
+    "Image dimensions exceed the maximum allowed: 451x300 is 135,300 pixels, the maximum is 100,000"
+)
 
 
-def test_byte_limits_are_413() -> None:
+def test_too_many_pixels_is_a_400_detailed_error_by_default() -> None:
+    response = upscale(client_for(SandboxConfig(max_pixels=100_000)))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == TOO_MANY_PIXELS
+    assert body["code"] == "IMAGE_TOO_LARGE"
+    assert body["details"] == {"_errors": [], "image": {"_errors": [TOO_MANY_PIXELS]}}
+
+
+def test_too_many_pixels_can_still_be_the_error_tables_422() -> None:
+    response = upscale(client_for(SandboxConfig(max_pixels=100_000, max_pixels_status=422)))
+    assert response.status_code == 422
+    assert response.json() == {"error": TOO_MANY_PIXELS, "code": "IMAGE_TOO_LARGE"}
+
+
+def test_byte_limits_are_a_400_detailed_error_by_default() -> None:
     response = upscale(client_for(SandboxConfig(max_image_bytes=100_000)))
+    assert response.status_code == 400
+    message = "File exceeds the maximum allowed size of 0.1 MB."
+    body = response.json()
+    assert body["error"] == message
+    assert body["code"] == "PAYLOAD_TOO_LARGE"
+    assert body["details"] == {"_errors": [], "image": {"_errors": [message]}}
+    whole = upscale(client_for(SandboxConfig(max_request_bytes=1000)))
+    assert whole.status_code == 400
+    assert whole.json()["code"] == "PAYLOAD_TOO_LARGE"
+    assert whole.json()["details"]["_errors"] == [
+        "The request payload is too large: the limit is 1,000 bytes."
+    ]
+
+
+def test_byte_limits_can_still_be_a_413() -> None:
+    response = upscale(client_for(SandboxConfig(max_image_bytes=100_000, max_bytes_status=413)))
     assert response.status_code == 413
     assert response.json() == {
         "code": "PAYLOAD_TOO_LARGE",
         "error": "File exceeds the maximum allowed size of 0.1 MB.",
     }
-    assert upscale(client_for(SandboxConfig(max_request_bytes=1000))).status_code == 413
+    whole = upscale(client_for(SandboxConfig(max_request_bytes=1000, max_bytes_status=413)))
+    assert whole.status_code == 413
+    assert whole.json() == {
+        "code": "PAYLOAD_TOO_LARGE",
+        "error": "The request payload is too large: the limit is 1,000 bytes.",
+    }
+
+
+def test_size_statuses_can_be_switched_at_run_time() -> None:
+    client = client_for(SandboxConfig(max_pixels=100_000))
+    patched = admin(client, "PATCH", "/config", json={"max_pixels_status": 422})
+    assert patched.json()["max_pixels_status"] == 422
+    assert upscale(client).status_code == 422
+    assert admin(client, "PATCH", "/config", json={"max_bytes_status": 422}).status_code == 400
+    assert admin(client, "PATCH", "/config", json={"max_pixels_status": 413}).status_code == 400
+    defaults = admin(client, "GET", "/config").json()
+    assert (defaults["max_bytes_status"], defaults["max_pixels_status"]) == (400, 422)
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/image/edit", "image"), ("/image/upscale", "image"), ("/image/background-remove", "image")],
+)
+def test_a_data_url_outside_multi_edit_says_only_multi_edit_takes_it(path: str, field: str) -> None:
+    body: dict[str, Any] = {field: "data:image/png;base64," + base64.b64encode(CAT).decode()}
+    if path == "/image/edit":
+        body["prompt"] = "x"
+    response = client_for().post(path, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "data: URLs are accepted only by /image/multi-edit"
+    (detail,) = response.json()["details"][field]["_errors"]
+    assert detail.startswith(
+        f"data: URLs are accepted only by /image/multi-edit; {field} on {path}"
+    )
+    assert "raw base64" in detail
+
+
+def test_upscale_ignores_a_model_field_as_the_current_schema_allows() -> None:
+    client = client_for()
+    response = upscale(client, model="upscaler")
+    assert response.status_code == 200
+    assert Image.open(io.BytesIO(response.content)).size == (902, 600)
+    assert upscale(client, model="anything-else").status_code == 200
+    files = {"image": ("c.png", CAT, "image/png")}
+    form = client.post("/image/upscale", data={"model": "upscaler", "scale": "2"}, files=files)
+    assert form.status_code == 200
+    assert admin(client, "GET", "/stats").json()["charged_usd"] == pytest.approx(0.06)
 
 
 def test_body_errors() -> None:
@@ -282,9 +363,16 @@ def test_models_listing() -> None:
     assert client.get("/models", params={"type": "bogus"}).status_code == 400
 
 
+class _PhotoHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the photos by path, also when asked as a proxy (``GET http://host/name``)."""
+
+    def translate_path(self, path: str) -> str:
+        return super().translate_path(urllib.parse.urlsplit(path).path)
+
+
 @pytest.fixture
 def photo_server() -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(PHOTOS))
+    handler = functools.partial(_PhotoHandler, directory=str(PHOTOS))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -302,8 +390,66 @@ def test_image_urls_are_fetched_unless_turned_off(photo_server: str) -> None:
         "/image/background-remove", json={"image_url": f"{photo_server}/nope.png"}
     )
     assert missing.status_code == 400
+    assert missing.json()["error"] == "Failed to fetch the image URL"
+    assert missing.json()["details"]["image_url"]["_errors"] == [
+        f"Could not download the image from {photo_server}/nope.png"
+    ]
     off = client_for(SandboxConfig(fetch_image_urls=False))
     assert off.post("/image/background-remove", json={"image_url": url}).status_code == 400
+
+
+def test_loopback_urls_feed_edit_multi_edit_and_background_remove(photo_server: str) -> None:
+    client = client_for()
+    url = f"{photo_server}/chelsea.png"
+    edited = client.post("/image/edit", json={"image": url, "prompt": "x"})
+    assert edited.status_code == 200, edited.text
+    multi = client.post("/image/multi-edit", json={"images": [url, url], "prompt": "x"})
+    assert multi.status_code == 200, multi.text
+    cut = client.post("/image/background-remove", json={"image_url": url})
+    assert cut.status_code == 200, cut.text
+    assert Image.open(io.BytesIO(cut.content)).size == (451, 300)
+
+
+def _proxy_env(monkeypatch: pytest.MonkeyPatch, proxy: str) -> None:
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", proxy)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+
+
+def test_loopback_urls_bypass_a_proxy_from_the_environment(
+    photo_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _proxy_env(monkeypatch, "http://127.0.0.1:9")  # nothing listens there
+    url = f"{photo_server}/coffee.png"
+    for host in ("127.0.0.1", "localhost"):
+        response = client_for().post(
+            "/image/background-remove", json={"image_url": url.replace("127.0.0.1", host)}
+        )
+        assert response.status_code == 200, response.text
+
+
+def test_other_hosts_still_go_through_the_proxy(
+    photo_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _proxy_env(monkeypatch, photo_server)  # the file server answers proxy requests by path
+    response = client_for().post(
+        "/image/background-remove", json={"image_url": "http://images.invalid/coffee.png"}
+    )
+    assert response.status_code == 200, response.text
+    assert Image.open(io.BytesIO(response.content)).size == (600, 400)
+
+
+def test_a_fetched_image_over_the_byte_limit_is_a_400_naming_the_field(photo_server: str) -> None:
+    client = client_for(SandboxConfig(max_image_bytes=1000))
+    response = client.post(
+        "/image/background-remove", json={"image_url": f"{photo_server}/coffee.png"}
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
+    assert response.json()["details"]["image_url"]["_errors"] == [
+        "File exceeds the maximum allowed size of 0.001 MB."
+    ]
 
 
 def test_x402_discovery_only_without_any_credentials() -> None:

@@ -132,13 +132,46 @@ def test_model_constraints_are_enforced_unless_turned_off() -> None:
     ]
 
 
+DATA_URL = "data:image/png;base64," + B64
+ONLY_MULTI_EDIT = "data: URLs are accepted only by /image/multi-edit"
+
+
 def test_edit_takes_urls_but_not_data_urls() -> None:
     job = check_edit(as_json(image="https://example.com/a.png", prompt="x"), CATALOG, CONFIG)
     assert job.images[0].url == "https://example.com/a.png"
-    body = rejected(
-        check_edit, as_json(image="data:image/png;base64," + B64, prompt="x"), CATALOG, CONFIG
-    )
+    upper = check_edit(as_json(image="HTTPS://example.com/a.png", prompt="x"), CATALOG, CONFIG)
+    assert upper.images[0].url == "HTTPS://example.com/a.png"
+    body = rejected(check_edit, as_json(image=DATA_URL, prompt="x"), CATALOG, CONFIG)
     assert body["code"] == "CORRUPTED_IMAGE"
+    assert body["error"] == ONLY_MULTI_EDIT
+    assert body["details"]["image"]["_errors"] == [
+        f"{ONLY_MULTI_EDIT}; image on /image/edit takes raw base64 (without the "
+        "'data:image/...;base64,' prefix), an http(s) URL or a file upload"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "remedy"),
+    [
+        ({"image": DATA_URL}, "image", "or a file upload; send an http(s) URL in image_url"),
+        ({"image": " DATA:image/png;base64," + B64}, "image", "raw base64"),
+        ({"image_url": DATA_URL}, "image_url", "takes an http(s) URL; send the image itself"),
+    ],
+)
+def test_background_remove_refuses_data_urls_naming_multi_edit(
+    fields: dict[str, str], field: str, remedy: str
+) -> None:
+    body = rejected(check_background_remove, as_json(**fields), CATALOG)
+    assert body["error"] == ONLY_MULTI_EDIT
+    (detail,) = body["details"][field]["_errors"]
+    assert detail.startswith(f"{ONLY_MULTI_EDIT}; {field} on /image/background-remove takes")
+    assert remedy in detail
+
+
+def test_background_remove_takes_urls_only_in_image_url() -> None:
+    body = rejected(check_background_remove, as_json(image="https://example.com/a.png"), CATALOG)
+    assert body["error"] == "/image/background-remove takes no image URL in image"
+    assert "send an http(s) URL in image_url" in body["details"]["image"]["_errors"][0]
 
 
 def test_multi_edit_json_is_strict_about_model() -> None:
@@ -186,7 +219,7 @@ def test_multi_edit_images_count_follows_the_model() -> None:
 
 def test_multi_edit_takes_data_urls_and_links() -> None:
     job = check_multi_edit(
-        as_json(images=["data:image/png;base64," + B64, "http://example.com/b.png"], prompt="x"),
+        as_json(images=[DATA_URL, "http://example.com/b.png"], prompt="x"),
         CATALOG,
         CONFIG,
     )
@@ -194,11 +227,24 @@ def test_multi_edit_takes_data_urls_and_links() -> None:
     assert job.images[1].url == "http://example.com/b.png"
 
 
-def test_upscale_is_lenient_but_refuses_a_model() -> None:
+def test_multi_edit_data_urls_must_carry_base64() -> None:
+    body = rejected(
+        check_multi_edit, as_json(images=["data:image/png,%89PNG"], prompt="x"), CATALOG, CONFIG
+    )
+    assert body["code"] == "CORRUPTED_IMAGE"
+    assert body["details"]["images"]["_errors"] == [
+        "The image file is corrupted or unreadable: a data: URL must carry base64, "
+        "as in data:image/png;base64,..."
+    ]
+
+
+def test_upscale_is_lenient_and_ignores_a_model() -> None:
     job = check_upscale(as_json(image=B64, enhance=True, replication=0.3), CATALOG)
     assert (job.scale, job.creativity) == (2.0, 0.01)
-    body = rejected(check_upscale, as_json(image=B64, model="upscaler"), CATALOG)
-    assert body["code"] == "INVALID_MODEL"
+    for model in ("upscaler", "not-a-model", 7):
+        job = check_upscale(as_json(image=B64, model=model, scale=4), CATALOG)
+        assert (job.model.id, job.scale, job.image.data) == ("upscaler", 4.0, PNG)
+    assert check_upscale(as_form(image=UPLOAD, model="upscaler"), CATALOG).model.id == "upscaler"
 
 
 @pytest.mark.parametrize(
@@ -222,9 +268,16 @@ def test_upscale_clamps_creativity_and_coerces_form_numbers() -> None:
     assert check_upscale(as_form(image=UPLOAD, scale="4"), CATALOG).scale == 4.0
 
 
-def test_upscale_takes_no_url() -> None:
+def test_upscale_takes_no_url_and_no_data_url() -> None:
     body = rejected(check_upscale, as_json(image="https://example.com/a.png"), CATALOG)
     assert body["code"] == "CORRUPTED_IMAGE"
+    assert body["error"] == "/image/upscale takes no image URL in image"
+    body = rejected(check_upscale, as_json(image=DATA_URL), CATALOG)
+    assert body["error"] == ONLY_MULTI_EDIT
+    assert body["details"]["image"]["_errors"] == [
+        f"{ONLY_MULTI_EDIT}; image on /image/upscale takes raw base64 (without the "
+        "'data:image/...;base64,' prefix) or a file upload"
+    ]
 
 
 def test_background_remove_inputs() -> None:

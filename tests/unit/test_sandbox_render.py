@@ -12,9 +12,7 @@ from hotfolder_sandbox import render
 from hotfolder_sandbox.images import PixelLimits, decode
 
 PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "photos"
-LIMITS = PixelLimits(
-    max_bytes=25_000_000, min_pixels=65_536, max_pixels=33_177_600, too_large_status=422
-)
+LIMITS = PixelLimits(max_bytes=25_000_000, min_pixels=65_536, max_pixels=33_177_600)
 
 
 def photo(name: str) -> Image.Image:

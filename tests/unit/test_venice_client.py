@@ -1,10 +1,15 @@
-"""The Venice client's requests and responses, against an httpx.MockTransport."""
+"""The Venice client's requests and responses, against an httpx.MockTransport.
+
+The four image methods take an Artifact and a request; the transport answers the model list
+from the sandbox's catalog, so the client's own model lookup and checks run for real.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import email.parser
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -16,9 +21,18 @@ from loguru import logger
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from hotfolder.artifact import Artifact
 from hotfolder.errors import AuthError, OperationError, Rejected, Unavailable
-from hotfolder.venice import ImageInput, VeniceClient, VeniceSection
+from hotfolder.venice import (
+    BackgroundRemoveRequest,
+    EditRequest,
+    MultiEditRequest,
+    UpscaleRequest,
+    VeniceClient,
+    VeniceSection,
+)
 from hotfolder.venice.errors import error_from_response
+from hotfolder_sandbox.catalog import load_catalog
 
 KEY = "sk-venice-test-0123456789abcdef"
 BASE = "https://api.venice.test/api/v1"
@@ -41,6 +55,31 @@ def jpeg(size: tuple[int, int] = (300, 300)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (200, 10, 10)).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+def artifact(data: bytes, name: str = "in.png", *, source_url: str | None = None) -> Artifact:
+    """An input image; ``source_url``: fetched from that URL, as the URL resolver records."""
+    found = Artifact.from_bytes(data, name=name)
+    if source_url is not None:
+        found.info.update(source_url=source_url, source_sha256=hashlib.sha256(data).hexdigest())
+    return found
+
+
+#: A public https URL whose host is an address, so that checking it needs no DNS.
+PUBLIC_URL = "https://93.184.215.14/cat.png"
+
+
+def with_models(
+    handler: Callable[[httpx.Request], httpx.Response],
+) -> Callable[..., httpx.Response]:
+    """``handler`` for the image endpoints; the model lists from the sandbox's catalog."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json=load_catalog().listing(request.url.params["type"]))
+        return handler(request)
+
+    return handle
 
 
 def image_response(data: bytes, media_type: str = "image/png", **headers: str) -> httpx.Response:
@@ -80,6 +119,13 @@ class Recorder:
         self.requests.append(request)
         return self._handler(request)
 
+    @property
+    def image_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if "/image/" in r.url.path]
+
+
+REMOVE = BackgroundRemoveRequest()
+
 
 def make_client(recorder: Recorder, tmp_path: Any, **settings: Any) -> VeniceClient:
     defaults = {"cache_dir": tmp_path, "backoff_base_seconds": 0.0, "requests_per_minute": 10_000}
@@ -102,20 +148,13 @@ async def call(client: VeniceClient, method: str, *args: Any, **kwargs: Any) -> 
 
 def test_local_bytes_go_as_multipart_files_with_string_values(tmp_path):
     data = png()
-    rec = Recorder(lambda r: image_response(png((1024, 1024))))
+    rec = Recorder(with_models(lambda r: image_response(png((1024, 1024)))))
     client = make_client(rec, tmp_path)
-    run(
-        call(
-            client,
-            "edit",
-            ImageInput(data=data, media_type="image/png", filename="cat.png"),
-            prompt="make it blue",
-            model="qwen-image-2-edit",
-            safe_mode=False,
-            enhance_prompt=True,
-        )
+    request = EditRequest(
+        prompt="make it blue", model="qwen-image-2-edit", safe_mode=False, enhance_prompt=True
     )
-    (request,) = rec.requests
+    result = run(call(client, "edit", artifact(data, "cat.png"), request))
+    (request,) = rec.image_requests
     assert request.url.path == "/api/v1/image/edit"
     assert request.headers["content-type"].startswith("multipart/form-data")
     fields = parse_multipart(request)
@@ -126,67 +165,71 @@ def test_local_bytes_go_as_multipart_files_with_string_values(tmp_path):
     assert fields["enhance_prompt"] == "true"
     assert set(fields) == {"image", "prompt", "model", "safe_mode", "enhance_prompt"}
     assert len(request.content) < len(data) + 1024  # form overhead only: no base64 inflation
+    assert result.cost_usd == pytest.approx(0.05 + 0.04)  # qwen-image-2-edit + enhance_prompt
+    assert result.notes == {"model": "qwen-image-2-edit", "input_sent_as": "bytes"}
 
 
 def test_multi_edit_repeats_the_images_part(tmp_path):
-    rec = Recorder(lambda r: image_response(png()))
-    images = [ImageInput(data=png(), media_type="image/png", filename=f"{i}.png") for i in range(3)]
-    run(
-        call(
-            make_client(rec, tmp_path),
-            "multi_edit",
-            images,
-            prompt="combine",
-            modelId="firered-image-edit",
-        )
-    )
-    fields = parse_multipart(rec.requests[0])
+    rec = Recorder(with_models(lambda r: image_response(png())))
+    images = [artifact(png(), f"{i}.png") for i in range(3)]
+    request = MultiEditRequest(prompt="combine", model="flux-2-max-edit")
+    result = run(call(make_client(rec, tmp_path), "multi_edit", images, request))
+    fields = parse_multipart(rec.image_requests[0])
     assert [f[0] for f in fields["images"]] == ["0.png", "1.png", "2.png"]
-    assert fields["modelId"] == "firered-image-edit"
+    assert fields["modelId"] == "flux-2-max-edit"
+    assert "model" not in fields
+    assert result.cost_usd == pytest.approx(0.12 + 2 * 0.0345)  # two images beyond the first
+    assert result.notes["images"] == 3
 
 
 def test_url_inputs_go_as_json_in_each_endpoints_own_field(tmp_path):
-    rec = Recorder(lambda r: image_response(png()))
-    url = ImageInput(url="https://example.com/cat.jpg")
-    file = ImageInput(data=png(), media_type="image/png")
+    rec = Recorder(with_models(lambda r: image_response(png())))
+    from_url = artifact(png(), "cat.png", source_url=PUBLIC_URL)
+    local = artifact(png((400, 300)))
 
-    async def calls() -> None:
+    async def calls() -> list[Any]:
         async with make_client(rec, tmp_path) as client:
-            await client.edit(url, prompt="p", model="firered-image-edit")
-            await client.background_remove(url)
-            await client.multi_edit([file, url], prompt="p")
+            return [
+                await client.edit(from_url, EditRequest(prompt="p")),
+                await client.background_remove(from_url, BackgroundRemoveRequest()),
+                await client.multi_edit([local, from_url], MultiEditRequest(prompt="p")),
+                await client.upscale(from_url, UpscaleRequest()),
+            ]
 
-    run(calls())
-    bodies = [json.loads(r.content) for r in rec.requests]
-    assert all(r.headers["content-type"] == "application/json" for r in rec.requests)
-    assert bodies[0] == {"prompt": "p", "model": "firered-image-edit", "image": url.url}
-    assert bodies[1] == {"image_url": url.url}
-    assert bodies[2]["images"][1] == url.url
+    results = run(calls())
+    *by_url, upscale = rec.image_requests
+    bodies = [json.loads(r.content) for r in by_url]
+    assert all(r.headers["content-type"] == "application/json" for r in by_url)
+    assert bodies[0] == {"prompt": "p", "model": "firered-image-edit", "image": PUBLIC_URL}
+    assert bodies[1] == {"image_url": PUBLIC_URL}
+    assert bodies[2]["modelId"] == "firered-image-edit"
+    assert bodies[2]["images"][1] == PUBLIC_URL
     assert bodies[2]["images"][0].startswith("data:image/png;base64,")
-    assert base64.b64decode(bodies[2]["images"][0].split(",", 1)[1]) == file.data
+    assert base64.b64decode(bodies[2]["images"][0].split(",", 1)[1]) == local.data
+    assert parse_multipart(upscale)["image"][1] == from_url.data  # upscale takes no URL: bytes
+    assert [r.notes["input_sent_as"] for r in results] == ["url", "url", "url", "bytes"]
 
 
-def test_upscale_refuses_a_url_and_unknown_fields_are_never_sent(tmp_path):
-    rec = Recorder(lambda r: image_response(png()))
-    client = make_client(rec, tmp_path)
+def test_a_request_is_typed_and_the_wire_refuses_what_an_endpoint_does_not_take():
+    from hotfolder.venice.wire import ENDPOINTS, ImageInput, build_body
+
+    with pytest.raises(ValueError, match="2x or 4x, not 3x"):
+        UpscaleRequest(scale=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="takes no URL"):
-        run(call(client, "upscale", ImageInput(url="https://example.com/a.png")))
+        build_body(ENDPOINTS["upscale"], {}, [ImageInput(url=PUBLIC_URL)])
     with pytest.raises(ValueError, match="does not take quality"):
-        run(
-            call(
-                make_client(rec, tmp_path),
-                "edit",
-                ImageInput(data=png()),
-                prompt="p",
-                quality="high",
-            )
-        )
-    assert rec.requests == []
+        build_body(ENDPOINTS["edit"], {"prompt": "p", "quality": "high"}, [ImageInput(data=png())])
+    # quality on an edit goes to multi-edit, whose schema has it; model becomes modelId there
+    assert EditRequest(prompt="p", quality="low").wire_fields("multi-edit") == {
+        "prompt": "p",
+        "modelId": "firered-image-edit",
+        "quality": "low",
+    }
 
 
 def test_the_format_comes_from_content_type_and_the_bytes_must_match(tmp_path):
-    rec = Recorder(lambda r: image_response(jpeg(), "image/jpeg"))
-    result = run(call(make_client(rec, tmp_path), "edit", ImageInput(data=png()), prompt="p"))
+    rec = Recorder(with_models(lambda r: image_response(jpeg(), "image/jpeg")))
+    result = run(call(make_client(rec, tmp_path), "edit", artifact(png()), EditRequest(prompt="p")))
     assert (result.format, result.media_type, result.image.size) == (
         "JPEG",
         "image/jpeg",
@@ -198,27 +241,22 @@ def test_the_format_comes_from_content_type_and_the_bytes_must_match(tmp_path):
         (b"not an image at all", "image/png"),
         (b"{}", "application/json"),
     ):
-        rec = Recorder(lambda r, b=body, m=media: image_response(b, m))
+        rec = Recorder(with_models(lambda r, b=body, m=media: image_response(b, m)))
         with pytest.raises(OperationError, match="answered 200"):
-            run(call(make_client(rec, tmp_path), "edit", ImageInput(data=png()), prompt="p"))
-        assert len(rec.requests) == 1  # a paid 200 is never sent again
+            run(call(make_client(rec, tmp_path), "edit", artifact(png()), EditRequest(prompt="p")))
+        assert len(rec.image_requests) == 1  # a paid 200 is never sent again
 
 
 def test_the_x_simulated_header_makes_the_result_simulated(tmp_path):
-    rec = Recorder(lambda r: image_response(png(), **{"X-Simulated": "true"}))
-    assert run(
-        call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))
-    ).simulated
-    rec = Recorder(lambda r: image_response(png()))
-    assert not run(
-        call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))
-    ).simulated
+    def remove(rec: Recorder) -> Any:
+        image = artifact(png())
+        return run(call(make_client(rec, tmp_path), "background_remove", image, REMOVE))
+
+    assert remove(Recorder(lambda r: image_response(png(), **{"X-Simulated": "true"}))).simulated
+    assert not remove(Recorder(lambda r: image_response(png()))).simulated
     # the sandbox's metadata mark is for people; the client goes by the header alone
     marked = png(text={"hotfolder-sandbox": "simulated"})
-    rec = Recorder(lambda r: image_response(marked))
-    assert not run(
-        call(make_client(rec, tmp_path), "background_remove", ImageInput(data=png()))
-    ).simulated
+    assert not remove(Recorder(lambda r: image_response(marked))).simulated
 
 
 def test_headers_are_read_and_warnings_logged_once_per_model(tmp_path):
@@ -231,15 +269,15 @@ def test_headers_are_read_and_warnings_logged_once_per_model(tmp_path):
         "x-venice-deprecated": "true",
         "x-venice-deprecated-replacement": "firered-image-edit",
     }
-    rec = Recorder(lambda r: image_response(png(), **headers))
+    rec = Recorder(with_models(lambda r: image_response(png(), **headers)))
     lines: list[str] = []
     sink = logger.add(lines.append, level="INFO", format="{level} {message}")
     try:
 
         async def twice() -> Any:
             async with make_client(rec, tmp_path) as client:
-                await client.edit(ImageInput(data=png()), prompt="p", model="old-edit-model")
-                return await client.edit(ImageInput(data=png()), prompt="p", model="old-edit-model")
+                await client.edit(artifact(png()), EditRequest(prompt="p"))
+                return await client.edit(artifact(png()), EditRequest(prompt="p"))
 
         result = run(twice())
     finally:
@@ -253,6 +291,7 @@ def test_headers_are_read_and_warnings_logged_once_per_model(tmp_path):
     assert any(
         "8f00-AMS" in line and "old-edit-model" in line and "$12.50" in line for line in lines
     )
+    assert result.notes["model"] == "old-edit-model"  # the model Venice says it used
 
 
 @pytest.mark.parametrize(
@@ -321,17 +360,17 @@ def test_both_error_body_shapes_and_the_x402_body_are_mapped(body, status, kind,
 
 def test_the_key_is_never_in_a_repr_a_message_or_a_log_line(tmp_path):
     echo = {"error": f"Authentication failed for Bearer {KEY}"}
-    rec = Recorder(lambda r: httpx.Response(401, json=echo))
+    rec = Recorder(with_models(lambda r: httpx.Response(401, json=echo)))
     lines: list[str] = []
     sink = logger.add(lines.append, level="DEBUG", format="{message}")
     try:
         client = make_client(rec, tmp_path)
         assert KEY not in repr(client)
         with pytest.raises(AuthError) as caught:
-            run(call(client, "edit", ImageInput(data=png()), prompt="p"))
+            run(call(client, "edit", artifact(png()), EditRequest(prompt="p")))
     finally:
         logger.remove(sink)
-    assert rec.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert rec.image_requests[0].headers["authorization"] == f"Bearer {KEY}"
     assert KEY not in str(caught.value)
     assert KEY not in repr(caught.value.to_dict())
     assert lines and not any(KEY in line for line in lines)
@@ -362,3 +401,14 @@ def test_models_and_balance(tmp_path):
     models, balance = run(both())
     assert models == [{"id": "m"}]
     assert balance["balances"]["usd"] == 3.5
+
+
+@pytest.mark.parametrize("status", [400, 413])
+def test_a_too_large_upload_says_to_fit_whatever_the_status(status):
+    """The spec declares 400 for a too-large image (the sandbox's default); some servers
+    answer 413. Either way the hint names the fix."""
+    body = {"code": "PAYLOAD_TOO_LARGE", "error": "File exceeds the maximum allowed size."}
+    request = httpx.Request("POST", "https://api.venice.test/api/v1/image/edit")
+    error = error_from_response(httpx.Response(status, json=body, request=request))
+    assert isinstance(error, Rejected)
+    assert "fit = true" in (error.hint or "")

@@ -14,15 +14,23 @@ import httpx
 import pytest
 from PIL import Image
 
+from hotfolder.artifact import Artifact
 from hotfolder.config import validate_config
 from hotfolder.engine import Engine
 from hotfolder.errors import BudgetExceeded, Unavailable
 from hotfolder.job import Job
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
-from hotfolder.venice import ImageInput, VeniceClient, VeniceSection
+from hotfolder.venice import (
+    BackgroundRemoveRequest,
+    EditRequest,
+    MultiEditRequest,
+    UpscaleRequest,
+    VeniceClient,
+    VeniceSection,
+)
 from hotfolder.venice.catalog import Catalog, ModelInfo
-from hotfolder.venice.cost import SpendLedger, edit_usd, upscale_usd
+from hotfolder.venice.cost import SpendLedger, edit_usd, request_usd, upscale_usd
 from hotfolder_sandbox.catalog import load_catalog
 
 BASE = "https://api.venice.test/api/v1"
@@ -58,8 +66,19 @@ def test_edit_prices_follow_the_tiers(model_id, kwargs, usd):
 def test_upscale_prices_by_scale():
     upscaler = model("upscaler", "upscale")
     assert upscale_usd(upscaler, 2) == 0.02
-    assert upscale_usd(upscaler, 3) == 0.08
     assert upscale_usd(upscaler, 4) == 0.08
+
+
+def test_a_request_is_priced_by_the_model_it_names():
+    gpt = model("gpt-image-2-edit")
+    upscaler = model("upscaler", "upscale")
+    assert request_usd(EditRequest(prompt="p", resolution="4K", quality="medium"), gpt) == 0.22
+    multi = MultiEditRequest(prompt="p", model="gpt-image-2-edit", quality="low")
+    assert request_usd(multi, gpt, images=3) == pytest.approx(0.03 + 2 * 0.0092)
+    assert request_usd(UpscaleRequest(), upscaler) == 0.02  # Venice's default: 2x
+    assert request_usd(UpscaleRequest(scale=4), upscaler) == 0.08
+    assert request_usd(BackgroundRemoveRequest(), None) == 0.03
+    assert request_usd(EditRequest(prompt="p"), None) is None  # a model without a price
 
 
 def dry_run_config(tmp_path: Path) -> dict[str, Any]:
@@ -188,10 +207,12 @@ def test_the_daily_budget_pauses_before_a_request_is_sent(tmp_path):
     sent: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json=load_catalog().listing(request.url.params["type"]))
         sent.append(request.url.path)
         return httpx.Response(200, content=png(), headers={"content-type": "image/png"})
 
-    settings = VeniceSection(cache_dir=tmp_path, max_usd_per_day=0.10)
+    settings = VeniceSection(cache_dir=tmp_path, max_usd_per_day=0.20)
 
     async def spend() -> list[Any]:
         async with VeniceClient(
@@ -200,11 +221,11 @@ def test_the_daily_budget_pauses_before_a_request_is_sent(tmp_path):
             settings=settings,
             transport=httpx.MockTransport(handler),
         ) as client:
-            image = ImageInput(data=png(), media_type="image/png")
+            image = Artifact.from_bytes(png(), name="in.png")
             results = []
             for _ in range(4):
-                try:
-                    results.append(await client.upscale(image, cost_usd=0.04))
+                try:  # the client prices each 4x upscale at the upscaler's $0.08
+                    results.append(await client.upscale(image, UpscaleRequest(scale=4)))
                 except BudgetExceeded as exc:
                     results.append(exc)
             return results
@@ -217,11 +238,12 @@ def test_the_daily_budget_pauses_before_a_request_is_sent(tmp_path):
         "BudgetExceeded",
     ]
     assert len(sent) == 2
+    assert [r.cost_usd for r in results[:2]] == [0.08, 0.08]
     assert "max_usd_per_day" in str(results[2]) and "tomorrow" in results[2].hint
-    ledger = SpendLedger(tmp_path, base_url=BASE, max_usd_per_day=0.10)
-    assert ledger.spent_today() == pytest.approx(0.08)  # persisted for other processes and restarts
+    ledger = SpendLedger(tmp_path, base_url=BASE, max_usd_per_day=0.20)
+    assert ledger.spent_today() == pytest.approx(0.16)  # persisted for other processes and restarts
     with pytest.raises(BudgetExceeded):
-        ledger.reserve(0.04)
+        ledger.reserve(0.08)
 
 
 def test_failed_requests_are_not_booked(tmp_path):
@@ -238,7 +260,8 @@ def test_failed_requests_are_not_booked(tmp_path):
             transport=httpx.MockTransport(handler),
         ) as client:
             with pytest.raises(Exception, match="400"):
-                await client.background_remove(ImageInput(data=png()), cost_usd=0.5)
+                image = Artifact.from_bytes(png(), name="in.png")
+                await client.background_remove(image, BackgroundRemoveRequest())
 
     asyncio.run(go())
     assert SpendLedger(tmp_path, base_url=BASE, max_usd_per_day=1.0).spent_today() == 0

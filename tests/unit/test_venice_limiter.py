@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from collections import deque
 from typing import Any
@@ -13,10 +14,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from hotfolder.errors import AuthError, BalanceError, Unavailable
+from hotfolder.errors import AuthError, BalanceError, BudgetExceeded, Unavailable
 from hotfolder.venice import ImageInput, VeniceClient, VeniceSection
 from hotfolder.venice.headers import RateLimitState
 from hotfolder.venice.limiter import CircuitBreaker, RateLimiter
+from hotfolder.waits import StepWaits, Wait, step_waits
 
 KEY = "sk-venice-limiter-test-key"
 BASE = "https://api.venice.test/api/v1"
@@ -57,8 +59,6 @@ def client_with(handler: Any, tmp_path: Any, *, sleep: Any = None, **settings: A
         "cache_dir": tmp_path,
         "requests_per_minute": 10_000,
         "backoff_base_seconds": 0.0,
-        "balance_poll_seconds": 0.01,
-        "balance_poll_max_seconds": 0.02,
     }
     kwargs: dict[str, Any] = {"sleep": sleep} if sleep else {}
     return VeniceClient(
@@ -68,6 +68,11 @@ def client_with(handler: Any, tmp_path: Any, *, sleep: Any = None, **settings: A
         transport=httpx.MockTransport(handler),
         **kwargs,
     )
+
+
+def upscale(client: VeniceClient, cost_usd: float | None = None) -> Any:
+    """One image call through the client's common path (what the four endpoints call)."""
+    return client.call("upscale", {}, [IMAGE], cost_usd)
 
 
 def image_paths(requests: list[httpx.Request]) -> list[httpx.Request]:
@@ -120,7 +125,7 @@ def test_a_steady_stream_never_sees_a_429(tmp_path, configured, server_limit):
     async def stream() -> None:
         async with client:
             for _ in range(3 * server_limit + 5):
-                await client.upscale(IMAGE)
+                await upscale(client)
 
     asyncio.run(stream())
     assert server.statuses.count(429) == 0
@@ -155,7 +160,7 @@ def test_a_429_holds_every_sender_until_its_reset(tmp_path):
 
     async def go() -> None:
         async with client:
-            await client.upscale(IMAGE)
+            await upscale(client)
 
     asyncio.run(go())
     assert len(calls) == 2
@@ -303,7 +308,7 @@ def test_a_500_storm_never_puts_more_than_the_threshold_of_failures_in_a_window(
     async def storm() -> list[Any]:
         async with client:
             return await asyncio.gather(
-                *(client.upscale(IMAGE) for _ in range(6)), return_exceptions=True
+                *(upscale(client) for _ in range(6)), return_exceptions=True
             )
 
     results = asyncio.run(storm())
@@ -364,63 +369,157 @@ class Account:
         return ok()
 
 
-def test_402_pauses_polls_the_balance_and_resumes_every_waiting_call(tmp_path):
+def test_402_pauses_at_once_and_only_a_probe_that_sees_money_resumes(tmp_path):
     account = Account(polls_until_funded=3)
     client = client_with(account, tmp_path, max_connections=1)
 
-    async def batch() -> list[Any]:
+    async def scenario() -> tuple[list[Any], list[bool], Any]:
         async with client:
-            return await asyncio.gather(*(client.upscale(IMAGE) for _ in range(4)))
+            first = await asyncio.gather(
+                *(upscale(client) for _ in range(4)), return_exceptions=True
+            )
+            probes = [await client.probe() for _ in range(3)]  # the 3rd poll sees the top-up
+            return first, probes, await upscale(client)
 
-    results = asyncio.run(batch())
-    assert len(results) == 4 and all(r.format == "PNG" for r in results)
+    first, probes, after = asyncio.run(scenario())
+    assert all(isinstance(e, BalanceError) for e in first)  # none waited inside the call
+    assert account.image_requests == [402, 200]  # nothing sent while paused
+    assert probes == [False, False, True]
     assert account.polls == 3
-    assert account.image_requests == [402, 200, 200, 200, 200]  # nothing sent while paused
-    assert client.throttle.balance.trips == 1
+    assert after.format == "PNG"
+    assert client.pause is None and client.pausing.entered == 1
 
 
-def test_a_bounded_balance_wait_ends_in_balance_error(tmp_path):
+def test_the_pause_is_data_with_its_reason_since_and_fix(tmp_path):
     account = Account(polls_until_funded=10**9)
-    client = client_with(account, tmp_path, balance_wait_seconds=0.2)
-    with pytest.raises(BalanceError, match="still no balance"):
+    client = client_with(account, tmp_path)
+    with pytest.raises(BalanceError):
         asyncio.run(_one(client))
-    assert account.image_requests == [402]
-    assert account.polls >= 2
+    pause = client.pause
+    assert pause is not None
+    assert (pause.service, pause.kind) == ("venice", "balance")
+    assert "402" in pause.reason and "venice.ai/settings/api" in (pause.hint or "")
+    assert abs(pause.since - time.time()) < 5 and pause.not_before is None
+    assert pause.to_dict()["since"].startswith(time.strftime("%Y-"))
 
 
-def test_401_pauses_all_sending_with_a_hint(tmp_path):
-    seen: list[int] = []
+def test_401_pauses_all_sending_until_a_probe_gets_through(tmp_path):
+    seen: list[str] = []
+    key_works = False
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(1)
-        return httpx.Response(401, json={"error": "Authentication failed"})
+        seen.append(request.url.path.rsplit("/", 1)[-1])
+        if not key_works:
+            return httpx.Response(401, json={"error": "Authentication failed"})
+        if request.url.path.endswith("/billing/balance"):
+            return httpx.Response(200, json={"canConsume": True, "balances": {"usd": 5.0}})
+        return ok()
 
     client = client_with(handler, tmp_path)
 
-    async def twice() -> list[Any]:
+    async def scenario() -> tuple[list[Any], bool, Any]:
+        nonlocal key_works
         async with client:
-            first = await asyncio.gather(client.upscale(IMAGE), return_exceptions=True)
-            second = await asyncio.gather(client.edit(IMAGE, prompt="p"), return_exceptions=True)
-            return first + second
+            first = await asyncio.gather(upscale(client), return_exceptions=True)
+            edit = client.call("edit", {"prompt": "p"}, [IMAGE])
+            second = await asyncio.gather(edit, return_exceptions=True)
+            models = await asyncio.gather(client.list_models("image"), return_exceptions=True)
+            failed_probe = await client.probe()
+            key_works = True
+            assert await client.probe()
+            return first + second + models, failed_probe, await upscale(client)
 
-    errors = asyncio.run(twice())
+    errors, failed_probe, after = asyncio.run(scenario())
     assert all(isinstance(e, AuthError) for e in errors)
     assert "VENICE_API_KEY" in errors[0].hint
-    assert len(seen) == 1  # the second call was refused without a request
+    assert failed_probe is False
+    # refused calls were not sent; only the probes passed the pause
+    assert seen == ["upscale", "balance", "balance", "upscale"]
+    assert after.format == "PNG" and client.pause is None
 
 
-async def _one(client: VeniceClient) -> Any:
-    async with client:
-        return await client.upscale(IMAGE)
+def test_a_key_that_works_on_an_empty_account_turns_the_pause_into_balance(tmp_path):
+    state = {"key": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not state["key"]:
+            return httpx.Response(401, json={"error": "Authentication failed"})
+        body = {"canConsume": False, "balances": {"usd": 0.0}}
+        return httpx.Response(200, json=body)
+
+    client = client_with(handler, tmp_path)
+
+    async def scenario() -> bool:
+        async with client:
+            with pytest.raises(AuthError):
+                await upscale(client)
+            state["key"] = True
+            return await client.probe()
+
+    assert asyncio.run(scenario()) is False
+    assert client.pause is not None and client.pause.kind == "balance"
+
+
+def test_without_a_key_the_client_starts_paused_and_sends_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("VENICE_API_KEY", raising=False)
+    sent: list[httpx.Request] = []
+    settings = VeniceSection(cache_dir=tmp_path)
+    client = VeniceClient.from_settings(settings, transport=httpx.MockTransport(sent.append))
+
+    async def scenario() -> bool:
+        async with client:
+            with pytest.raises(AuthError, match="VENICE_API_KEY"):
+                await upscale(client)
+            return await client.probe()
+
+    assert asyncio.run(scenario()) is False
+    assert client.pause is not None and client.pause.kind == "auth"
+    assert sent == []
+
+
+def test_the_daily_budget_pauses_until_the_next_day(tmp_path):
+    now = [time.mktime((2026, 11, 30, 22, 0, 0, 0, 0, -1))]
+    sent: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(1)
+        return ok()
+
+    client = VeniceClient(
+        base_url=BASE,
+        api_key=KEY,
+        settings=VeniceSection(cache_dir=tmp_path, max_usd_per_day=1.0),
+        transport=httpx.MockTransport(handler),
+        clock=lambda: now[0],
+    )
+
+    async def scenario() -> tuple[bool, bool, Any]:
+        async with client:
+            await upscale(client, 0.6)
+            with pytest.raises(BudgetExceeded, match="max_usd_per_day"):
+                await upscale(client, 0.6)
+            assert client.pause is not None and client.pause.kind == "budget"
+            assert client.pause.not_before == time.mktime((2026, 12, 1, 0, 0, 0, 0, 0, -1))
+            same_day = await client.probe()
+            now[0] += 3 * 3600  # 01:00 the next day
+            next_day = await client.probe()
+            return same_day, next_day, await upscale(client, 0.6)
+
+    same_day, next_day, after = asyncio.run(scenario())
+    assert (same_day, next_day) == (False, True)
+    assert after.format == "PNG"
+    assert len(sent) == 2  # the refused call was never sent
+    assert client.ledger.spent_today() == pytest.approx(0.6)  # the new day's spend
+    assert client.pausing.entered == 1
 
 
 def test_a_positive_balance_below_the_cost_keeps_the_pause(tmp_path):
-    """canConsume is true for any positive balance; the waiting request needs its price."""
+    """canConsume is true for any positive balance; the paused request needs its price."""
     polls: list[float] = []
     image_statuses: list[int] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        usd = 5.0 if len(polls) >= 4 else 0.01  # topped up from the 4th poll on
+        usd = 5.0 if len(polls) >= 3 else 0.01  # topped up from the 4th poll on
         if request.url.path.endswith("/billing/balance"):
             polls.append(usd)
             body = {
@@ -437,10 +536,59 @@ def test_a_positive_balance_below_the_cost_keeps_the_pause(tmp_path):
             )
         return ok()
 
-    async def go() -> Any:
+    async def go() -> tuple[list[bool], Any]:
         async with client_with(handler, tmp_path) as client:
-            return await client.upscale(IMAGE, cost_usd=0.5)
+            with pytest.raises(BalanceError):
+                await upscale(client, 0.5)
+            probes = [await client.probe() for _ in range(4)]
+            return probes, await upscale(client, 0.5)
 
-    assert asyncio.run(go()).format == "PNG"
+    probes, result = asyncio.run(go())
+    assert probes == [False, False, False, True]
+    assert result.format == "PNG"
     assert image_statuses == [402, 200]  # no request while 0.01 could not pay 0.50
-    assert polls == [0.01, 0.01, 0.01, 0.01, 5.0]
+    assert polls == [0.01, 0.01, 0.01, 5.0]
+
+
+async def _one(client: VeniceClient) -> Any:
+    async with client:
+        return await upscale(client)
+
+
+def test_a_wait_for_a_rate_slot_is_reported_and_kept_apart_from_wire_time(tmp_path):
+    client = client_with(lambda request: ok(), tmp_path)
+    client.throttle.limiter = RateLimiter(1, window_seconds=0.4, margin_seconds=0)
+    heard: list[Wait | None] = []
+
+    async def two_calls() -> list[Any]:
+        async with client:
+            async with asyncio.timeout(10) as timeout:
+                with step_waits(StepWaits(timeout, heard.append)):
+                    return [await upscale(client), await upscale(client)]
+
+    first, second = asyncio.run(two_calls())
+    assert first.waited_seconds == 0
+    assert second.waited_seconds >= 0.3  # the window of the first call
+    assert second.seconds < 0.3  # the wire: a local mock answers at once
+    assert [w.what if w else None for w in heard] == ["a Venice rate slot", None]
+
+
+def test_the_breaker_remembers_recent_failures_across_a_restart(tmp_path):
+    memory = tmp_path / "venice" / "failures-x.json"
+
+    async def fail(breaker: CircuitBreaker, times: int) -> None:
+        for _ in range(times):
+            await breaker.acquire()
+            await breaker.release(failed=True)
+
+    first = CircuitBreaker(3, 30.0, memory=memory)
+    asyncio.run(fail(first, 3))
+    assert first.would_wait()
+    # a new process during the same outage: it starts where the last one stopped
+    second = CircuitBreaker(3, 30.0, memory=memory)
+    assert second.recent_failures() == 3 and second.would_wait()
+    # old failures are forgotten: a window later, sending is free again
+    memory.write_text(json.dumps([time.time() - 40] * 3))
+    assert CircuitBreaker(3, 30.0, memory=memory).recent_failures() == 0
+    memory.write_text("not json")
+    assert CircuitBreaker(3, 30.0, memory=memory).recent_failures() == 0

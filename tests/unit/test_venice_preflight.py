@@ -4,6 +4,7 @@ a problem found locally must never reach the API."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.parser
 import hashlib
 import io
@@ -166,7 +167,7 @@ def test_fit_scales_a_128px_input_into_range(tmp_path):
     assert result.image.size == (512, 512)
 
 
-def test_upscale_reduces_the_scale_to_stay_within_16_megapixels(tmp_path):
+def test_a_4x_upscale_past_16_megapixels_is_sent_as_4x_at_the_4x_price(tmp_path):
     venice = Venice()
     _, record = run_op(
         make_runtime(tmp_path, venice),
@@ -175,9 +176,24 @@ def test_upscale_reduces_the_scale_to_stay_within_16_megapixels(tmp_path):
         artifact_of(picture((1500, 1000))),
     )
     (request,) = venice.image_requests
-    assert fields(request)["scale"] == "3"  # 4x would be 24 MP, 3x is 13.5 MP
-    assert record.notes["scale"] == 3 and record.notes["scale_reduced_from"] == 4
-    assert record.notes["input_size"] == "1500x1000"
+    assert fields(request)["scale"] == "4"  # 24 MP at 4x: Venice lowers the factor itself
+    assert record.cost_usd == pytest.approx(0.08)  # the upscaler's 4x price
+    assert record.notes["scale"] == 4 and record.notes["input_size"] == "1500x1000"
+
+
+@pytest.mark.parametrize("scale", [1, 2.5, 3, 8, True, "4"])
+def test_an_upscale_factor_other_than_2_or_4_is_refused_naming_both(scale):
+    raw = {
+        "chains": {
+            "up": {
+                "steps": [{"op": "venice.upscale", "scale": scale}],
+                "outputs": [{"sink": "folder", "path": "out"}],
+            }
+        },
+    }
+    with pytest.raises(ConfigError) as caught:
+        validate_config(raw, REGISTRY)
+    assert "chains.up.steps[0].scale: must be 2 or 4" in str(caught.value)
 
 
 def test_upscale_of_an_image_too_large_for_2x_fails_clearly_or_fits(tmp_path):
@@ -234,7 +250,7 @@ def test_a_prompt_over_the_models_limit_never_reaches_the_api(tmp_path):
     ],
 )
 def test_choices_outside_the_models_constraints_never_reach_the_api(tmp_path, params, match):
-    listing = load_catalog().listing("inpaint")
+    listing = copy.deepcopy(load_catalog().listing("inpaint"))  # the catalog is shared
     for model in listing["data"]:
         if model["id"] == "firered-image-edit":
             model["model_spec"]["constraints"]["aspectRatios"] = ["auto", "1:1", "16:9"]
@@ -303,7 +319,7 @@ def test_legacy_upscale_fields_name_the_current_ones():
     assert "chains.up.steps[0]" in text
     assert (
         "enhance, replication" in text
-        and "scale (2 to 4)" in text
+        and "scale (2 or 4)" in text
         and "creativity (0 to 0.02)" in text
     )
 
@@ -350,21 +366,24 @@ def test_the_record_and_the_result_say_what_happened(tmp_path):
 
 def test_an_unchanged_url_input_is_passed_by_url_where_the_endpoint_takes_one(tmp_path):
     data = encode(picture((300, 300)))
-    url = "https://images.example.com/cat.png"
+    url = "https://93.184.215.14/cat.png"  # public, and an address: no DNS needed
     venice = Venice()
-    runtime_args = (make_runtime(tmp_path, venice),)
     source = Artifact.from_bytes(data, name="cat.png")
     source.info.update(source_url=url, source_sha256=hashlib.sha256(data).hexdigest())
-    result, _ = run_op(*runtime_args, "venice.background-remove", {}, source)
+    result, record = run_op(make_runtime(tmp_path, venice), "venice.background-remove", {}, source)
     assert json.loads(venice.image_requests[0].content) == {"image_url": url}
     assert "source_url" not in result.info  # the result is not what the URL holds
+    assert record.notes["input_sent_as"] == "url"
+
+    run_op(make_runtime(tmp_path, venice), "venice.edit", {"prompt": "p"}, source)
+    assert json.loads(venice.image_requests[1].content)["image"] == url
 
     run_op(make_runtime(tmp_path, venice), "venice.upscale", {}, source)
-    assert fields(venice.image_requests[1])["image"] == data  # upscale takes no URL: bytes
+    assert fields(venice.image_requests[2])["image"] == data  # upscale takes no URL: bytes
 
     changed = source.with_image(source.image.rotate(90))
     run_op(make_runtime(tmp_path, venice), "venice.edit", {"prompt": "p"}, changed)
-    assert isinstance(fields(venice.image_requests[2])["image"], bytes)
+    assert isinstance(fields(venice.image_requests[3])["image"], bytes)
 
 
 def test_with_paths_in_a_config_are_taken_from_its_folder(tmp_path):
@@ -405,11 +424,11 @@ def test_an_exif_turned_jpeg_is_uploaded_upright():
     from tests.helpers.corpus import PHOTOS
 
     turned = Artifact.from_bytes((PHOTOS / "hopper_orientation_6.jpg").read_bytes(), name="t.jpg")
-    upload = preflight.upload_input(turned, url_ok=False)
+    upload = preflight.upload_input(turned)
     with Image.open(io.BytesIO(upload.data)) as sent, Image.open(PHOTOS / "hopper.jpg") as upright:
         assert sent.getexif().get(0x0112, 1) == 1
         diff = ImageStat.Stat(ImageChops.difference(sent.convert("RGB"), upright.convert("RGB")))
         assert sum(diff.mean) / 3 < 20  # the pixels themselves are upright, not only the tag
 
     plain = Artifact.from_bytes((PHOTOS / "hopper.jpg").read_bytes(), name="h.jpg")
-    assert preflight.upload_input(plain, url_ok=False).data == plain.data  # sent as it is
+    assert preflight.upload_input(plain).data == plain.data  # sent as it is

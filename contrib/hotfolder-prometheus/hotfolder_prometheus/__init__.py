@@ -11,6 +11,7 @@ Set ``HOTFOLDER_PROMETHEUS_PORT`` (and optionally ``HOTFOLDER_PROMETHEUS_ADDR``,
 ``hotfolder_step_seconds``             histogram of step durations by ``op``
 ``hotfolder_venice_calls_total``       Venice calls by ``op`` and ``status``
 ``hotfolder_estimated_spend_usd_total``  estimated Venice spend in US dollars
+``hotfolder_simulated_spend_usd_total``  the same for simulated (sandbox) answers
 =====================================  ===============================================
 
 Without the variable nothing is served and the hooks only count. See README.md.

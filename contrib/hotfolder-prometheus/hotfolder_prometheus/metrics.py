@@ -54,6 +54,11 @@ class Metrics:
             "Estimated Venice spend of successful jobs, in US dollars.",
             registry=self.registry,
         )
+        self.simulated_spend = Counter(
+            "hotfolder_simulated_spend_usd",
+            "What the paid steps a simulated server (the sandbox) answered would have cost.",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "hotfolder_jobs_in_flight",
             "Jobs started and not yet succeeded or failed (paused jobs included).",
@@ -78,6 +83,7 @@ class Metrics:
             if step.paid and step.request_ids:
                 self.venice_calls.labels(step.op, "ok").inc(len(step.request_ids))
         self.spend.inc(result.cost_usd)
+        self.simulated_spend.inc(result.simulated_usd)
 
     @hotfolder.hookimpl
     def hotfolder_job_failed(self, job: Job, error: HotfolderError) -> None:

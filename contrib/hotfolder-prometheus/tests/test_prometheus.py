@@ -74,7 +74,9 @@ def test_a_success_and_a_failure_are_counted(tmp_path, metrics):
     assert samples[("hotfolder_venice_calls_total", (("op", "unknown"), ("status", "422")))] == 1
     assert samples[("hotfolder_step_seconds_count", (("op", "venice.upscale"),))] == 1
     spend = samples[("hotfolder_estimated_spend_usd_total", ())]
-    assert spend == pytest.approx(result.cost_usd) and spend > 0
+    simulated = samples[("hotfolder_simulated_spend_usd_total", ())]
+    assert spend == result.cost_usd == 0  # the sandbox's answers cost nothing real
+    assert simulated == pytest.approx(result.simulated_usd) and simulated > 0
 
 
 def test_a_job_is_in_flight_between_start_and_end(metrics):

@@ -63,4 +63,5 @@ def test_the_daemon_serves_metrics_of_its_jobs(tmp_path):
         samples[("hotfolder_venice_calls_total", (("op", "venice.upscale"), ("status", "ok")))] == 1
     )
     assert samples[("hotfolder_step_seconds_count", (("op", "venice.upscale"),))] == 1
-    assert samples[("hotfolder_estimated_spend_usd_total", ())] > 0
+    assert samples[("hotfolder_estimated_spend_usd_total", ())] == 0  # the sandbox: simulated
+    assert samples[("hotfolder_simulated_spend_usd_total", ())] > 0

@@ -32,6 +32,7 @@ COMMAND_PLUGINS: tuple[str, ...] = (
     "hotfolder.cli.commands.service",
     "hotfolder.cli.commands.account",
     "hotfolder.cli.commands.sandbox",
+    "hotfolder.cli.commands.web",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

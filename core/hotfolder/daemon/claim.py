@@ -8,7 +8,10 @@
                      └─ failed ──> failed/photo.jpg + failed/photo.jpg.error.json
 
 The journal records where a file is going *before* it is moved (``place``), so a crash between
-the two is finished at the next start by :func:`finish_move`. A processing folder with no
+the two is finished at the next start by :func:`finish_move`. Every name made here fits the file
+system's limit of 255 bytes, with room for the ``.error.json`` beside it: a name that would not
+(a long name in a script of many bytes per character, plus a job id) keeps its start and
+extension and gets a short hash of the whole name instead of its middle. A processing folder with no
 journal row (a crash between the rename and the insert) is adopted at start-up by
 :mod:`hotfolder.daemon.recovery`.
 """
@@ -16,6 +19,7 @@ journal row (a crash between the rename and the insert) is adopted at start-up b
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +37,11 @@ from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reas
 PROCESSING = "processing"
 CHECKPOINTS = "checkpoints"
 ERROR_SUFFIX = ".error.json"
+#: How long a failed job's paid results stay in its processing folder for ``hotfolder retry``.
+FAILED_CHECKPOINTS_KEEP_SECONDS = 30 * 24 * 3600
+#: The longest file name (in bytes) of the file systems hotfolder runs on (ext4, xfs, btrfs,
+#: APFS, NTFS in UTF-8 terms).
+NAME_MAX_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -81,17 +90,36 @@ def checkpoint_dir(folder_root: Path, job_id: str) -> Path:
 def archive_target(root: Path, rel: str, job_id: str) -> Path:
     """``<archive>/<YYYY-MM-DD>/<rel>``, or with the job id added when that name is taken."""
     target = root / time.strftime("%Y-%m-%d") / rel
-    return _free_name(target, job_id)
+    return _free_name(target, job_id, reserve=0)
 
 
 def failed_target(root: Path, rel: str, job_id: str) -> Path:
-    return _free_name(root / rel, job_id)
+    """``<failed>/<rel>`` (room kept for its ``.error.json``), or with the job id added."""
+    return _free_name(root / rel, job_id, reserve=len(ERROR_SUFFIX))
 
 
-def _free_name(target: Path, job_id: str) -> Path:
-    if not target.exists() and not target.is_symlink() and not _error_file(target).exists():
-        return target
-    return target.with_name(f"{target.stem}.{job_id}{target.suffix}")
+def _free_name(target: Path, job_id: str, *, reserve: int) -> Path:
+    first = fitting_name(target, reserve=reserve)
+    if not os.path.lexists(first) and not os.path.lexists(_error_file(first)):
+        return first
+    return fitting_name(target, tag=job_id, reserve=reserve)
+
+
+def fitting_name(target: Path, *, tag: str | None = None, reserve: int = len(ERROR_SUFFIX)) -> Path:
+    """``target`` (with ``.<tag>`` before its extension), its name shortened if needed so that
+    the name plus ``reserve`` bytes fits :data:`NAME_MAX_BYTES`."""
+    stem, suffix = target.stem, target.suffix
+    if len(suffix.encode()) > 16:  # not an extension, just a dot in a long name
+        stem, suffix = target.name, ""
+    tail = (f".{tag}" if tag else "") + suffix
+    name = stem + tail
+    room = NAME_MAX_BYTES - reserve
+    if len(name.encode()) <= room:
+        return target.with_name(name)
+    mark = "~" + hashlib.sha256(target.name.encode()).hexdigest()[:10]
+    keep = room - len((mark + tail).encode())
+    cut = stem.encode()[: max(0, keep)].decode(errors="ignore")  # whole characters only
+    return target.with_name(cut + mark + tail)
 
 
 def _error_file(target: Path) -> Path:
@@ -112,9 +140,12 @@ def write_error(target: Path, info: dict[str, Any]) -> None:
     atomic_write(_error_file(target), json.dumps(info, indent=2, default=str).encode())
 
 
-def finish_move(folder_root: Path, job_id: str, rel: str, place: str | None) -> None:
+def finish_move(
+    folder_root: Path, job_id: str, rel: str, place: str | None, *, keep_checkpoints: bool = False
+) -> None:
     """Carry the claimed original to ``place`` (a path, ``"deleted"`` or ``"kept"``) and
-    remove the processing folder. Safe to repeat after a crash at any point."""
+    remove the processing folder, or with ``keep_checkpoints`` (a failed job) leave the paid
+    results in it for ``hotfolder retry``. Safe to repeat after a crash at any point."""
     source = input_path(folder_root, job_id, rel)
     if os.path.lexists(source):
         if place == "deleted":
@@ -122,11 +153,19 @@ def finish_move(folder_root: Path, job_id: str, rel: str, place: str | None) -> 
         elif place == "kept":
             back = folder_root / rel
             if os.path.lexists(back):
-                back = back.with_name(f"{back.stem}.{job_id}{back.suffix}")
+                back = fitting_name(back, tag=job_id, reserve=0)
             move_into(source, back)
         elif place:
             move_into(source, Path(place))
+    if keep_checkpoints and has_checkpoints(folder_root, job_id):
+        return
     remove_job_dir(folder_root, job_id)
+
+
+def has_checkpoints(folder_root: Path, job_id: str) -> bool:
+    """Whether the job saved the result of a paid step."""
+    folder = checkpoint_dir(folder_root, job_id)
+    return folder.is_dir() and any(folder.iterdir())
 
 
 def remove_job_dir(folder_root: Path, job_id: str) -> None:

@@ -66,6 +66,18 @@ class FolderPlan:
             ) from None
         self.lock_file = handle
 
+    def moved(self) -> bool:
+        """Whether the folder now at ``root`` is not the one locked: it was moved away,
+        deleted, replaced by a new one or mounted over."""
+        if self.lock_file is None:
+            return False
+        try:
+            held = os.fstat(self.lock_file.fileno())
+            there = os.stat(self.root / settings.STATE_SUBDIR / "lock")
+        except OSError:
+            return True
+        return (held.st_dev, held.st_ino) != (there.st_dev, there.st_ino)
+
     def unlock(self) -> None:
         if self.lock_file is not None:
             self.lock_file.close()

@@ -12,7 +12,11 @@ States::
        │          └──> paused   (Venice 401/402/budget: the files stay claimed)
        └──────────────── paused (Venice work resumes) / failed (``hotfolder retry``)
 
-The schema version is ``PRAGMA user_version``; :data:`SCHEMA` lists one script per version.
+The schema version is ``PRAGMA user_version``; :data:`SCHEMA` lists one script per version,
+and opening a journal for writing runs the scripts it has not had yet, in one transaction (a
+read-only open leaves an older journal as it is, and reads it as it is). Version 2 added
+``simulated_usd``: what a job's simulated paid steps would have cost, kept apart from
+``cost_usd``, the money it spent.
 """
 
 from __future__ import annotations
@@ -62,7 +66,13 @@ SCHEMA: tuple[str, ...] = (
     CREATE INDEX jobs_source ON jobs (folder, name, src_sig);
     CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # v2: simulated cost apart from real spend (cost_usd is real money only from now on)
+    """
+    ALTER TABLE jobs ADD COLUMN simulated_usd REAL
+    """,
 )
+#: The schema version that added ``jobs.simulated_usd``.
+_SIMULATED_USD_SINCE = 2
 
 
 class JournalError(HotfolderError):
@@ -91,6 +101,8 @@ class JobRow:
     outputs: list[dict[str, Any]]
     place: str | None
     src_sig: str | None
+    #: What the job's simulated paid steps would have cost (None in a journal before v2).
+    simulated_usd: float | None = None
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row) -> JobRow:
@@ -136,6 +148,8 @@ class Journal:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._migrate(readonly)
+        #: The schema version of the file as open (read-only, an older one stays older).
+        self.version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
@@ -150,6 +164,8 @@ class Journal:
         if version == len(SCHEMA) or readonly:
             return
         with self.transaction():
+            # read again under the write lock: another process may have migrated meanwhile
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
             for script in SCHEMA[version:]:
                 for statement in script.split(";"):
                     if statement.strip():
@@ -309,8 +325,19 @@ class Journal:
         return [JobRow.from_sql(r) for r in rows]
 
     def spent_since(self, since: float) -> float:
+        """Real money spent by the jobs finished since ``since`` (epoch seconds)."""
+        return self._sum_since("cost_usd", since)
+
+    def simulated_since(self, since: float) -> float:
+        """What the simulated paid steps of the jobs finished since ``since`` would have cost
+        (0 in a journal from before simulated cost was kept apart)."""
+        if self.version < _SIMULATED_USD_SINCE:
+            return 0.0
+        return self._sum_since("simulated_usd", since)
+
+    def _sum_since(self, column: str, since: float) -> float:
         row = self._db.execute(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE finished >= ?", (since,)
+            f"SELECT COALESCE(SUM({column}), 0) FROM jobs WHERE finished >= ?", (since,)
         ).fetchone()
         return float(row[0])
 

@@ -4,14 +4,20 @@ A file is *ready* when the writer is done with it: the platform reported close-a
 a rename into the folder and the file has not changed since, or its size and mtime stayed the
 same for the folder's quiet period. Then the header is checked: an empty file is a placeholder
 (browsers create one before the download), and a JPEG or PNG without its end marker is still
-being written, so both wait. Anything the local-file policy refuses (:mod:`hotfolder.localfiles`:
+being written, so both wait. A file some program still holds open for writing waits for as
+long as it is held, however quiet: on Linux hotfolder asks for a read lease, which is refused
+while a writer has the file open; elsewhere a file seen opened (an open event without its
+close) is taken after ``OPEN_QUIET_SECONDS`` unchanged. Anything
+the local-file policy refuses (:mod:`hotfolder.localfiles`:
 not a regular file, a link, a hard-linked file unless ``[resolvers.path]`` allows them) is
 *unsafe*: it is quarantined with its reason and never read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import fnmatch
 import os
 from dataclasses import dataclass
@@ -105,6 +111,34 @@ class Signature:
         return f"{self.size}:{self.mtime_ns}:{self.ino}"
 
 
+#: Without a way to ask (no leases), a file seen opened for writing is taken after this long
+#: unchanged.
+OPEN_QUIET_SECONDS = 60.0
+
+
+def held_for_writing(path: str) -> bool | None:
+    """Whether a program has ``path`` open for writing: Linux refuses a read lease on such a
+    file. None when this cannot be known (another OS, a file system without leases, a file
+    owned by another user without CAP_LEASE)."""
+    setlease = getattr(fcntl, "F_SETLEASE", None)
+    if setlease is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, setlease, fcntl.F_RDLCK)
+    except OSError as exc:
+        return True if exc.errno in (errno.EAGAIN, errno.EBUSY) else None
+    else:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, setlease, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
+
+
 def header_state(path: str, policy: LocalFilePolicy = STRICT) -> str:
     """``"ok"``, ``"empty"`` (a placeholder) or ``"incomplete"`` (no JPEG/PNG end marker)."""
     try:
@@ -164,8 +198,15 @@ def check(
             return "wait", st
     stable_for = now - candidate.stable_since
     closed = candidate.arrived == sig and candidate.opened <= 0
-    if not closed and (stable_for < quiet or (candidate.opened > 0 and stable_for < 60 + quiet)):
+    if not closed and stable_for < quiet:
         return "wait", st
+    if not closed:
+        held = held_for_writing(candidate.path)
+        if held:
+            return "wait", st
+        if held is None and candidate.opened > 0 and stable_for < OPEN_QUIET_SECONDS + quiet:
+            return "wait", st
+        candidate.opened = 0  # not held open any more: its close event was missed
     state = header_state(candidate.path, policy)
     if state == "empty":
         return "empty", st

@@ -1,11 +1,20 @@
 """Which queued job runs next, and what its outcome does to the journal and the files.
 
 Limits: ``[daemon] concurrency`` jobs at once, and a folder's ``concurrency`` within it; the
-Venice client's own limiter is shared by every job of the runtime. A Venice 401/403 or 402, or
-the daily budget, *pauses* the job (its files stay claimed) and every chain with a paid step,
-until a config reload, a successful re-probe (one paused job tried every ``reprobe_seconds``)
-or, for the budget, the next local day. Retryable errors wait with exponential backoff; after
-``max_attempts`` a job fails: its original and ``<name>.error.json`` go to the failed place.
+Venice client's own limiter is shared by every job of the runtime. Retryable errors wait with
+exponential backoff; after ``max_attempts`` a job fails: its original and ``<name>.error.json``
+go to the failed place.
+
+Pauses belong to the service that paused (:mod:`hotfolder.pauses`): a job that meets one is
+*paused* (its files stay claimed, the attempt does not count), chains with paid steps are held
+back while it lasts, and a :class:`~hotfolder.pauses.PauseWatch` probes the service every
+``reprobe_seconds``; once nothing is paused (a probe passed, or a reloaded config made a new
+client) the paused jobs are queued again. A pause error from a component that is not
+:class:`~hotfolder.pauses.Pausable` cannot be probed: that job is tried again like any
+retryable error.
+
+Jobs waiting for something shared (a Venice rate slot) are journaled as such (meta ``waits``),
+for ``hotfolder status``.
 
 A job's input is read, checked and hashed once: the scheduler resolves it through the runtime
 (the path resolver and its local-file policy), keys the job by the input's sha256 and the
@@ -15,12 +24,13 @@ chain's digest to skip duplicates, then hands the resolved input to the engine.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import contextlib
 import hashlib
+import os
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from loguru import logger
@@ -29,41 +39,22 @@ from hotfolder.components import JobInput
 from hotfolder.daemon import claim
 from hotfolder.daemon.folders import FolderPlan, plan_folder
 from hotfolder.daemon.journal import JobRow, Journal
+from hotfolder.daemon.readiness import Signature
 from hotfolder.daemon.settings import DaemonSection, FolderSection
 from hotfolder.engine import Engine
 from hotfolder.errors import (
-    AuthError,
-    BalanceError,
-    BudgetExceeded,
     HotfolderError,
     OperationError,
     PluginError,
     UnsafeInputError,
-    VeniceError,
 )
 from hotfolder.job import Job
 from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFilePolicy, policy_for, read_local
+from hotfolder.pauses import Pausable, Pause, PauseWatch, iso_time, pauses_work
 from hotfolder.runtime import Runtime
+from hotfolder.waits import Wait
 
 MAX_BACKOFF = 600.0
-
-
-@dataclass
-class Pause:
-    """Why Venice work is paused, and when it is tried again."""
-
-    kind: str  # auth | balance | budget
-    reason: str
-    since: float
-    retry_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "reason": self.reason,
-            "since": _iso(self.since),
-            "retry_at": _iso(self.retry_at),
-        }
 
 
 class Scheduler:
@@ -74,8 +65,18 @@ class Scheduler:
         self.runtime = runtime
         self.plans = {p.key: p for p in plans}
         self.inflight: dict[str, tuple[asyncio.Task[None], str]] = {}
-        self.pause: Pause | None = None
-        self._probe: str | None = None
+        self.watch = PauseWatch(
+            lambda: self.runtime.services(), reprobe_seconds=self.settings.reprobe_seconds
+        )
+        self._shown_pause: dict[str, Any] | None = None
+        #: Whether jobs were paused since the last time they were all queued again.
+        self._jobs_paused = False
+        self._probing: asyncio.Task[bool] | None = None
+        self._waits: dict[str, dict[str, str]] = {}
+        #: job id -> input key, for the jobs running their chain now
+        self._keys: dict[str, str] = {}
+        #: job id -> the jobs with the same key waiting for its outcome
+        self._twin_waiters: dict[str, list[str]] = {}
         self._runtime_users: dict[int, int] = {}
         self._retired: list[Runtime] = []
         self.wake = asyncio.Event()
@@ -94,13 +95,15 @@ class Scheduler:
     # --- configuration ---------------------------------------------------------------------
 
     def replace(self, runtime: Runtime, plans: list[FolderPlan]) -> None:
-        """Use a new runtime and folder set for jobs started from now on; lift any pause."""
+        """Use a new runtime and folder set for jobs started from now on. Its services start
+        unpaused, so paused jobs go on (and pause again if the cause remains)."""
         old = self.runtime
         self.runtime = runtime
         self.plans = {p.key: p for p in plans}
+        self.watch.reprobe_seconds = self.settings.reprobe_seconds
         if self._runtime_users.get(id(old), 0) == 0:
             self._retired.append(old)
-        self.resume("the config was reloaded")
+        self.wake.set()
 
     def plan_for(self, row: JobRow) -> FolderPlan:
         """The folder's plan; a folder no longer in the config keeps its default places."""
@@ -110,42 +113,54 @@ class Scheduler:
 
     # --- pausing ---------------------------------------------------------------------------
 
-    def pause_for(self, exc: HotfolderError) -> None:
-        now = time.time()
-        if isinstance(exc, BudgetExceeded):
-            kind, retry_at = "budget", _next_local_midnight(now)
+    @property
+    def pause(self) -> Pause | None:
+        """The pause in force, or None."""
+        return self.watch.current()
+
+    def _follow_pause(self) -> None:
+        """Journal the pause for ``status``, probe it when due, and queue the paused jobs
+        again once nothing is paused."""
+        pause = self.watch.current()
+        shown = None
+        if pause is not None:
+            next_probe = self.watch.next_probe_at()
+            shown = pause.to_dict() | {"next_probe": iso_time(next_probe) if next_probe else None}
+        if shown != self._shown_pause:
+            self._shown_pause = shown
+            self.journal.set_meta("pause", shown)
+        if pause is None:
+            if self._jobs_paused and (n := self.journal.resume_paused()):
+                logger.info("{} paused job(s) queued again", n)
+            self._jobs_paused = False
+            return
+        if self.watch.due() and self._probing is None:
+            self._probing = asyncio.create_task(self._probe(), name="pause probe")
+
+    async def _probe(self) -> bool:
+        try:
+            return await self.watch.probe()
+        finally:
+            self._probing = None
+            self.wake.set()
+
+    def _paused_by(self, runtime: Runtime) -> bool:
+        """Whether a service of ``runtime`` is paused (and so owns the pause a job met)."""
+        return any(isinstance(s, Pausable) and s.pause for s in runtime.services())
+
+    def _twin_in_flight(self, job_id: str, key: str) -> str | None:
+        """Another job running the same bytes through the same chain now, if any: this one
+        waits for its outcome rather than paying for the same work twice."""
+        return next(
+            (other for other, k in self._keys.items() if k == key and other != job_id), None
+        )
+
+    def _on_wait(self, job: Job, wait: Wait | None) -> None:
+        if wait is None:
+            self._waits.pop(job.id, None)
         else:
-            kind = "auth" if isinstance(exc, AuthError) else "balance"
-            retry_at = now + self.settings.reprobe_seconds
-        if self.pause is None:
-            logger.error(
-                "Venice work paused ({}): {}; local-only chains go on; retrying at {}",
-                kind, exc, _iso(retry_at),
-            )  # fmt: skip
-        self.pause = Pause(kind, str(exc), self.pause.since if self.pause else now, retry_at)
-        self.journal.set_meta("pause", self.pause.to_dict())
-
-    def resume(self, why: str) -> None:
-        if self.pause is not None:
-            logger.info("Venice work resumes: {}", why)
-        self.pause = None
-        self._probe = None
-        self.journal.set_meta("pause", None)
-        if n := self.journal.resume_paused():
-            logger.info("{} paused job(s) queued again", n)
-        self.wake.set()
-
-    def _maybe_probe(self) -> None:
-        """While paused, let one paused job through every ``reprobe_seconds``."""
-        if self.pause is None or self._probe is not None or time.time() < self.pause.retry_at:
-            return
-        paused = self.journal.jobs(states=["paused"])
-        if not paused:
-            self.resume("nothing is waiting for Venice")
-            return
-        self._probe = paused[0].id
-        self.journal.update(self._probe, state="queued", not_before=0)
-        logger.info("Venice work is paused; trying job {} to see whether it can go on", self._probe)
+            self._waits[job.id] = {"what": wait.what, "since": iso_time(wait.since)}
+        self.journal.set_meta("waits", self._waits or None)
 
     # --- dispatching -----------------------------------------------------------------------
 
@@ -153,7 +168,7 @@ class Scheduler:
         """Start as many runnable jobs as the limits allow."""
         if self.stopping:
             return
-        self._maybe_probe()
+        self._follow_pause()
         limit = self.settings.concurrency
         while len(self.inflight) < limit:
             row = self._next()
@@ -164,10 +179,6 @@ class Scheduler:
             self.inflight[row.id] = (task, row.folder)
 
     def _next(self) -> JobRow | None:
-        if self._probe and self._probe not in self.inflight:
-            probe = self.journal.get(self._probe)
-            if probe is not None and probe.state == "queued":
-                return probe
         running: dict[str, int] = {}
         for _, folder in self.inflight.values():
             running[folder] = running.get(folder, 0) + 1
@@ -199,11 +210,17 @@ class Scheduler:
         self._runtime_users[id(runtime)] = self._runtime_users.get(id(runtime), 0) + 1
         try:
             await self._run_with(row, runtime, attempt)
+        except Exception as exc:  # finishing the job itself failed: never leave it running
+            logger.exception("job {} ({}) could not be finished", row.id, row.name)
+            await self._fail_as_last_resort(row, exc)
         finally:
             self._runtime_users[id(runtime)] -= 1
             self.inflight.pop(row.id, None)
-            if self._probe == row.id:
-                self._probe = None
+            self._keys.pop(row.id, None)
+            for waiter in self._twin_waiters.pop(row.id, []):  # their twin's outcome is in
+                self.journal.update(waiter, not_before=0)
+            if self._waits.pop(row.id, None) is not None:
+                self.journal.set_meta("waits", self._waits or None)
             if runtime is not self.runtime and self._runtime_users[id(runtime)] == 0:
                 del self._runtime_users[id(runtime)]
                 self._retired.append(runtime)
@@ -242,26 +259,42 @@ class Scheduler:
                 seq=row.seq,
                 checkpoint_dir=claim.checkpoint_dir(plan.root, row.id),
             )
-            engine = Engine(runtime, step_timeout=settings.step_timeout_seconds)
+            engine = Engine(
+                runtime, step_timeout=settings.step_timeout_seconds, on_wait=self._on_wait
+            )
             job_input = await engine.resolve(job, final=final)
             digest = await asyncio.to_thread(_input_sha256, job_input, source, policy)
             key = digest + ":" + chain.digest
             self.journal.update(row.id, key=key)
-            if plan.section.on_duplicate == "skip" and (dup := self.journal.done_with_key(key)):
-                await self._skip(row, plan, dup)
-                return
+            if plan.section.on_duplicate == "skip":
+                if dup := self.journal.done_with_key(key):
+                    await self._skip(row, plan, dup)
+                    return
+                if twin := self._twin_in_flight(row.id, key):
+                    logger.info(
+                        "{} (job {}) has the same bytes and chain as job {}, in flight: it "
+                        "waits for that one's outcome", row.name, row.id, twin,
+                    )  # fmt: skip
+                    self._twin_waiters.setdefault(twin, []).append(row.id)
+                    self.journal.update(
+                        row.id, state="queued", attempts=attempt - 1, not_before=time.time() + 60
+                    )
+                    return
+            self._keys[row.id] = key
             result = await engine.run(job, final=final, job_input=job_input)
         except asyncio.CancelledError:
             # A graceful stop: the job goes back to the queue; this attempt does not count.
             self.journal.update(row.id, state="queued", attempts=attempt - 1)
             raise
-        except (AuthError, BalanceError, BudgetExceeded) as exc:
-            self.journal.update(
-                row.id, state="paused", attempts=attempt - 1, error=_error(exc, attempt)
-            )
-            self.pause_for(exc)
-            return
         except HotfolderError as exc:
+            if pauses_work(exc) and self._paused_by(runtime):
+                logger.info("{} (job {}) waits for Venice work to resume", row.name, row.id)
+                self.journal.update(
+                    row.id, state="paused", attempts=attempt - 1, error=_error(exc, attempt)
+                )
+                self._jobs_paused = True
+                self.wake.set()
+                return
             await self._after_error(row, plan, exc, attempt)
             return
         except Exception as exc:
@@ -271,17 +304,29 @@ class Scheduler:
             )
             await self._after_error(row, plan, error, attempt)
             return
-        if self._probe == row.id or (self.pause and row.chain in self.paid_chains()):
-            self.resume(f"job {row.id} went through")
+        if changed := _changed_since_claim(source, row):
+            logger.warning(
+                "{} (job {}) changed while it was processed (size:mtime:inode {} -> {}): its "
+                "outputs came from older bytes; running it again on the new ones",
+                row.name, row.id, row.src_sig, changed,
+            )  # fmt: skip
+            await asyncio.to_thread(shutil.rmtree, claim.checkpoint_dir(plan.root, row.id), True)
+            self.journal.update(
+                row.id,
+                state="queued",
+                attempts=attempt - 1,
+                not_before=time.time() + 0.5,
+                src_sig=changed,
+            )
+            return
         await self._done(row, plan, result)
 
     async def _after_error(
         self, row: JobRow, plan: FolderPlan, exc: HotfolderError, attempt: int
     ) -> None:
-        if self._probe == row.id and self.pause is not None and isinstance(exc, VeniceError):
-            self.resume(f"job {row.id} reached Venice")
         max_attempts = self.settings.max_attempts
-        if exc.retryable and attempt < max_attempts:
+        # A pause error nobody can probe (not from a Pausable service) is tried again later.
+        if (exc.retryable or pauses_work(exc)) and attempt < max_attempts:
             base = self.settings.retry_backoff_seconds
             delay = min(MAX_BACKOFF, base * 2 ** (attempt - 1))
             delay = max(delay, getattr(exc, "retry_after", None) or 0.0)
@@ -310,6 +355,29 @@ class Scheduler:
         )
         await _finish(_write_error_and_move, plan.root, row, target, info)
 
+    async def _fail_as_last_resort(self, row: JobRow, exc: Exception) -> None:
+        """Mark the job failed and keep its original under ``<failed>/<job-id>/``, a place
+        whose name cannot clash or be too long, with the error beside it."""
+        plan = self.plan_for(row)
+        target = claim.fitting_name(plan.failed / row.id / PurePosixPath(row.name).name)
+        info = PluginError(
+            f"{row.name} could not be finished: {exc!r}",
+            hint="this is a bug; please report it with the log. The original is kept here; "
+            "hotfolder retry " + row.id + " runs it again",
+        ).to_dict() | {"job": row.id, "file": row.name, "folder": row.folder, "chain": row.chain}
+        info |= {"attempts": row.attempts, "time": iso_time(time.time())}
+        try:
+            self.journal.update(
+                row.id, state="failed", error=info, place=str(target), finished=time.time()
+            )
+            await _finish(_write_error_and_move, plan.root, row, target, info)
+        except Exception:
+            logger.exception(
+                "job {} could not be moved to the failed place either; its original stays in {}",
+                row.id,
+                claim.job_dir(plan.root, row.id),
+            )
+
     async def _skip(self, row: JobRow, plan: FolderPlan, dup: JobRow) -> None:
         place = self._final_place(row, plan)
         logger.info(
@@ -333,6 +401,7 @@ class Scheduler:
             place=place,
             finished=time.time(),
             cost_usd=result.cost_usd,
+            simulated_usd=result.simulated_usd,
             outputs=[o.to_dict() for o in result.outputs],
             error=None,
         )
@@ -364,6 +433,10 @@ class Scheduler:
             await asyncio.wait(pending)
 
     async def aclose(self) -> None:
+        if self._probing is not None:
+            self._probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probing
         await self._close_retired()
         await self.runtime.aclose()
 
@@ -375,7 +448,7 @@ async def _finish(func: Callable[..., None], *args: Any) -> None:
 
 def _write_error_and_move(root: Path, row: JobRow, target: Path, info: dict[str, Any]) -> None:
     claim.write_error(target, info)
-    claim.finish_move(root, row.id, row.name, str(target))
+    claim.finish_move(root, row.id, row.name, str(target), keep_checkpoints=True)
 
 
 def _error(exc: HotfolderError, attempts: int) -> dict[str, Any]:
@@ -383,8 +456,20 @@ def _error(exc: HotfolderError, attempts: int) -> dict[str, Any]:
     data.setdefault("status", None)
     data.setdefault("request_id", None)
     data["attempts"] = attempts
-    data["time"] = _iso(time.time())
+    data["time"] = iso_time(time.time())
     return data
+
+
+def _changed_since_claim(source: Path, row: JobRow) -> str | None:
+    """The claimed file's signature if it changed since it was claimed (a writer that still
+    held it open wrote on), else None."""
+    if row.src_sig is None:
+        return None
+    try:
+        now = str(Signature.of(os.lstat(source)))
+    except FileNotFoundError:
+        return None  # judged by the move that follows
+    return None if now == row.src_sig else now
 
 
 def _input_sha256(job_input: JobInput, source: Path, policy: LocalFilePolicy) -> str:
@@ -394,13 +479,3 @@ def _input_sha256(job_input: JobInput, source: Path, policy: LocalFilePolicy) ->
     if source.name.lower().endswith(MANIFEST_SUFFIXES):
         return hashlib.sha256(read_local(source, policy)).hexdigest()
     return job_input.artifact.sha256
-
-
-def _next_local_midnight(now: float) -> float:
-    today = dt.datetime.fromtimestamp(now).date()
-    midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time())
-    return midnight.timestamp()
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")

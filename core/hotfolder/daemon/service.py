@@ -14,9 +14,9 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
 
@@ -36,10 +36,22 @@ from hotfolder.runtime import Runtime
 #: How often the readiness of candidates is looked at, and watchers are checked.
 TICK = 0.05
 HEALTH_EVERY = 2.0
+#: How often each folder is checked for having been moved, deleted or replaced.
+MOVED_EVERY = 0.5
+
+
+class Companion(Protocol):
+    """Something that runs on the daemon's loop beside it (the dashboard): started once the
+    journal is open and recovered, stopped before it closes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class Daemon:
-    """``hotfolder run``. ``make_runtime(config)`` builds a runtime for a (re)loaded config."""
+    """``hotfolder run``. ``make_runtime(config)`` builds a runtime for a (re)loaded config;
+    ``companions`` run on the same loop for as long as the daemon does."""
 
     def __init__(
         self,
@@ -47,8 +59,10 @@ class Daemon:
         make_runtime: Callable[[Config], Runtime],
         registry: Any,
         state_dir: Path,
+        companions: Sequence[Companion] = (),
     ) -> None:
         self.config = config
+        self.companions = list(companions)
         self.make_runtime = make_runtime
         self.registry = registry
         self.state_dir = state_dir
@@ -66,6 +80,7 @@ class Daemon:
         self.lock.acquire()
         journal: Journal | None = None
         alarm = OverflowAlarm(self._on_overflow)
+        started: list[Companion] = []
         try:
             journal = Journal(self.state_dir / JOURNAL_NAME)
             logger.info("hotfolder daemon (pid {}), state in {}", os.getpid(), self.state_dir)
@@ -75,6 +90,7 @@ class Daemon:
             if n := journal.resume_paused():
                 logger.info("{} paused job(s) queued again at start-up", n)
             journal.set_meta("pause", None)
+            journal.set_meta("waits", None)
             self.intake = Intake(journal, self.plans, policy_for(self.config))
             self.scheduler = Scheduler(journal, self.make_runtime(self.config), self.plans)
             self._install_signals()
@@ -83,9 +99,14 @@ class Daemon:
             self._scan_all()
             if not self.plans:
                 logger.warning("no [[folders]] in {}; nothing to watch", self.config.path)
+            for companion in self.companions:
+                await companion.start()
+                started.append(companion)
             await self._loop()
         finally:
             alarm.remove()
+            for companion in reversed(started):
+                await companion.stop()
             await self._shutdown()
             if journal is not None:
                 journal.close()
@@ -93,7 +114,7 @@ class Daemon:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        last_scan = last_health = loop.time()
+        last_scan = last_health = last_moved = loop.time()
         dispatcher = asyncio.create_task(self._dispatch_forever(), name="dispatcher")
         try:
             while not self._stop.is_set():
@@ -105,6 +126,9 @@ class Daemon:
                     self._rescan_all = False
                     last_scan = now
                     self._scan_all()
+                if now - last_moved >= MOVED_EVERY:
+                    last_moved = now
+                    self._check_moved()
                 if now - last_health >= HEALTH_EVERY:
                     last_health = now
                     self._check_watches()
@@ -236,6 +260,23 @@ class Daemon:
         for watch in self.watches.values():
             watch.stop()
         self.watches.clear()
+
+    def _check_moved(self) -> None:
+        """A watched folder that was moved away, deleted or replaced (same path, new folder)
+        is watched and locked again at its path, or as soon as a folder is back there."""
+        for plan in self.plans:
+            if not plan.moved():
+                continue
+            logger.warning(
+                "{} is no longer the folder that was watched (moved, deleted or replaced); "
+                "watching the folder at that path again",
+                plan.root,
+            )
+            plan.unlock()
+            watch = self.watches.get(plan.key)
+            if watch is not None:
+                watch.stop()  # the health check starts it again once the folder is there
+            self._check_watches()
 
     def _check_watches(self) -> None:
         """Restart dead observers (and rescan their folder); lock folders that came back."""

@@ -75,15 +75,17 @@ class DaemonSection(Section):
     #: On SIGTERM/SIGINT, how long in-flight jobs may take to finish before they are
     #: stopped and left queued for the next start.
     grace_seconds: float = Field(default=30.0, ge=0)
-    #: Longest one step (or one output) may take; a job whose step runs out of time is
-    #: retried, up to ``max_attempts``.
+    #: Longest one step (or one output) may take, not counting its waits for a Venice rate
+    #: slot or connection; a job whose step runs out of time is retried, up to
+    #: ``max_attempts``.
     step_timeout_seconds: float = Field(default=600.0, gt=0)
     #: Tries per job (a crash mid-job counts); after the last one the job fails.
     max_attempts: int = Field(default=5, ge=1, le=100)
     #: First wait before retrying a retryable error; doubles each attempt, capped at 10 min.
     retry_backoff_seconds: float = Field(default=5.0, ge=0)
-    #: While Venice work is paused (401/402), how often one paused job is tried again.
-    reprobe_seconds: float = Field(default=300.0, gt=0)
+    #: While Venice work is paused (a refused key, no balance), how often one cheap request
+    #: (``GET /billing/balance``) checks whether it can go on; ``process`` checks as often.
+    reprobe_seconds: float = Field(default=60.0, gt=0)
     #: The journal and the instance lock (default: the platform's user state folder;
     #: ``--state-dir`` and ``$HOTFOLDER_STATE_DIR`` take precedence).
     state_dir: ConfigPath | None = None

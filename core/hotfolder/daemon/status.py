@@ -1,6 +1,7 @@
 """What ``hotfolder status`` reports, read from the journal (never from the daemon's memory):
-per folder the jobs by state, those in flight and the last errors; why Venice work is
-paused; what was spent today."""
+per folder the jobs by state, those in flight (and what they wait for: a Venice rate slot)
+and the last errors; why Venice work is paused, since when, the next check and the fix; what
+was spent today."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
     try:
         counts = journal.counts()
         running = journal.jobs(states=["running"])
+        pid = running_pid(state_dir)
+        waits = (journal.meta("waits") or {}) if pid is not None else {}
         plans = {
             p.key: p
             for p in (plan_folder(f) for f in (config.sections(FolderSection) if config else []))
@@ -37,25 +40,31 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
                     "archive": str(plan.archive) if plan else None,
                     "failed": str(plan.failed) if plan else None,
                     "counts": by_state,
-                    "in_flight": [_brief(r) for r in running if r.folder == key],
+                    "in_flight": [_brief(r, waits) for r in running if r.folder == key],
                     "last_errors": [_error(r) for r in journal.last_errors(key)],
                 }
             )
         midnight = dt.datetime.combine(dt.date.today(), dt.time()).timestamp()
-        pid = running_pid(state_dir)
         return {
             "state_dir": str(state_dir),
             "daemon": {"running": pid is not None, "pid": pid},
             "paused": journal.meta("pause") if pid is not None else None,
             "spent_today_usd": round(journal.spent_since(midnight), 6),
+            "simulated_today_usd": round(journal.simulated_since(midnight), 6),
             "folders": folders,
         }
     finally:
         journal.close()
 
 
-def _brief(row: JobRow) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "attempts": row.attempts, "started": _iso(row.started)}
+def _brief(row: JobRow, waits: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "attempts": row.attempts,
+        "started": _iso(row.started),
+        "waiting": waits.get(row.id),
+    }
 
 
 def _error(row: JobRow) -> dict[str, Any]:
@@ -76,25 +85,40 @@ def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
+def _simulated_spend(status: dict[str, Any]) -> str:
+    """`` (and $6.75 simulated)`` when simulated paid calls would have cost something today."""
+    simulated = status.get("simulated_today_usd") or 0.0
+    return f" (and ${simulated:.2f} simulated)" if simulated > 0 else ""
+
+
 def render(status: dict[str, Any]) -> str:
     """The status as a few readable lines."""
     daemon = status["daemon"]
     lines = [
         f"daemon: {'running, pid ' + str(daemon['pid']) if daemon['running'] else 'not running'}"
         f" (state in {status['state_dir']})",
-        f"spent today: ${status['spent_today_usd']:.2f}",
+        f"spent today: ${status['spent_today_usd']:.2f}" + _simulated_spend(status),
     ]
     if pause := status["paused"]:
         lines.append(
-            f"Venice work PAUSED ({pause['kind']}): {pause['reason']}; "
-            f"retrying at {pause['retry_at']}"
+            f"Venice work PAUSED ({pause['kind']}) since {pause['since']}: {pause['reason']}"
         )
+        if pause.get("hint"):
+            lines.append(f"  fix: {pause['hint']}")
+        if pause.get("not_before"):
+            lines.append(f"  can go on from: {pause['not_before']}")
+        if pause.get("lifts_by_probe") is False:
+            lines.append("  goes on after: a reload (SIGHUP) or a restart with the fix")
+        elif pause.get("next_probe"):
+            lines.append(f"  next check: {pause['next_probe']}")
     for folder in status["folders"]:
         counts = ", ".join(f"{n} {s}" for s, n in folder["counts"].items() if n) or "no jobs"
         note = " (not in the config)" if folder["configured"] is False else ""
         lines.append(f"{folder['path']}{note}: {counts}")
         for job in folder["in_flight"]:
-            lines.append(f"  running: {job['name']} (job {job['id']}, attempt {job['attempts']})")
+            wait = job.get("waiting")
+            doing = f"waiting for {wait['what']} since {wait['since']}" if wait else "running"
+            lines.append(f"  {doing}: {job['name']} (job {job['id']}, attempt {job['attempts']})")
         for err in folder["last_errors"]:
             lines.append(f"  {err['state']}: {err['name']} (job {err['id']}): {err['message']}")
     return "\n".join(lines)

@@ -5,7 +5,17 @@ This package is public: the names below are what operations use (the built-in
 
 Operations get the client with :func:`get_client`, made from ``[venice]`` on first use; a
 caller may provide one up front with ``runtime.set_service(SERVICE, client)`` (the command
-line does, for ``--sandbox``).
+line does, for ``--sandbox``). An operation turns its step's parameters into a request
+(``EditRequest``, ``MultiEditRequest``, ``UpscaleRequest``, ``BackgroundRemoveRequest``) and
+calls the client with its input image(s)::
+
+    result = await get_client(runtime).upscale(image, UpscaleRequest(scale=4))
+    result.data, result.cost_usd, result.notes
+
+The client owns Venice's policy: the model lookup, the checks before a paid call, the price,
+the upload (by URL where Venice can fetch it) and the daily budget. :func:`estimate_usd`
+prices a request the same way for ``--dry-run``, offline. The pixel and byte limits below are
+what ``fit = true`` scales an input into.
 """
 
 from __future__ import annotations
@@ -13,25 +23,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hotfolder.errors import AuthError
-from hotfolder.secrets import SecretRef
 from hotfolder.venice.catalog import (
     DEFAULT_EDIT_MODEL,
     SPEC_PROMPT_LIMIT,
-    UPSCALE_MODEL,
     Catalog,
     ModelInfo,
 )
-from hotfolder.venice.cost import BACKGROUND_REMOVE_USD, edit_usd, upscale_usd
+from hotfolder.venice.cost import BACKGROUND_REMOVE_USD, request_usd
 from hotfolder.venice.preflight import (
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
-    MAX_UPSCALE_OUTPUT_PIXELS,
+    MAX_UPSCALE_INPUT_PIXELS,
     MIN_PIXELS,
-    check_options,
-    check_pixels,
-    check_prompt,
-    upload_input,
-    upscale_scale,
+)
+from hotfolder.venice.requests import (
+    UPSCALE_SCALES,
+    BackgroundRemoveRequest,
+    EditRequest,
+    ImageRequest,
+    MultiEditRequest,
+    UpscaleRequest,
+    UpscaleScale,
 )
 from hotfolder.venice.settings import VeniceSection
 from hotfolder.venice.wire import ImageInput
@@ -57,27 +69,26 @@ __all__ = [
     "DEFAULT_EDIT_MODEL",
     "MAX_PIXELS",
     "MAX_UPLOAD_BYTES",
-    "MAX_UPSCALE_OUTPUT_PIXELS",
+    "MAX_UPSCALE_INPUT_PIXELS",
     "MIN_PIXELS",
     "SERVICE",
     "SPEC_PROMPT_LIMIT",
-    "UPSCALE_MODEL",
+    "UPSCALE_SCALES",
+    "BackgroundRemoveRequest",
     "Catalog",
+    "EditRequest",
     "ImageInput",
+    "ImageRequest",
     "ImageResult",
     "ModelInfo",
-    "SecretRef",
+    "MultiEditRequest",
+    "UpscaleRequest",
+    "UpscaleScale",
     "VeniceClient",
     "VeniceSection",
-    "check_options",
-    "check_pixels",
-    "check_prompt",
-    "edit_usd",
     "estimate_catalog",
+    "estimate_usd",
     "get_client",
-    "upload_input",
-    "upscale_scale",
-    "upscale_usd",
 ]
 
 #: The runtime service key of the client.
@@ -99,6 +110,15 @@ def estimate_catalog(runtime: RuntimeView) -> Catalog:
     return runtime.service(
         SERVICE + ".estimates", lambda: _offline_catalog(runtime.section(VeniceSection))
     )
+
+
+def estimate_usd(runtime: RuntimeView, request: ImageRequest, *, images: int = 1) -> float | None:
+    """What ``request`` with ``images`` inputs would cost, priced as the client prices a call
+    but from :func:`estimate_catalog`: no request, no key. None when the price is not known."""
+    model = None
+    if request.model_type is not None and request.model_id is not None:
+        model = estimate_catalog(runtime).cached_model(request.model_id, request.model_type)
+    return request_usd(request, model, images=images)
 
 
 def _offline_catalog(settings: VeniceSection) -> Catalog:

@@ -24,6 +24,7 @@ from loguru import logger
 from hotfolder.errors import ConfigError, HotfolderError
 from hotfolder.fsutil import atomic_write
 from hotfolder.registry import suggest
+from hotfolder.waits import waiting
 
 ModelType = Literal["inpaint", "upscale"]
 
@@ -154,11 +155,19 @@ class Catalog:
         current = self._lists.get(type)
         if not refresh and current and current.source in ("live", "cache"):
             return current
-        async with self._fetching.setdefault(type, asyncio.Lock()):
+        lock = self._fetching.setdefault(type, asyncio.Lock())
+        if lock.locked():  # another job is fetching it: a wait, not this step's work
+            with waiting("the Venice model list"):
+                await lock.acquire()
+        else:
+            await lock.acquire()
+        try:
             current = self._lists.get(type)
             if not refresh and current and current.source in ("live", "cache"):
                 return current
             return await self._load(type, refresh)
+        finally:
+            lock.release()
 
     async def _load(self, type: ModelType, refresh: bool) -> ModelList:
         disk = None if refresh else self._read(type)

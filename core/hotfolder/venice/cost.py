@@ -6,8 +6,12 @@ Prices come from the model list's ``pricing`` (see :mod:`hotfolder.venice.catalo
   tiers, else the resolution price, else the flat ``inpaint`` price; plus each input image
   beyond ``inputImages.included`` at ``inputImages.additional``; plus $0.04 when
   ``enhance_prompt`` rewrites the prompt;
-* upscale: the ``2x`` price up to scale 2, the ``4x`` price above;
+* upscale: the ``2x`` or the ``4x`` price, as asked (a 4x that Venice reduces to fit its
+  output limit costs the 4x price);
 * background removal: a fixed $0.03 (not in the model list; Venice's pricing page).
+
+:func:`request_usd` prices a request (:mod:`hotfolder.venice.requests`); the client prices
+every call with it, and ``--dry-run`` estimates with it from the cached model list.
 
 The ledger is a small JSON file per API root in the cache folder, re-read before each check
 so that several hotfolder processes on one machine see each other's spend.
@@ -18,7 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,12 @@ from loguru import logger
 from hotfolder.errors import BudgetExceeded
 from hotfolder.fsutil import atomic_write
 from hotfolder.venice.catalog import ModelInfo
+from hotfolder.venice.requests import (
+    BackgroundRemoveRequest,
+    ImageRequest,
+    UpscaleRequest,
+    UpscaleScale,
+)
 
 BACKGROUND_REMOVE_USD = 0.03
 ENHANCE_PROMPT_USD = 0.04
@@ -68,21 +79,46 @@ def edit_usd(
     return round(base, 6)
 
 
-def upscale_usd(model: ModelInfo | None, scale: float) -> float | None:
-    """The price of one upscale at ``scale``; None if not listed."""
+def upscale_usd(model: ModelInfo | None, scale: UpscaleScale) -> float | None:
+    """The price of one upscale at ``scale`` (2 or 4); None if not listed."""
     if model is None:
         return None
     tiers = model.pricing.get("upscale") or {}
-    return _usd(tiers.get("2x" if scale <= 2 else "4x"))
+    return _usd(tiers.get(f"{scale}x"))
+
+
+def request_usd(request: ImageRequest, model: ModelInfo | None, *, images: int = 1) -> float | None:
+    """The price of ``request`` with ``images`` inputs by ``model``'s prices (the model the
+    request names, None when it is not known); None when the price is not known."""
+    if isinstance(request, BackgroundRemoveRequest):
+        return BACKGROUND_REMOVE_USD
+    if isinstance(request, UpscaleRequest):
+        return upscale_usd(model, request.factor)
+    if model is None:
+        return None
+    return edit_usd(
+        model,
+        images=images,
+        resolution=request.resolution,
+        quality=request.quality,
+        enhance_prompt=bool(request.enhance_prompt),
+    )
 
 
 class SpendLedger:
     """Today's Venice spend (local calendar day), checked before every paid request."""
 
     def __init__(
-        self, folder: Path | None, *, base_url: str, max_usd_per_day: float | None
+        self,
+        folder: Path | None,
+        *,
+        base_url: str,
+        max_usd_per_day: float | None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``folder`` None keeps the ledger in memory only (a sandbox on loopback)."""
+        """``folder`` None keeps the ledger in memory only (a sandbox on loopback); ``clock``
+        tells the day (``time.time`` but for tests)."""
+        self._clock = clock
         digest = hashlib.sha256(base_url.encode()).hexdigest()[:12]
         self.path = folder / "venice" / f"spend-{digest}.json" if folder is not None else None
         self.max_usd_per_day = max_usd_per_day
@@ -90,7 +126,13 @@ class SpendLedger:
         self._memory: dict[str, float] = {}
 
     def spent_today(self) -> float:
-        return float(self._read().get(_today(), 0.0))
+        return float(self._read().get(self._today(), 0.0))
+
+    def fits(self, usd: float) -> bool:
+        """Whether ``usd`` more fits today's budget, with what is in flight."""
+        if self.max_usd_per_day is None:
+            return True
+        return self.spent_today() + self._reserved + usd <= self.max_usd_per_day + 1e-9
 
     def reserve(self, usd: float | None) -> float:
         """Hold ``usd`` of today's budget for a request about to be sent; BudgetExceeded when
@@ -99,7 +141,7 @@ class SpendLedger:
         if self.max_usd_per_day is None:
             return usd
         spent = self.spent_today()
-        if spent + self._reserved + usd > self.max_usd_per_day + 1e-9:
+        if not self.fits(usd):
             msg = (
                 f"the Venice budget for today is used up: ${spent:.2f} spent"
                 + (f" and ${self._reserved:.2f} in flight" if self._reserved else "")
@@ -120,7 +162,7 @@ class SpendLedger:
         if not actual:
             return
         days = self._read()
-        today = _today()
+        today = self._today()
         days[today] = round(float(days.get(today, 0.0)) + actual, 6)
         keep = dict(sorted(days.items())[-7:])
         if self.path is None:
@@ -144,6 +186,5 @@ class SpendLedger:
             return {}
         return data if isinstance(data, dict) else {}
 
-
-def _today() -> str:
-    return dt.date.today().isoformat()
+    def _today(self) -> str:
+        return dt.date.fromtimestamp(self._clock()).isoformat()

@@ -110,7 +110,7 @@ def _flatten_details(tree: Any, path: str = "") -> list[str]:
 def _reject_hint(status: int, code: str | None) -> str:
     if status == 404 or code in ("MODEL_NOT_FOUND", "INVALID_MODEL"):
         return "check the model id (ids are case-sensitive): run 'hotfolder models'"
-    if status == 413:
+    if status == 413 or code in ("PAYLOAD_TOO_LARGE", "IMAGE_TOO_LARGE"):
         return "the upload is too large for Venice; set fit = true on the step"
     if status == 415:
         return "this is a bug in hotfolder's Venice client; please report it"

@@ -7,9 +7,8 @@
   20 failures in 30 s lock the key for 30 s): a request is only sent while the failures in
   the window plus the requests in flight stay below the threshold, so even a storm of 500s
   can never produce more than ``breaker_failures`` failures in any window.
-* :class:`BalanceGate` holds image requests after a 402 and polls the balance until Venice
-  says the account can pay again; :class:`Throttle` ties them together with an auth pause
-  and a cap on requests in flight.
+* :class:`Throttle` ties them together with the client's pause and a cap on requests in
+  flight, and reports each wait for a slot (:mod:`hotfolder.waits`).
 
 All of it is asyncio-safe for the tasks of one event loop.
 """
@@ -18,17 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from loguru import logger
 
-from hotfolder.errors import AuthError, BalanceError, HotfolderError
+from hotfolder.fsutil import atomic_write
 from hotfolder.venice.headers import RateLimitState
+from hotfolder.waits import waiting
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -68,6 +68,10 @@ class RateLimiter:
             if self._remaining is not None:
                 self._remaining -= 1
 
+    def would_wait(self) -> bool:
+        """Whether :meth:`acquire` would have to wait now."""
+        return self._lock.locked() or self._wait() > 0
+
     def _wait(self) -> float:
         now = self._clock()
         while self._sent and self._sent[0] <= now - self.window_seconds:
@@ -102,7 +106,10 @@ class CircuitBreaker:
     """Sends only while ``failures in the window + requests in flight < max_failures``.
 
     The sum can only grow by admitting a request, so no window ever holds more than
-    ``max_failures`` failures however the requests end.
+    ``max_failures`` failures however the requests end. With a ``memory`` file the recent
+    failures outlive the process: a client started again during an outage (after a crash, a
+    restart, the next ``process`` run) counts the failures of the one before, and so never
+    walks into the key lockout.
     """
 
     def __init__(
@@ -111,6 +118,7 @@ class CircuitBreaker:
         window_seconds: float,
         *,
         clock: Clock = time.monotonic,
+        memory: Path | None = None,
     ) -> None:
         self.max_failures = max_failures
         self.window_seconds = window_seconds
@@ -119,12 +127,55 @@ class CircuitBreaker:
         self._in_flight = 0
         self._changed = asyncio.Condition()
         self.opened = 0  # how many times a sender had to wait, for logs and tests
+        self._memory = memory
+        self._recall()
+
+    def _recall(self) -> None:
+        """Count the failures the file remembers from the last ``window_seconds``."""
+        if self._memory is None:
+            return
+        try:
+            stamps = json.loads(self._memory.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            logger.warning("ignoring the unreadable failure record {}: {}", self._memory, exc)
+            return
+        now_wall, now = time.time(), self._clock()
+        recent = sorted(
+            now - (now_wall - t)
+            for t in stamps
+            if isinstance(t, int | float) and 0 <= now_wall - t < self.window_seconds
+        )
+        self._failures.extend(recent)
+        if recent:
+            logger.warning(
+                "Venice: {} request(s) failed in the last {:.0f}s before this start; sending "
+                "carefully until the window clears",
+                len(recent),
+                self.window_seconds,
+            )
+
+    def _remember(self) -> None:
+        if self._memory is None:
+            return
+        now_wall, now = time.time(), self._clock()
+        stamps = [round(now_wall - (now - t), 3) for t in self._failures]
+        try:
+            self._memory.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self._memory, json.dumps(stamps).encode())
+        except OSError as exc:
+            logger.warning("cannot record Venice failures in {}: {}", self._memory, exc)
 
     def recent_failures(self) -> int:
         now = self._clock()
         while self._failures and self._failures[0] <= now - self.window_seconds:
             self._failures.popleft()
         return len(self._failures)
+
+    def would_wait(self) -> bool:
+        """Whether :meth:`acquire` would have to wait now."""
+        return self.recent_failures() + self._in_flight >= self.max_failures
 
     async def acquire(self) -> None:
         async with self._changed:
@@ -153,165 +204,71 @@ class CircuitBreaker:
             self._in_flight -= 1
             if failed:
                 self._failures.append(self._clock())
+                self.recent_failures()  # drop the old ones before they are written
+                self._remember()
             self._changed.notify_all()
 
 
-class BalanceGate:
-    """After a 402: hold image requests and poll the balance until it can pay again.
-
-    The balance must be able to pay for the dearest request that is waiting, not merely be
-    above zero (``canConsume``), or the requests would only meet another 402. The pause
-    between polls grows from ``first_seconds`` to ``max_seconds`` and only starts over after a
-    request succeeds, so repeated 402s cannot turn into a stream of failed requests.
-    """
-
-    def __init__(
-        self,
-        poll: Callable[[], Awaitable[Mapping[str, Any]]],
-        *,
-        first_seconds: float,
-        max_seconds: float,
-        wait_seconds: float | None,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self._poll = poll
-        self._first_seconds = first_seconds
-        self._max_seconds = max_seconds
-        self._wait_seconds = wait_seconds
-        self._sleep = sleep
-        self._funded = asyncio.Event()
-        self._funded.set()
-        self._task: asyncio.Task[None] | None = None
-        self._error: HotfolderError | None = None
-        self._delay = first_seconds
-        self._needed = 0.0
-        self.trips = 0
-
-    @property
-    def waiting(self) -> bool:
-        return not self._funded.is_set()
-
-    def trip(self, error: BalanceError, *, needed_usd: float | None = None) -> None:
-        """Start waiting for a balance of at least ``needed_usd`` (once, however many
-        requests saw the 402)."""
-        self._needed = max(self._needed, needed_usd or 0.0)
-        if not self._funded.is_set():
-            return
-        self.trips += 1
-        self._error = error
-        self._funded.clear()
-        logger.warning(
-            "Venice says the balance is too low ({}); pausing Venice work and checking the "
-            "balance until it can pay again",
-            error.message,
-        )
-        self._task = asyncio.get_running_loop().create_task(self._watch(), name="venice-balance")
-
-    def succeeded(self) -> None:
-        """A paid request went through: the next 402 starts with short polls again. (One
-        that was sent before the pause says nothing about the balance now.)"""
-        if not self.waiting:
-            self._delay = self._first_seconds
-
-    async def wait(self) -> None:
-        """Return once the account can pay; BalanceError if ``wait_seconds`` runs out first."""
-        if self._funded.is_set():
-            return
-        try:
-            await asyncio.wait_for(self._funded.wait(), self._wait_seconds)
-        except TimeoutError:
-            assert self._error is not None
-            msg = f"{self._error.message}; still no balance after {self._wait_seconds:.0f}s"
-            raise BalanceError(msg, hint=self._error.hint, status=402) from None
-
-    async def _watch(self) -> None:
-        while True:
-            await self._sleep(random.uniform(self._delay / 2, self._delay))
-            self._delay = min(self._max_seconds, self._delay * 2)
-            try:
-                if _can_pay(await self._poll(), self._needed):
-                    logger.info("Venice balance is back; resuming Venice work")
-                    self._needed = 0.0
-                    self._funded.set()
-                    return
-            except AuthError:
-                self._funded.set()  # the auth pause takes over: waiters raise AuthError
-                return
-            except HotfolderError as exc:
-                logger.warning("checking the Venice balance failed: {}", exc)
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-def _can_pay(balance: Mapping[str, Any], needed: float) -> bool:
-    """``GET /billing/balance`` says the account can pay ``needed`` USD (or DIEM)."""
-    if not balance.get("canConsume"):
-        return False
-    amounts = [v for v in (balance.get("balances") or {}).values() if isinstance(v, int | float)]
-    return not amounts or needed <= 0 or max(amounts) >= needed
-
-
 class Throttle:
-    """Every Venice request goes through :meth:`sending`: pauses, concurrency, rate, breaker."""
+    """Every Venice request goes through :meth:`sending`: the pause, concurrency, rate, breaker.
+
+    ``gate`` raises the pause's error when the client is paused for this kind of request; it
+    is asked before a request queues and again once it has its slots, so a request that
+    queued while the client paused is never sent. Each wait for a shared slot is reported
+    through :func:`hotfolder.waits.waiting` (a job's step timer stands still meanwhile).
+    """
 
     def __init__(
         self,
         limiter: RateLimiter,
         breaker: CircuitBreaker,
-        balance: BalanceGate,
         *,
         max_in_flight: int,
+        gate: Callable[[bool], None] = lambda image: None,
     ) -> None:
         self.limiter = limiter
         self.breaker = breaker
-        self.balance = balance
         self._slots = asyncio.Semaphore(max_in_flight)
-        self.auth_error: AuthError | None = None
-
-    def pause_for_auth(self, error: AuthError) -> None:
-        """Stop all sending: every later request raises this error without being sent."""
-        if self.auth_error is None:
-            logger.error("Venice work paused: {}", error)
-        self.auth_error = error
-
-    def resume_auth(self) -> None:
-        """Allow sending again after the key was fixed."""
-        self.auth_error = None
-
-    def check_auth(self) -> None:
-        if self.auth_error is not None:
-            error = self.auth_error
-            raise AuthError(error.message, hint=error.hint, status=error.status, code=error.code)
+        self._gate = gate
 
     @contextlib.asynccontextmanager
-    async def sending(self, *, image: bool) -> AsyncIterator[SendOutcome]:
+    async def sending(self, *, image: bool, probe: bool = False) -> AsyncIterator[SendOutcome]:
         """Hold a sending slot; the body sets ``outcome.failed`` from the response.
 
-        Image requests also wait out a balance pause and take a per-minute slot; other
-        requests (models, balance) only wait for the breaker and the in-flight cap. An
-        exception in the body counts as a failure.
+        Image requests also take a per-minute slot; other requests (models, balance) only
+        wait for the breaker and the in-flight cap. A ``probe`` (the balance request that
+        checks whether a pause can end) passes the pause. An exception in the body counts as
+        a failure.
         """
-        while True:
-            self.check_auth()
-            if image:
-                await self.balance.wait()
-            async with contextlib.AsyncExitStack() as stack:
+        if not probe:
+            self._gate(image)
+        outcome = SendOutcome()
+        async with contextlib.AsyncExitStack() as stack:
+            if self._slots.locked():
+                with waiting("a free Venice connection") as waited:
+                    await self._slots.acquire()
+                outcome.waited_seconds += waited.seconds
+            else:
                 await self._slots.acquire()
-                stack.callback(self._slots.release)
+            stack.callback(self._slots.release)
+            if self.breaker.would_wait():
+                with waiting("the Venice circuit breaker (too many failed requests)") as waited:
+                    await self.breaker.acquire()
+                outcome.waited_seconds += waited.seconds
+            else:
                 await self.breaker.acquire()
-                outcome = SendOutcome()
-                stack.push_async_callback(self._release, outcome)
-                if image:
+            stack.push_async_callback(self._release, outcome)
+            if image:
+                if self.limiter.would_wait():
+                    with waiting("a Venice rate slot") as waited:
+                        await self.limiter.acquire()
+                    outcome.waited_seconds += waited.seconds
+                else:
                     await self.limiter.acquire()
-                if self.auth_error is None and not (image and self.balance.waiting):
-                    outcome.failed = True
-                    yield outcome
-                    return
-            # paused while this request queued: nothing was sent, go back and wait
+            if not probe:
+                self._gate(image)  # paused while this request queued: it is not sent
+            outcome.failed = True
+            yield outcome
 
     async def _release(self, outcome: SendOutcome) -> None:
         await self.breaker.release(failed=outcome.failed)
@@ -319,6 +276,7 @@ class Throttle:
 
 @dataclass
 class SendOutcome:
-    """How a sent request ended, as far as the breaker cares."""
+    """How a sent request ended, as far as the breaker cares, and how long it queued."""
 
     failed: bool = False
+    waited_seconds: float = 0.0

@@ -1,27 +1,44 @@
-"""Checks made before any paid request, so that a problem found locally never reaches Venice.
+"""Checks made before any paid request, so that a problem found locally never reaches Venice,
+and how each input image is sent: by URL or as bytes.
 
 Venice's own limits (from the spec): inputs of 65,536 to 33,177,600 pixels and under 25 MB;
-an upscale's output at most 16,777,216 pixels. The chosen model's constraints (from the model
-list, or the spec's limits when the list cannot be had): prompt length, aspect ratios,
-resolutions, qualities and the number of input images. Each failure is an InputError (the
-image) or a ConfigError (the step's parameters) that names the fix.
+an upscale's output at most 16,777,216 pixels, so an upscale input takes at most 4,194,304
+pixels (2x, the smallest factor). A 4x upscale of an input above 1,048,576 pixels is sent as
+asked: Venice lowers the factor itself to stay within its output limit (at the 4x price). The
+chosen model's constraints (from the model list, or the spec's limits when the list cannot be
+had): prompt length, aspect ratios, resolutions, qualities and the number of input images.
+Each failure is an InputError (the image) or a ConfigError (the step's parameters) that names
+the fix.
+
+An input that a URL resolver fetched carries ``info["source_url"]`` (the URL it came from,
+after redirects) and ``info["source_sha256"]`` (of the bytes it got). :func:`sendable_url`
+sends that URL instead of the bytes when the endpoint takes URLs, the bytes are still the
+URL's, Venice would take them as they are, and Venice can fetch the URL: https with every
+address public (:func:`hotfolder.netsafe.check_url`), or on a host listed in
+``[venice] send_urls_from``.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Collection
+
+import httpx
 
 from hotfolder import imaging
 from hotfolder.artifact import Artifact
-from hotfolder.errors import ConfigError, InputError
+from hotfolder.errors import ConfigError, HotfolderError, InputError
+from hotfolder.netsafe import check_url
 from hotfolder.venice.catalog import ModelInfo
-from hotfolder.venice.wire import ImageInput
+from hotfolder.venice.requests import EditRequest, MultiEditRequest
+from hotfolder.venice.wire import ENDPOINTS, EndpointName, ImageInput
 
 #: "File size must be less than 25MB"; the decimal reading, the stricter one.
 MAX_UPLOAD_BYTES = 25_000_000
 MIN_PIXELS = 65_536
 MAX_PIXELS = 33_177_600
 MAX_UPSCALE_OUTPUT_PIXELS = 16_777_216
+#: The largest upscale input: its 2x output is 16,777,216 pixels.
+MAX_UPSCALE_INPUT_PIXELS = MAX_UPSCALE_OUTPUT_PIXELS // 4
 #: What is uploaded as is; anything else is re-encoded first.
 UPLOAD_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _FIT_HINT = "set fit = true on the step to scale it into range first"
@@ -54,29 +71,53 @@ def check_pixels(
     return width, height
 
 
-def upscale_scale(name: str, width: int, height: int, requested: float | None) -> float:
-    """The scale to send: ``requested`` (default 2) if the output stays within 16,777,216
-    pixels, else the largest whole factor down to 2 that does; InputError if none does."""
-    wanted = 2.0 if requested is None else float(requested)
-    candidates = [wanted, *(float(s) for s in range(math.ceil(wanted) - 1, 1, -1))]
-    for scale in candidates:
-        if scale >= 2 and width * height * scale * scale <= MAX_UPSCALE_OUTPUT_PIXELS:
-            return scale
-    largest = math.isqrt(MAX_UPSCALE_OUTPUT_PIXELS // 4)
-    msg = (
-        f"{name} is {width}x{height}: even a 2x upscale would pass Venice's output limit of "
-        f"{MAX_UPSCALE_OUTPUT_PIXELS:,} pixels (4096x4096)"
-    )
-    raise InputError(
-        msg, hint=f"set fit = true to shrink it first, or give at most about {largest}x{largest}"
-    )
+def check_upscale_input(artifact: Artifact) -> tuple[int, int]:
+    """The upright size of an upscale's input; InputError when even a 2x upscale of it would
+    pass Venice's output limit (a 4x is reduced by Venice itself, never below 2x)."""
+    width, height = check_pixels(artifact, what="/image/upscale")
+    if width * height > MAX_UPSCALE_INPUT_PIXELS:
+        side = int(MAX_UPSCALE_INPUT_PIXELS**0.5)
+        msg = (
+            f"{artifact.name} is {width}x{height}: even a 2x upscale would pass Venice's output "
+            f"limit of {MAX_UPSCALE_OUTPUT_PIXELS:,} pixels (4096x4096)"
+        )
+        hint = f"set fit = true to shrink it first, or give at most about {side}x{side}"
+        raise InputError(msg, hint=hint)
+    return width, height
 
 
-def check_prompt(prompt: str, model: ModelInfo, *, op: str) -> None:
+def check_edit(
+    request: EditRequest | MultiEditRequest,
+    model: ModelInfo,
+    *,
+    endpoint: EndpointName,
+    images: int,
+) -> None:
+    """An edit request's prompt and options against ``model``'s constraints."""
+    what = ENDPOINTS[endpoint].path
+    check_prompt(request.prompt, model, what=what)
+    check_options(
+        model,
+        what=what,
+        aspect_ratio=request.aspect_ratio,
+        resolution=request.resolution,
+        quality=request.quality,
+        images=images,
+    )
+    if endpoint == "multi-edit" and not model.constraints.combine_images:
+        msg = f"{what} refuses {model.id}, which edits one image at a time"
+        hint = "choose a model that combines images (see 'hotfolder models')"
+        if isinstance(request, EditRequest):
+            hint = "leave quality out (it goes through /image/multi-edit), or " + hint
+        raise ConfigError(msg, hint=hint)
+
+
+def check_prompt(prompt: str, model: ModelInfo, *, what: str) -> None:
     limit = model.constraints.prompt_limit
     if len(prompt) > limit:
         msg = (
-            f"{op}: the prompt has {len(prompt)} characters; model {model.id} takes at most {limit}"
+            f"{what}: the prompt has {len(prompt)} characters; model {model.id} takes at "
+            f"most {limit}"
         )
         raise ConfigError(msg, hint="shorten the prompt")
 
@@ -84,13 +125,13 @@ def check_prompt(prompt: str, model: ModelInfo, *, op: str) -> None:
 def check_options(
     model: ModelInfo,
     *,
-    op: str,
+    what: str,
     aspect_ratio: str | None = None,
     resolution: str | None = None,
     quality: str | None = None,
     images: int = 1,
 ) -> None:
-    """The step's choices against the model's constraints."""
+    """The request's choices against the model's constraints."""
     c = model.constraints
     problems = []
     ratios = c.aspect_ratios
@@ -106,21 +147,53 @@ def check_options(
     elif images > c.max_input_images:
         problems.append(f"{images} input images (at most {c.max_input_images})")
     if problems:
-        msg = f"{op}: model {model.id} does not take " + "; ".join(problems)
+        msg = f"{what}: model {model.id} does not take " + "; ".join(problems)
         raise ConfigError(msg, hint="change the step's parameters, or see 'hotfolder models'")
 
 
-def upload_input(artifact: Artifact, *, url_ok: bool) -> ImageInput:
-    """What to send for ``artifact``: its source URL when the endpoint takes one and the
-    bytes are still the ones at that URL, else its bytes (re-encoded when Venice would not
-    take the format, when it is animated, or when its pixels are stored turned and only its
-    EXIF orientation makes them upright). Raises InputError for 25 MB and more."""
+def sendable_url(artifact: Artifact, send_urls_from: Collection[str] = ()) -> str | None:
+    """The URL to send instead of ``artifact``'s bytes, or None to send the bytes.
+
+    The URL is the one a resolver recorded (``info["source_url"]``), sent only while the bytes
+    are still what it holds (``info["source_sha256"]``), when Venice would take them as they are
+    (see :func:`upload_input`), and when Venice can fetch it: https with every address public,
+    or on a host in ``send_urls_from`` (``[venice] send_urls_from``: ``"host"`` or
+    ``"host:port"``, lower case, IPv6 in brackets). Blocks on DNS: call it in a thread.
+    """
     url = artifact.info.get("source_url")
     digest = artifact.info.get("source_sha256")
-    if url_ok and url and digest and digest == artifact.sha256:
-        return ImageInput(url=str(url))
+    if not isinstance(url, str) or not digest or digest != artifact.sha256:
+        return None
+    if _needs_reencode(artifact) or len(artifact.data) >= MAX_UPLOAD_BYTES:
+        return None
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return None
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host.rstrip(".")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if host in send_urls_from or f"{host}:{port}" in send_urls_from:
+        return url
+    if parsed.scheme != "https":
+        return None
+    try:
+        check_url(parsed)
+    except HotfolderError:
+        return None  # a private address, or one that does not resolve: Venice cannot fetch it
+    return url
+
+
+def upload_input(artifact: Artifact, *, url: str | None = None) -> ImageInput:
+    """What to send for ``artifact``: ``url`` when given (see :func:`sendable_url`), else its
+    bytes, re-encoded when Venice would not take the format, when it is animated, or when its
+    pixels are stored turned and only its EXIF orientation makes them upright. Raises
+    InputError for 25 MB and more."""
+    if url is not None:
+        return ImageInput(url=url)
     upload = artifact
-    if artifact.format not in UPLOAD_FORMATS or _needs_reencode(artifact):
+    if _needs_reencode(artifact):
         alpha = "A" in artifact.image.getbands()
         upload = (
             artifact.with_format("PNG", {"compress_level": 3})
@@ -141,5 +214,9 @@ def upload_input(artifact: Artifact, *, url_ok: bool) -> ImageInput:
 
 
 def _needs_reencode(artifact: Artifact) -> bool:
+    """Whether Venice would not take the bytes as they are: another format, animated, or
+    turned upright only by their EXIF orientation."""
+    if artifact.format not in UPLOAD_FORMATS:
+        return True
     found = imaging.probe(artifact.data, artifact.limits, name=artifact.name)
     return found.frames > 1 or found.orientation != 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hotfolder.errors import AuthError
 from hotfolder.schema import ConfigPath, Section
@@ -36,10 +38,20 @@ class VeniceSection(Section):
         "backoff_cap_s": "backoff_cap_seconds",
         "max_rate_wait_s": "max_rate_wait_seconds",
         "breaker_window_s": "breaker_window_seconds",
-        "balance_wait_s": "balance_wait_seconds",
-        "balance_poll_s": "balance_poll_seconds",
-        "balance_poll_max_s": "balance_poll_max_seconds",
     }
+    #: Keys that went when a 402 stopped waiting inside the call.
+    removed = dict.fromkeys(
+        (
+            "balance_wait_s",
+            "balance_wait_seconds",
+            "balance_poll_s",
+            "balance_poll_seconds",
+            "balance_poll_max_s",
+            "balance_poll_max_seconds",
+        ),
+        "a 402 now pauses Venice work without failing a job; [daemon] reprobe_seconds sets "
+        "how often the balance is checked",
+    )
 
     api_key: SecretRef = SecretRef(env="VENICE_API_KEY")
     #: The API root; ``$VENICE_BASE_URL`` overrides it (a sandbox, a proxy).
@@ -78,11 +90,16 @@ class VeniceSection(Section):
     breaker_failures: int = Field(default=10, ge=1, le=19)
     breaker_window_seconds: float = Field(default=31.0, ge=1)
 
-    #: How long a request waits for the balance to come back after a 402; unbounded if unset.
-    balance_wait_seconds: float | None = Field(default=None, ge=0)
-    #: First and longest pause between ``GET /billing/balance`` polls while waiting.
-    balance_poll_seconds: float = Field(default=2.0, gt=0)
-    balance_poll_max_seconds: float = Field(default=60.0, gt=0)
+    #: Hosts whose URL inputs are sent to Venice as URLs although they are not public https
+    #: addresses, for a proxy or CDN that Venice can reach: ``"cdn.internal"`` (any port) or
+    #: ``"127.0.0.1:8080"``, IPv6 in brackets. Empty: only public https URLs are sent as URLs;
+    #: every other input is uploaded as bytes.
+    send_urls_from: tuple[str, ...] = ()
+
+    @field_validator("send_urls_from")
+    @classmethod
+    def _host_entries(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_host_entry(entry) for entry in entries)
 
     def effective_base_url(self) -> str:
         return os.environ.get(BASE_URL_ENV) or self.base_url
@@ -106,3 +123,33 @@ class VeniceSection(Section):
                 "or run with --sandbox to try hotfolder against the local sandbox",
             )
         return key
+
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _host_entry(entry: str) -> str:
+    """``entry`` as ``host`` or ``host:port``, lower case, IPv6 in brackets; ValueError else."""
+    text = entry.strip().lower()
+    host, port = text, ""
+    if text.startswith("["):
+        inside, _, rest = text[1:].partition("]")
+        host, port = f"[{inside}]", rest.removeprefix(":")
+        valid = rest in ("", f":{port}") and _is_ipv6(inside)
+    else:
+        if text.count(":") == 1:
+            host, port = text.split(":")
+        host = host.rstrip(".")
+        valid = ":" not in host and bool(_HOST_NAME.fullmatch(host))
+    if not valid or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        msg = f"{entry!r} is not a host or host:port (like 'cdn.internal' or '127.0.0.1:8080')"
+        raise ValueError(msg)
+    return f"{host}:{int(port)}" if port else host
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True

@@ -17,12 +17,18 @@ Local bytes go as multipart file parts (no base64 inflation); form values are st
 multi-edit's multipart form takes files only, so a mix of URLs and files is sent as JSON with
 the files as ``data:`` URLs. Fields the endpoint does not declare are refused here, so an
 unknown key can never reach the API.
+
+Venice fetches a URL input itself; when it cannot (the host is not reachable from Venice, the
+URL expired), it answers 400 as if the image were bad ("corrupted or unreadable", "invalid or
+corrupt", "could not fetch"). :func:`url_refused` recognises that answer, so that the client
+can send the same image once more as bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -157,3 +163,14 @@ def form_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+_URL_REFUSED = re.compile(r"corrupt|unreadable|invalid image|fetch|download", re.IGNORECASE)
+
+
+def url_refused(status: int, code: str | None, message: str) -> bool:
+    """Whether an error answer to a request with URL inputs says Venice could not use an image
+    URL: a 400 that calls the image corrupt, unreadable or invalid, or says the fetch failed."""
+    if status != 400:
+        return False
+    return code == "CORRUPTED_IMAGE" or bool(_URL_REFUSED.search(message))

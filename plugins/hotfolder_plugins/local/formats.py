@@ -15,7 +15,8 @@ class Convert(hotfolder.Operation):
     """Encode as another format, with that format's options.
 
     Converting encoded input to its own format with no options passes it on untouched, so a
-    JPEG is not re-compressed for nothing.
+    JPEG is not re-compressed for nothing. A simulated image carries the simulated mark in
+    whichever format it is written.
     """
 
     name = "convert"
@@ -61,7 +62,9 @@ class StripMetadata(hotfolder.Operation):
     """Drop EXIF, XMP, comments and text chunks; keep the ICC profile unless told not to.
 
     The pixels are re-encoded (for JPEG at the next encoder's quality), since Pillow cannot
-    remove metadata from encoded bytes in place.
+    remove metadata from encoded bytes in place. The simulated mark is not metadata of the
+    input but a fact of the artifact (``info["simulated"]``): a simulated image keeps it
+    (see :mod:`hotfolder.imaging`).
     """
 
     name = "strip-metadata"

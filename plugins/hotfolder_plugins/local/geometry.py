@@ -124,8 +124,9 @@ class FitToLimits(hotfolder.Operation):
     Tiny images are enlarged and huge ones shrunk (Lanczos, aspect kept) into
     ``min_pixels``..``max_pixels``; the result is encoded and, while it is not under
     ``max_bytes``, re-encoded smaller: lower quality for JPEG/WEBP down to ``min_quality``,
-    maximum compression for PNG, then fewer pixels. The bytes measured are the bytes passed on.
-    Encoded input that already fits (and is upright) is passed on untouched.
+    maximum compression for PNG, then fewer pixels. The bytes measured are the bytes passed on
+    (with the simulated mark, for a simulated image). Encoded input that already fits (and is
+    upright) is passed on untouched.
     """
 
     name = "fit-to-limits"
@@ -163,7 +164,8 @@ class FitToLimits(hotfolder.Operation):
         if size != pixels.size:
             pixels = pixels.resize(size, LANCZOS)
         options = dict(image.save_options) if fmt == image.format else {}
-        return image.with_data(self._fitting_bytes(pixels, fmt, options, image.name), format=fmt)
+        data = self._fitting_bytes(pixels, fmt, options, image.name, simulated=image.simulated)
+        return image.with_data(data, format=fmt)
 
     def _passes_as_is(self, image: hotfolder.Artifact, fmt: str) -> bool:
         if image.is_decoded or fmt != image.format:
@@ -177,17 +179,29 @@ class FitToLimits(hotfolder.Operation):
         )
 
     def _fitting_bytes(
-        self, pixels: Image.Image, fmt: str, options: dict[str, Any], name: str
+        self,
+        pixels: Image.Image,
+        fmt: str,
+        options: dict[str, Any],
+        name: str,
+        *,
+        simulated: bool = False,
     ) -> bytes:
         params = self.params
+
+        def encoded(pixels: Image.Image, attempt: dict[str, Any]) -> bytes:
+            data = imaging.encode(pixels, fmt, attempt)
+            # the artifact adds the mark to its bytes: measure them with it
+            return imaging.mark_simulated(data, name=name) if simulated else data
+
         attempts = list(smaller_encodings(fmt, options, params.min_quality))
         for attempt in attempts:
-            data = imaging.encode(pixels, fmt, attempt)
+            data = encoded(pixels, attempt)
             if len(data) < params.max_bytes:
                 return data
         for _ in range(self.max_shrinks):
             pixels = self._shrunk(pixels, len(data), fmt, name)
-            data = imaging.encode(pixels, fmt, attempts[-1])
+            data = encoded(pixels, attempts[-1])
             if len(data) < params.max_bytes:
                 return data
         msg = f"{name}: still {len(data):,} bytes as {fmt} after shrinking {self.max_shrinks} times"

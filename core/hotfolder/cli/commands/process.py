@@ -1,11 +1,23 @@
-"""``hotfolder process``: run a chain once over files, folders, URLs and manifests."""
+"""``hotfolder process``: run a chain once over files, folders, URLs and manifests.
+
+Paid steps keep their results as checkpoints in the cache folder (``checkpoints/`` beside the
+Venice model list), keyed by the input's bytes and the chain, until the input is done; a run
+that ends with work paused or failed can be started again and pays for nothing twice. When
+Venice work pauses (:mod:`hotfolder.pauses`), jobs wait up to ``--wait-paused`` seconds for it
+to resume, probing every ``[daemon] reprobe_seconds``, then the run ends with exit code 1 and
+the fix.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import os
+import shutil
 import sys
+import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +30,17 @@ from loguru import logger
 from hotfolder.cli._logging import stderr_console
 from hotfolder.cli._state import EXIT_FAILED, EXIT_OK, CliState, pass_state
 from hotfolder.engine import Engine
-from hotfolder.errors import AuthError, BalanceError, BudgetExceeded, HotfolderError
+from hotfolder.errors import HotfolderError
 from hotfolder.hookspecs import hookimpl
 from hotfolder.job import Job
+from hotfolder.pauses import Pause, PauseWatch, pauses_work
+from hotfolder.waits import Wait
 
 if TYPE_CHECKING:
     from hotfolder.runtime import Runtime
+
+#: Checkpoints older than this are left over from runs long gone: removed at start.
+STALE_CHECKPOINT_SECONDS = 7 * 24 * 3600
 
 
 @dataclass
@@ -79,6 +96,16 @@ def expand_sources(
     default=None,
     help="Jobs at once [default: 2 per CPU].",
 )
+@click.option(
+    "--wait-paused",
+    "wait_paused_seconds",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for paused Venice work (no key, no balance, budget spent) to "
+    "resume before giving up; 0: don't wait.",
+)
 @pass_state
 def process(
     state: CliState,
@@ -89,11 +116,13 @@ def process(
     recursive: bool,
     include: tuple[str, ...],
     jobs: int | None,
+    wait_paused_seconds: float,
 ) -> None:
     """Run a chain over SOURCES: image files, folders of images, URLs, data: URIs, manifests.
 
     Exits 0 when every input is done, 1 when some failed or were left paused, 2 on a usage
-    or config error.
+    or config error. A run left paused can be started again: paid steps already done are
+    not paid for twice.
     """
     config = state.config()
     config.chain(chain_name)  # fail early on an unknown chain
@@ -110,15 +139,38 @@ def process(
         _print_plan(engine, job_list)
         sys.exit(EXIT_OK)
     from hotfolder.cli.local_sandbox import sandbox_if
+    from hotfolder.daemon.settings import DaemonSection
     from hotfolder.venice import VeniceSection
 
-    with sandbox_if(sandbox, runtime.section(VeniceSection)) as local:
+    settings = runtime.section(VeniceSection)
+    with sandbox_if(sandbox, settings) as local, contextlib.ExitStack() as stack:
         if local is not None:
             local.attach(runtime)
-        outcomes = asyncio.run(_run_all(runtime, engine, job_list, jobs or default_jobs()))
+            # A sandbox lives for this run only: so do its (simulated) checkpoints.
+            checkpoints = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            checkpoints = settings.effective_cache_dir() / "checkpoints"
+            _remove_stale(checkpoints)
+        watch = PauseWatch(
+            runtime.services, reprobe_seconds=runtime.section(DaemonSection).reprobe_seconds
+        )
+        run = _Run(runtime, job_list, checkpoints, watch, wait_paused_seconds)
+        outcomes = asyncio.run(run.all(jobs or default_jobs()))
     counts = Counter(o.state for o in outcomes)
     summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "paused") if counts[s])
     logger.info("processed {} input(s): {}", len(outcomes), summary)
+    if counts["paused"]:
+        detail = (
+            run.last_pause.describe()
+            if run.last_pause
+            else next(o.detail for o in outcomes if o.state == "paused")
+        )
+        logger.error(
+            "{} input(s) left undone: {}; their paid steps are saved, run the same command "
+            "again once that is fixed",
+            counts["paused"],
+            detail,
+        )
     sys.exit(EXIT_OK if counts["done"] == len(outcomes) else EXIT_FAILED)
 
 
@@ -144,38 +196,101 @@ def _print_plan(engine: Engine, job_list: list[Job]) -> None:
     click.echo(f"{len(job_list)} input(s), {paid_calls} paid call(s), estimated ${total:.2f}")
 
 
-async def _run_all(
-    runtime: Runtime, engine: Engine, job_list: list[Job], concurrency: int
-) -> list[Outcome]:
-    limit = asyncio.Semaphore(concurrency)
-    progress = _Progress(len(job_list))
-    paused: list[HotfolderError] = []
+class _Run:
+    """One ``process`` run: the jobs, their checkpoints, and the wait for a pause to end."""
 
-    async def one(job: Job) -> Outcome:
-        async with limit:
-            if paused:
-                return Outcome(job, "paused", str(paused[0]))
-            try:
-                await engine.run(job)
-            except (AuthError, BalanceError, BudgetExceeded) as exc:
-                if not paused:
-                    logger.error("Venice work paused: {}", exc)
-                paused.append(exc)
-                outcome = Outcome(job, "paused", str(exc))
-            except HotfolderError as exc:
-                named = Path(job.source).name in exc.message
-                logger.error("{}", exc if named else f"{job.source}: {exc}")
-                outcome = Outcome(job, "failed", str(exc))
-            else:
-                outcome = Outcome(job, "done")
-            progress.advance(outcome.state)
+    def __init__(
+        self,
+        runtime: Runtime,
+        job_list: list[Job],
+        checkpoints: Path,
+        watch: PauseWatch,
+        wait_paused_seconds: float,
+    ) -> None:
+        self.runtime = runtime
+        self.job_list = job_list
+        self.checkpoints = checkpoints
+        self.watch = watch
+        self.wait_paused_seconds = wait_paused_seconds
+        self.progress = _Progress(len(job_list))
+        self.engine = Engine(runtime, on_wait=self.progress.waiting)
+        self.last_pause: Pause | None = None
+        self._deadline: float | None = None
+        self._probe_lock = asyncio.Lock()
+
+    async def all(self, concurrency: int) -> list[Outcome]:
+        limit = asyncio.Semaphore(concurrency)
+
+        async def limited(job: Job) -> Outcome:
+            async with limit:
+                outcome = await self.one(job)
+            self.progress.advance(outcome.state)
             return outcome
 
-    try:
-        with progress:
-            return list(await asyncio.gather(*(one(j) for j in job_list)))
-    finally:
-        await runtime.aclose()
+        try:
+            with self.progress:
+                return list(await asyncio.gather(*(limited(j) for j in self.job_list)))
+        finally:
+            await self.runtime.aclose()
+
+    async def one(self, job: Job) -> Outcome:
+        """Run ``job``; when it meets a pause, wait for the pause to end and run it again (its
+        paid steps come from its checkpoints)."""
+        while True:
+            if not await self.resumed():
+                return Outcome(job, "paused", self.last_pause.describe() if self.last_pause else "")
+            try:
+                job_input = await self.engine.resolve(job)
+                job.checkpoint_dir = await asyncio.to_thread(self._checkpoint_dir, job, job_input)
+                await self.engine.run(job, job_input=job_input)
+            except HotfolderError as exc:
+                if pauses_work(exc) and self.watch.current() is not None:
+                    continue  # wait for it to end, then run the job again
+                named = Path(job.source).name in exc.message
+                logger.error("{}", exc if named else f"{job.source}: {exc}")
+                return Outcome(job, "paused" if pauses_work(exc) else "failed", str(exc))
+            if job.checkpoint_dir is not None:
+                await asyncio.to_thread(shutil.rmtree, job.checkpoint_dir, True)
+            return Outcome(job, "done")
+
+    def _checkpoint_dir(self, job: Job, job_input: Any) -> Path:
+        chain = self.runtime.config.chain(job_input.chain or job.chain)
+        return self.checkpoints / f"{job_input.artifact.sha256[:32]}-{chain.digest[:16]}"
+
+    async def resumed(self) -> bool:
+        """True once nothing is paused; False when ``--wait-paused`` ran out first."""
+        while (pause := self.watch.current()) is not None:
+            self.last_pause = pause
+            now = time.time()
+            if self._deadline is None:
+                self._deadline = now + self.wait_paused_seconds
+                if self.wait_paused_seconds and pause.lifts_by_probe:
+                    logger.warning(
+                        "{}; waiting up to {:g}s for it to resume (checking every {:g}s)",
+                        pause.describe(),
+                        self.wait_paused_seconds,
+                        self.watch.reprobe_seconds,
+                    )
+            if now >= self._deadline or not pause.lifts_by_probe:
+                return False
+            self.progress.paused(pause, self._deadline)
+            next_probe = self.watch.next_probe_at() or now
+            await asyncio.sleep(max(0.0, min(next_probe, self._deadline) - now))
+            async with self._probe_lock:
+                if self.watch.due() and await self.watch.probe():
+                    self._deadline = None
+                    self.progress.paused(None, None)
+        return True
+
+
+def _remove_stale(checkpoints: Path) -> None:
+    """Remove checkpoints of runs long gone (their inputs were never run again)."""
+    cutoff = time.time() - STALE_CHECKPOINT_SECONDS
+    with contextlib.suppress(FileNotFoundError):
+        for entry in checkpoints.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
 
 
 class _Progress:
@@ -187,6 +302,8 @@ class _Progress:
         self.counts: Counter[str] = Counter()
         self._bar: Any = None
         self._task: Any = None
+        self._waits: dict[str, Wait] = {}
+        self._pause: str | None = None
 
     def __enter__(self) -> _Progress:
         if sys.stderr.isatty():
@@ -212,9 +329,35 @@ class _Progress:
 
     def advance(self, state: str) -> None:
         self.counts[state] += 1
-        if self._bar is not None:
-            description = " ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
-            self._bar.update(self._task, advance=1, description=description)
+        self._show(advance=1)
+
+    def waiting(self, job: Job, wait: Wait | None) -> None:
+        """A job started or stopped waiting for something shared (a Venice rate slot)."""
+        if wait is None:
+            self._waits.pop(job.id, None)
+        else:
+            self._waits[job.id] = wait
+        self._show()
+
+    def paused(self, pause: Pause | None, until: float | None) -> None:
+        """Work is paused (and waited for until ``until``), or no longer."""
+        if pause is None or until is None:
+            self._pause = None
+        else:
+            left = max(0, round(until - time.time()))
+            self._pause = f"paused: {pause.kind} ({left}s left to wait)"
+        self._show()
+
+    def _show(self, advance: int = 0) -> None:
+        if self._bar is None:
+            return
+        parts = [" ".join(f"{n} {s}" for s, n in sorted(self.counts.items())) or "processing"]
+        if self._pause:
+            parts.append(self._pause)
+        elif self._waits:
+            what = next(iter(self._waits.values())).what
+            parts.append(f"{len(self._waits)} waiting for {what}")
+        self._bar.update(self._task, advance=advance, description=" · ".join(parts))
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from loguru import logger
@@ -53,12 +53,18 @@ def _state_dir(state: CliState, value: Path | None) -> tuple[Path, Config | None
     "--sandbox", is_flag=True, help="Send Venice calls to a local sandbox started for this run."
 )
 @_state_dir_option
+@click.option(
+    "--web",
+    metavar="HOST:PORT",
+    help="Serve the dashboard there too (default: [web] listen; loopback unless [web] token).",
+)
 @pass_state
-def run(state: CliState, sandbox: bool, state_dir: Path | None) -> None:
+def run(state: CliState, sandbox: bool, state_dir: Path | None, web: str | None) -> None:
     """Watch every [[folders]] entry and run its chain on each complete file, until stopped.
 
     SIGTERM or Ctrl-C stops taking files and lets running jobs finish ([daemon]
-    grace_seconds); SIGHUP reloads the config. One daemon runs per state dir.
+    grace_seconds); SIGHUP reloads the config. One daemon runs per state dir. With --web
+    (or [web] listen) the dashboard is served from the same process.
     """
     from hotfolder.cli.local_sandbox import sandbox_if
     from hotfolder.daemon.service import Daemon
@@ -74,7 +80,25 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None) -> None:
             runtime = Runtime(cfg, pm, registry)
             return local.attach(runtime) if local is not None else runtime
 
-        asyncio.run(Daemon(config, make_runtime, registry, directory).run())
+        companions = _dashboard(config, directory, web)
+        asyncio.run(Daemon(config, make_runtime, registry, directory, companions).run())
+
+
+def _dashboard(config: Config, state_dir: Path, web: str | None) -> list[Any]:
+    """The dashboard to serve beside the daemon (``--web``, else ``[web] listen``), if any;
+    a non-loopback address without ``[web] token`` is a ConfigError (exit 2)."""
+    from hotfolder.web.settings import WebSection, checked_listen
+
+    section = config.section(WebSection)
+    address = web or section.listen
+    if address is None:
+        return []
+    listen, token = checked_listen(address, section)
+    from hotfolder.web.context import Dashboard
+    from hotfolder.web.server import WebServer, trusted_hosts
+
+    dashboard = Dashboard(state_dir, config, token, hosts=trusted_hosts(listen, token))
+    return [WebServer(dashboard, listen)]
 
 
 @click.command()
