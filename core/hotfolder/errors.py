@@ -17,6 +17,8 @@
      │   ├─ BudgetExceeded         [venice] max_usd_per_day reached: Venice work pauses
      │   └─ Unavailable            429, 5xx, timeouts, resets: retried with backoff
      └─ SinkError                  an output could not be written
+         └─ StorageUnavailable     its place is full, read-only or gone for now: the job
+                                   waits (no attempt used up) and is tried again
 
 Raise them in the ``msg = ...; raise X(msg)`` style; give a ``hint`` whenever the user can fix
 the cause. ``str(error)`` is the message and the hint on one line, fit for a log line.
@@ -36,6 +38,7 @@ __all__ = [
     "Rejected",
     "SinkError",
     "StepTimeout",
+    "StorageUnavailable",
     "Unavailable",
     "UnsafeInputError",
     "VeniceError",
@@ -47,6 +50,8 @@ class HotfolderError(Exception):
 
     #: Whether the job may succeed if tried again later without any change.
     retryable: bool = False
+    #: Whether the job waits for the cause to go away without using up an attempt.
+    holds: bool = False
     #: The chain step that raised it (``"2:venice.upscale"``), set by the engine.
     step: str | None = None
 
@@ -104,6 +109,16 @@ class StepTimeout(OperationError):
 
 class SinkError(HotfolderError):
     """An output could not be written where the sink was told to write it."""
+
+
+class StorageUnavailable(SinkError):
+    """The output's place is full, read-only, gone or not writable for now (ENOSPC, EDQUOT,
+    EROFS, EACCES, a vanished folder): the job waits and is tried again, without using up an
+    attempt, until the place can be written."""
+
+    retryable = True
+    #: The job waits without using up an attempt.
+    holds = True
 
 
 class VeniceError(HotfolderError):

@@ -1,12 +1,17 @@
-"""File-system helpers that never leave a half-written file behind."""
+"""File-system helpers that never leave a half-written file behind, and the one reading of a
+failed write: :func:`write_failure` tells a full, read-only or vanished place (the job waits and
+is tried again) from a wrong one (the job fails)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+from hotfolder.errors import SinkError, StorageUnavailable
 
 DEFAULT_FILE_MODE = 0o644
 
@@ -54,3 +59,23 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+#: Write failures that go away by themselves or by a fix outside the config: a full disk or
+#: quota, a read-only remount, permissions, a folder removed under the sink, a storage I/O error.
+TRANSIENT_WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.EIO}
+)
+
+
+def write_failure(exc: OSError, message: str) -> SinkError:
+    """The error for a failed write: :class:`StorageUnavailable` (the job waits and is tried
+    again) for a full, read-only, unwritable or vanished place, else :class:`SinkError`."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in TRANSIENT_WRITE_ERRNOS:
+        return StorageUnavailable(
+            f"{message}: {reason}",
+            hint="free space or fix the folder's permissions or mount; the job waits and is "
+            "tried again, nothing is lost",
+        )
+    return SinkError(f"{message}: {reason}", hint="check the folder the output goes to")

@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AfterValidator
 
 from hotfolder.errors import SinkError
+from hotfolder.fsutil import write_failure
 
 if TYPE_CHECKING:
     from hotfolder.artifact import Artifact
@@ -196,8 +197,7 @@ def join_inside(root: Path, relative: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        msg = f"cannot create the output folder {folder}: {exc.strerror}"
-        raise SinkError(msg, hint="check that the sink's path is writable") from exc
+        raise write_failure(exc, f"cannot create the output folder {folder}") from exc
     _check_inside(folder, real_root, relative)
     return target
 

@@ -23,7 +23,7 @@ from pydantic import BeforeValidator, field_validator
 
 import hotfolder
 from hotfolder import SinkError, sidecar_record
-from hotfolder.fsutil import atomic_write, fsync_dir
+from hotfolder.fsutil import atomic_write, fsync_dir, write_failure
 from hotfolder.naming import OutputName, join_inside, render_name, sanitize_component
 
 if TYPE_CHECKING:
@@ -101,8 +101,7 @@ def publish(
             return None
         return _publish_new(target, data, mode, unique=on_collision == "unique")
     except OSError as exc:
-        msg = f"cannot write {target}: {exc.strerror or exc}"
-        raise SinkError(msg, hint="check the free space and permissions of the folder") from exc
+        raise write_failure(exc, f"cannot write {target}") from exc
 
 
 def _publish_new(target: Path, data: bytes, mode: int, *, unique: bool) -> Path | None:
@@ -212,8 +211,7 @@ class SidecarSink(hotfolder.Sink):
         try:
             atomic_write(target, data, mode=self.params.mode)
         except OSError as exc:
-            msg = f"cannot write the sidecar {target}: {exc.strerror or exc}"
-            raise SinkError(msg, hint="check the free space and permissions of the folder") from exc
+            raise write_failure(exc, f"cannot write the sidecar {target}") from exc
         return hotfolder.Output(
             sink=self.name, location=str(target), bytes=len(data), media_type="application/json"
         )

@@ -14,7 +14,11 @@ client) the paused jobs are queued again. A pause error from a component that is
 retryable error.
 
 Jobs waiting for something shared (a Venice rate slot) are journaled as such (meta ``waits``),
-for ``hotfolder status``.
+for ``hotfolder status``. A job whose output's place is full, read-only or gone
+(:class:`~hotfolder.errors.StorageUnavailable`) is *held*: queued again with backoff, no attempt
+used up, its folder named in meta ``held`` until a job of that folder writes again. A job
+whose end the journal could not record (a full state dir) is left ``running`` in the journal;
+:meth:`Scheduler.adopt_orphans` queues it again once the journal can be written.
 
 A job's input is read, checked and hashed once: the scheduler resolves it through the runtime
 (the path resolver and its local-file policy), keys the job by the input's sha256 and the
@@ -28,6 +32,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -55,6 +60,8 @@ from hotfolder.runtime import Runtime
 from hotfolder.waits import Wait
 
 MAX_BACKOFF = 600.0
+#: The longest wait between two tries of a job whose output's place cannot be written.
+HOLD_MAX_SECONDS = 30.0
 
 
 class Scheduler:
@@ -77,6 +84,9 @@ class Scheduler:
         self._keys: dict[str, str] = {}
         #: job id -> the jobs with the same key waiting for its outcome
         self._twin_waiters: dict[str, list[str]] = {}
+        #: job id -> how often its output could not be written; folder -> why (meta ``held``)
+        self._holds: dict[str, int] = {}
+        self._held_folders: dict[str, dict[str, str]] = {}
         self._runtime_users: dict[int, int] = {}
         self._retired: list[Runtime] = []
         self.wake = asyncio.Event()
@@ -128,7 +138,7 @@ class Scheduler:
             shown = pause.to_dict() | {"next_probe": iso_time(next_probe) if next_probe else None}
         if shown != self._shown_pause:
             self._shown_pause = shown
-            self.journal.set_meta("pause", shown)
+            self._note("pause", shown)
         if pause is None:
             if self._jobs_paused and (n := self.journal.resume_paused()):
                 logger.info("{} paused job(s) queued again", n)
@@ -155,12 +165,20 @@ class Scheduler:
             (other for other, k in self._keys.items() if k == key and other != job_id), None
         )
 
+    def _note(self, name: str, value: Any) -> None:
+        """Journal what ``status`` shows (meta ``name``); a journal that cannot be written
+        now (a full state dir) does not stop the work it describes."""
+        try:
+            self.journal.set_meta(name, value)
+        except sqlite3.Error as exc:
+            logger.debug("cannot note {} in the journal: {}", name, exc)
+
     def _on_wait(self, job: Job, wait: Wait | None) -> None:
         if wait is None:
             self._waits.pop(job.id, None)
         else:
             self._waits[job.id] = {"what": wait.what, "since": iso_time(wait.since)}
-        self.journal.set_meta("waits", self._waits or None)
+        self._note("waits", self._waits or None)
 
     # --- dispatching -----------------------------------------------------------------------
 
@@ -191,6 +209,18 @@ class Scheduler:
         )
         return rows[0] if rows else None
 
+    def adopt_orphans(self) -> int:
+        """Queue again the jobs the journal says are running but no task runs: the journal
+        could not record their end. Their attempt is not counted."""
+        orphans = [r for r in self.journal.jobs(states=["running"]) if r.id not in self.inflight]
+        for row in orphans:
+            self.journal.update(
+                row.id, state="queued", attempts=max(0, row.attempts - 1), not_before=0
+            )
+        if orphans:
+            self.wake.set()
+        return len(orphans)
+
     def plan_for_key(self, key: str) -> FolderPlan:
         return self.plans.get(key) or plan_folder(
             FolderSection.model_validate({"path": key, "chain": "-"})
@@ -210,6 +240,11 @@ class Scheduler:
         self._runtime_users[id(runtime)] = self._runtime_users.get(id(runtime), 0) + 1
         try:
             await self._run_with(row, runtime, attempt)
+        except sqlite3.Error as exc:  # the journal cannot be written (a full state dir)
+            logger.error(
+                "job {} ({}): the journal could not record its end ({}); it runs again once "
+                "the journal can be written", row.id, row.name, exc,
+            )  # fmt: skip
         except Exception as exc:  # finishing the job itself failed: never leave it running
             logger.exception("job {} ({}) could not be finished", row.id, row.name)
             await self._fail_as_last_resort(row, exc)
@@ -220,7 +255,7 @@ class Scheduler:
             for waiter in self._twin_waiters.pop(row.id, []):  # their twin's outcome is in
                 self.journal.update(waiter, not_before=0)
             if self._waits.pop(row.id, None) is not None:
-                self.journal.set_meta("waits", self._waits or None)
+                self._note("waits", self._waits or None)
             if runtime is not self.runtime and self._runtime_users[id(runtime)] == 0:
                 del self._runtime_users[id(runtime)]
                 self._retired.append(runtime)
@@ -319,11 +354,15 @@ class Scheduler:
                 src_sig=changed,
             )
             return
+        self._unhold(row)
         await self._done(row, plan, result)
 
     async def _after_error(
         self, row: JobRow, plan: FolderPlan, exc: HotfolderError, attempt: int
     ) -> None:
+        if exc.holds:
+            self._hold(row, exc, attempt)
+            return
         max_attempts = self.settings.max_attempts
         # A pause error nobody can probe (not from a Pausable service) is tried again later.
         if (exc.retryable or pauses_work(exc)) and attempt < max_attempts:
@@ -340,6 +379,36 @@ class Scheduler:
             return
         row = self.journal.get(row.id) or row
         await self._fail(row, plan, exc)
+
+    def _hold(self, row: JobRow, exc: HotfolderError, attempt: int) -> None:
+        """The job's output cannot be written for now (a full or read-only disk): it waits,
+        with its paid steps saved and no attempt used up, and is tried again with backoff."""
+        tries = self._holds.get(row.id, 0) + 1
+        self._holds[row.id] = tries
+        delay = min(
+            HOLD_MAX_SECONDS, max(1.0, self.settings.retry_backoff_seconds) * 2 ** (tries - 1)
+        )
+        if row.folder not in self._held_folders:
+            logger.error(
+                "{}: an output cannot be written ({}); its jobs wait and are tried again, "
+                "at least every {:g}s, until it can", row.folder, exc, HOLD_MAX_SECONDS,
+            )  # fmt: skip
+            self._held_folders[row.folder] = {"reason": str(exc), "since": iso_time(time.time())}
+            self._note("held", self._held_folders)
+        logger.debug("{} (job {}) waits {:g}s for its output's place", row.name, row.id, delay)
+        self.journal.update(
+            row.id,
+            state="queued",
+            attempts=attempt - 1,
+            not_before=time.time() + delay,
+            error=_error(exc, attempt),
+        )
+
+    def _unhold(self, row: JobRow) -> None:
+        self._holds.pop(row.id, None)
+        if self._held_folders.pop(row.folder, None) is not None:
+            logger.info("{}: outputs can be written again; its waiting jobs go on", row.folder)
+            self._note("held", self._held_folders or None)
 
     async def _fail(self, row: JobRow, plan: FolderPlan, exc: HotfolderError) -> None:
         target = claim.failed_target(plan.failed, row.name, row.id)

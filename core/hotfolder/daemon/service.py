@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +39,8 @@ TICK = 0.05
 HEALTH_EVERY = 2.0
 #: How often each folder is checked for having been moved, deleted or replaced.
 MOVED_EVERY = 0.5
+#: The longest pause of a loop that keeps meeting a fault (a full state dir).
+TROUBLE_MAX_SECONDS = 10.0
 
 
 class Companion(Protocol):
@@ -47,6 +50,34 @@ class Companion(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class _Trouble:
+    """A loop that met an unexpected fault (most often the journal cannot be written: the
+    state dir is full or read-only): log it once, with the cause and the fix, and back off;
+    say so when it is over."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.streak = 0
+
+    def met(self, exc: Exception, state_dir: Path) -> float:
+        self.streak += 1
+        if self.streak == 1:
+            if isinstance(exc, sqlite3.Error):
+                logger.error(
+                    "{}: cannot write the journal in {} ({}); nothing is lost: files stay where "
+                    "they are and jobs wait until it can be written (free space there?)",
+                    self.what, state_dir, exc,
+                )  # fmt: skip
+            else:
+                logger.opt(exception=exc).error("{}: unexpected error; trying again", self.what)
+        return float(min(TROUBLE_MAX_SECONDS, 0.5 * 2 ** min(self.streak, 8)))
+
+    def over(self, then: Callable[[], None]) -> None:
+        if self.streak:
+            self.streak = 0
+            then()
 
 
 class Daemon:
@@ -116,26 +147,33 @@ class Daemon:
         loop = asyncio.get_running_loop()
         last_scan = last_health = last_moved = loop.time()
         dispatcher = asyncio.create_task(self._dispatch_forever(), name="dispatcher")
+        trouble = _Trouble("watching")
         try:
             while not self._stop.is_set():
-                if self._reload:
-                    self._reload = False
-                    self._do_reload()
-                now = loop.time()
-                if self._rescan_all or now - last_scan >= self.settings.rescan_seconds:
-                    self._rescan_all = False
-                    last_scan = now
-                    self._scan_all()
-                if now - last_moved >= MOVED_EVERY:
-                    last_moved = now
-                    self._check_moved()
-                if now - last_health >= HEALTH_EVERY:
-                    last_health = now
-                    self._check_watches()
-                if self.intake.tick():
-                    self.scheduler.wake.set()
+                try:
+                    if self._reload:
+                        self._reload = False
+                        self._do_reload()
+                    now = loop.time()
+                    if self._rescan_all or now - last_scan >= self.settings.rescan_seconds:
+                        self._rescan_all = False
+                        last_scan = now
+                        self._scan_all()
+                    if now - last_moved >= MOVED_EVERY:
+                        last_moved = now
+                        self._check_moved()
+                    if now - last_health >= HEALTH_EVERY:
+                        last_health = now
+                        self._check_watches()
+                        self._adopt_orphans()
+                    if self.intake.tick():
+                        self.scheduler.wake.set()
+                    trouble.over(self._journal_back)
+                    pause = TICK
+                except Exception as exc:  # never exit on a fault the machine may repair
+                    pause = trouble.met(exc, self.state_dir)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(TICK):
+                    async with asyncio.timeout(pause):
                         await self._stop.wait()
         finally:
             logger.info("stopping: no new files are taken")
@@ -146,13 +184,29 @@ class Daemon:
 
     async def _dispatch_forever(self) -> None:
         scheduler = self.scheduler
+        trouble = _Trouble("starting jobs")
         while not scheduler.stopping:
             scheduler.wake.clear()
-            scheduler.dispatch()
+            try:
+                scheduler.dispatch()
+                wait = scheduler.next_wait()
+                trouble.over(lambda: None)
+            except Exception as exc:  # the dispatcher never dies silently
+                wait = trouble.met(exc, self.state_dir)
             # asyncio.timeout, not wait_for: wait_for can swallow a cancellation (Python 3.11).
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(scheduler.next_wait()):
+                async with asyncio.timeout(wait):
                     await scheduler.wake.wait()
+
+    def _adopt_orphans(self) -> None:
+        if n := self.scheduler.adopt_orphans():
+            logger.warning("{} job(s) whose end could not be journaled are queued again", n)
+
+    def _journal_back(self) -> None:
+        """The journal can be written again: files claimed while it could not get their rows."""
+        logger.info("the journal in {} can be written again; going on", self.state_dir)
+        for plan in self.plans:
+            recovery.reconcile(self.scheduler.journal, plan, busy=set(self.scheduler.inflight))
 
     async def _shutdown(self) -> None:
         scheduler = getattr(self, "scheduler", None)

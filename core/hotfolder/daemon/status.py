@@ -49,6 +49,7 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
             "state_dir": str(state_dir),
             "daemon": {"running": pid is not None, "pid": pid},
             "paused": journal.meta("pause") if pid is not None else None,
+            "held": (journal.meta("held") or {}) if pid is not None else {},
             "spent_today_usd": round(journal.spent_since(midnight), 6),
             "simulated_today_usd": round(journal.simulated_since(midnight), 6),
             "folders": folders,
@@ -99,6 +100,11 @@ def render(status: dict[str, Any]) -> str:
         f" (state in {status['state_dir']})",
         f"spent today: ${status['spent_today_usd']:.2f}" + _simulated_spend(status),
     ]
+    for folder, held in (status.get("held") or {}).items():
+        lines.append(
+            f"{folder}: jobs WAIT since {held['since']}: an output cannot be written "
+            f"({held['reason']})"
+        )
     if pause := status["paused"]:
         lines.append(
             f"Venice work PAUSED ({pause['kind']}) since {pause['since']}: {pause['reason']}"
