@@ -317,9 +317,10 @@ class DaemonProc:
     """``hotfolder run`` over ``root/hotfolder.toml`` with its state in ``root/state``, logging
     at INFO (as in production) to ``root/daemon.log``."""
 
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
+    def __init__(self, root: Path, env: dict[str, str], args: Sequence[str] = ()) -> None:
         self.root = root
         self.env = env
+        self.args = tuple(args)
         self.log_path = root / "daemon.log"
         self.journal = root / "state" / "journal.sqlite3"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -335,7 +336,7 @@ class DaemonProc:
             self.started = time.time()
             self.proc = subprocess.Popen(
                 [str(HOTFOLDER), "--config", str(self.root / "hotfolder.toml"), "run",
-                 "--state-dir", str(self.root / "state")],
+                 "--state-dir", str(self.root / "state"), *self.args],
                 cwd=self.root, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip

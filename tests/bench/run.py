@@ -21,6 +21,7 @@ from pathlib import Path
 from loguru import logger
 
 from tests.bench import (
+    dashboard,
     drop_latency,
     local_chain,
     memory,
@@ -38,6 +39,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     wire_bytes,
     memory,
     startup_scan,
+    dashboard,
 )
 FULL_REPS = 3
 
