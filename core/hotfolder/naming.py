@@ -216,6 +216,7 @@ def _check_inside(folder: Path, real_root: Path, relative: str) -> None:
 OUTPUT_FIELDS: dict[str, type] = {
     "stem": str,
     "ext": str,
+    "srcext": str,
     "chain": str,
     "date": str,
     "hash8": str,
@@ -242,11 +243,21 @@ def output_fields(context: SinkContext, artifact: Artifact) -> dict[str, str | i
     return {
         "stem": artifact.stem,
         "ext": artifact.extension,
+        "srcext": source_extension(context.job.source),
         "chain": context.job.chain,
         "date": date.today().isoformat(),
         "hash8": context.input_sha256[:8],
         "n": context.job.seq,
     }
+
+
+def source_extension(source: str) -> str:
+    """The extension of the job's input as it was named (``jpg`` for ``photo.JPG``, ``png``
+    for a URL ending in ``.png``), without the dot; empty for a ``data:`` input or none."""
+    if source.startswith("data:"):
+        return ""
+    path = urlsplit(source).path if "://" in source else source
+    return PurePosixPath(path).suffix.lstrip(".").lower()
 
 
 def url_file_name(url: str) -> str:

@@ -60,7 +60,8 @@ class FolderSink(hotfolder.Sink):
 
     class Params(hotfolder.Params):
         path: hotfolder.ConfigPath
-        #: Fields: {stem} {ext} {chain} {date} {hash8} {n} (``{n:04d}`` pads); '/' = subfolder.
+        #: Fields: {stem} {ext} {srcext} (the input's extension) {chain} {date} {hash8} {n}
+        #: (``{n:04d}`` pads); '/' = subfolder.
         name: OutputName = "{stem}.{ext}"
         mode: FileMode = 0o644
         on_collision: Literal["unique", "overwrite", "skip"] = "unique"

@@ -129,3 +129,19 @@ def test_join_inside_allows_a_symlinked_folder_inside_the_root(tmp_path: Path) -
 def test_join_inside_refuses_relative_paths_that_escape(tmp_path: Path, relative: str) -> None:
     with pytest.raises(SinkError):
         join_inside(tmp_path / "out", relative)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("/in/hopper.JPG", "jpg"),
+        ("/in/.hotfolder/processing/20261130T180303-486af429/hopper.webp", "webp"),
+        ("https://example.com/a/b/photo.tif?x=1", "tif"),
+        ("/in/noext", ""),
+        ("data:image/png;base64,iVBORw0KGgo=", ""),
+    ],
+)
+def test_srcext_is_the_inputs_extension(source, expected):
+    from hotfolder.naming import source_extension
+
+    assert source_extension(source) == expected
