@@ -48,7 +48,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SCHEMES = frozenset({"http", "https"})
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
-_ALLOW_HINT = "if this is a server you trust, list it in allow_private (e.g. '10.0.0.0/8')"
+_ALLOW_HINT = (
+    "if this is a server you trust, list it in [resolvers.url] allow_private in the config "
+    "(e.g. allow_private = ['10.0.0.0/8'])"
+)
 
 
 @dataclass(frozen=True)

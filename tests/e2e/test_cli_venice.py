@@ -206,3 +206,21 @@ def test_old_venice_time_keys_still_load_and_say_what_to_rename(project):
     both = hotfolder("validate", cwd=project)
     assert both.code == 2
     assert "venice.timeout_s: unknown key" in both.stderr
+
+
+def test_models_without_a_key_shows_the_snapshot_and_sends_nothing(project):
+    with start_sandbox(SandboxConfig()) as sandbox:
+        run = hotfolder("models", cwd=project, env={"VENICE_BASE_URL": sandbox.base_url})
+        stats = sandbox.stats()
+    assert run.code == 0, run.output
+    assert "Venice models (snapshot)" in run.stdout and "firered-image-edit" in run.stdout
+    assert "no Venice API key" in run.stderr
+    assert stats["requests_total"] == 0
+
+
+def test_models_and_balance_with_sandbox_say_it_is_the_sandbox(project):
+    models = hotfolder("models", "--sandbox", cwd=project)
+    balance = hotfolder("balance", "--sandbox", cwd=project)
+    assert models.code == balance.code == 0, models.output + balance.output
+    assert "Venice models (the local sandbox)" in models.stdout
+    assert "the local sandbox (simulated" in balance.stdout

@@ -368,3 +368,33 @@ def test_waits_for_a_slot_are_shown_apart_and_do_not_run_down_the_step_timeout(t
         assert 0.5 <= wire < step_timeout
         longest = max(longest, waited)
     assert longest > step_timeout  # queued longer than a step may take
+
+
+def test_without_a_key_the_daemon_says_at_start_which_chains_wait(tmp_path):
+    """No key at all: the start-up log names the chains that will wait; their jobs pause (no
+    request is sent, nothing fails), local chains go on, and status says what ends it."""
+    write_config(tmp_path, steps='[{ op = "venice.upscale", scale = 2 }]')
+    config = (tmp_path / "hotfolder.toml").read_text()
+    (tmp_path / "hotfolder.toml").write_text(
+        config
+        + '\n[[folders]]\npath = "local"\nchain = "local"\nquiet_seconds = 0.2\n\n'
+        + '[chains.local]\nsteps = [{ op = "convert", format = "png" }]\n'
+        + 'outputs = [{ sink = "folder", path = "out-local" }]\n'
+    )
+    (tmp_path / "local").mkdir()
+    with (
+        start_sandbox(SandboxConfig()) as sandbox,
+        Daemon(tmp_path, env={"VENICE_BASE_URL": sandbox.base_url}) as daemon,
+    ):
+        daemon.start()
+        log = daemon.log()
+        drop_photos(tmp_path, 1)
+        subprocess.run(["cp", str(tmp_path / "staging" / "photo0.png"), "local/"], cwd=tmp_path)
+        wait_for(
+            lambda: daemon.states() == Counter(paused=1, done=1), 30, "the pause and the local job"
+        )
+        text = daemon.cli("status").stdout
+        stats = sandbox.stats()
+    assert "no Venice API key" in log and "the chains paid will wait" in log
+    assert "PAUSED (auth)" in text and "reload (SIGHUP) or a restart" in text
+    assert stats["requests_total"] == 0

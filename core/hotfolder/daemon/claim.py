@@ -33,6 +33,7 @@ from hotfolder.daemon.readiness import Signature
 from hotfolder.fsutil import atomic_write, fsync_dir
 from hotfolder.job import new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reason
+from hotfolder.pauses import iso_time
 
 PROCESSING = "processing"
 CHECKPOINTS = "checkpoints"
@@ -174,21 +175,27 @@ def remove_job_dir(folder_root: Path, job_id: str) -> None:
     fsync_dir(path.parent)
 
 
-def quarantine(folder_root: Path, failed_root: Path, rel: str, reason: str) -> tuple[str, Path]:
+def quarantine(
+    folder_root: Path, failed_root: Path, rel: str, reason: str, *, chain: str | None = None
+) -> tuple[str, Path]:
     """Move an unsafe entry (link, FIFO, device, hard-linked file: what the local-file policy
     refuses) to the failed place with its reason, never opening it. Returns the job id and
-    where it went."""
+    where it went. The error file has the same fields as a failed job's."""
     job_id = new_job_id()
     target = failed_target(failed_root, rel, job_id)
     info = {
         "class": "UnsafeInputError",
         "message": f"{rel} was not processed: {reason}",
         "hint": "drop the file itself (a regular file with one link) into the folder",
+        "step": None,
         "status": None,
         "request_id": None,
         "attempts": 0,
+        "time": iso_time(time.time()),
         "job": job_id,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "file": rel,
+        "folder": str(folder_root),
+        "chain": chain,
     }
     move_into(folder_root / rel, target)
     write_error(target, info)

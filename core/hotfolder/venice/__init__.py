@@ -89,6 +89,7 @@ __all__ = [
     "estimate_catalog",
     "estimate_usd",
     "get_client",
+    "offline_catalog",
 ]
 
 #: The runtime service key of the client.
@@ -119,6 +120,12 @@ def estimate_usd(runtime: RuntimeView, request: ImageRequest, *, images: int = 1
     if request.model_type is not None and request.model_id is not None:
         model = estimate_catalog(runtime).cached_model(request.model_id, request.model_type)
     return request_usd(request, model, images=images)
+
+
+def offline_catalog(settings: VeniceSection) -> Catalog:
+    """A catalog that never sends a request: the cached model list, else the bundled
+    snapshot (``hotfolder models`` without a key, ``--dry-run`` estimates)."""
+    return _offline_catalog(settings)
 
 
 def _offline_catalog(settings: VeniceSection) -> Catalog:

@@ -202,11 +202,15 @@ class Catalog:
         msg = f"Venice has no {type} model {model_id!r} (model ids are case-sensitive)"
         raise ConfigError(msg, hint=suggest(model_id, listing.models) + "; see 'hotfolder models'")
 
+    def cached(self, type: ModelType) -> ModelList:
+        """The list from memory, disk (even stale) or the bundled snapshot, without any
+        request."""
+        return self._lists.get(type) or self._read(type) or _snapshot(type)
+
     def cached_model(self, model_id: str, type: ModelType = "inpaint") -> ModelInfo | None:
         """The model from memory, disk (even stale) or the snapshot, without any request;
         for estimates, which must not wait on the network."""
-        listing = self._lists.get(type) or self._read(type) or _snapshot(type)
-        return listing.models.get(model_id)
+        return self.cached(type).models.get(model_id)
 
     def _read(self, type: str) -> ModelList | None:
         path = self._path(type)

@@ -2,7 +2,8 @@
 
 Both use the client of the config's runtime (so ``--config`` and ``[venice]`` apply), or with
 ``--sandbox`` a sandbox started for the command; with no config file at all, the defaults and
-``$VENICE_API_KEY``.
+``$VENICE_API_KEY``. Without a key, ``models`` shows the cached list, else the snapshot shipped
+with hotfolder, and says so.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+from loguru import logger
 
 from hotfolder.cli._state import CliState, pass_state
 from hotfolder.hookspecs import hookimpl
@@ -89,20 +91,33 @@ def _models_rows(models: Sequence[ModelInfo], kind: str) -> list[dict[str, Any]]
 @pass_state
 def models(state: CliState, as_json: bool, refresh: bool, sandbox: bool) -> None:
     """List Venice's edit and upscale models: id, name, price and constraints."""
-    from hotfolder.venice import BACKGROUND_REMOVE_USD
+    from hotfolder.venice import BACKGROUND_REMOVE_USD, VeniceSection, offline_catalog
+
+    settings = state.runtime().section(VeniceSection) if state.has_config() else VeniceSection()
+    offline = not sandbox and not settings.api_key.reveal()
 
     async def fetch() -> tuple[list[dict[str, Any]], str]:
-        session = _Session(state, sandbox)
-        try:
-            inpaint = await session.client.catalog.models("inpaint", refresh=refresh)
-            upscale = await session.client.catalog.models("upscale", refresh=refresh)
-        finally:
-            await session.aclose()
+        if offline:  # no key: what is cached, else the snapshot shipped with hotfolder
+            catalog = offline_catalog(settings)
+            inpaint, upscale = catalog.cached("inpaint"), catalog.cached("upscale")
+        else:
+            session = _Session(state, sandbox)
+            try:
+                inpaint = await session.client.catalog.models("inpaint", refresh=refresh)
+                upscale = await session.client.catalog.models("upscale", refresh=refresh)
+            finally:
+                await session.aclose()
         rows = _models_rows(list(inpaint.models.values()), "inpaint")
         rows += _models_rows(list(upscale.models.values()), "upscale")
-        return rows, inpaint.source
+        return rows, "the local sandbox" if sandbox else inpaint.source
 
     rows, source = asyncio.run(fetch())
+    if offline:
+        logger.info(
+            "no Venice API key ({}): the {} model list, not asked of Venice",
+            settings.api_key.describe(),
+            source,
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -138,6 +153,8 @@ def balance(state: CliState, as_json: bool, sandbox: bool) -> None:
     if as_json:
         click.echo(json.dumps(body, indent=2))
         return
+    if sandbox:
+        click.echo("the local sandbox (simulated; no money involved)")
     balances = body.get("balances") or {}
     usd, diem = balances.get("usd"), balances.get("diem")
     click.echo(f"can pay:   {'yes' if body.get('canConsume') else 'NO'}")

@@ -18,6 +18,7 @@ from loguru import logger
 from hotfolder.cli._state import EXIT_FAILED, CliState, fail, pass_state
 from hotfolder.daemon.settings import (
     DaemonSection,
+    FolderSection,
     chosen_state_dir,
     resolve_state_dir,
 )
@@ -80,8 +81,34 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None, web: str | None)
             runtime = Runtime(cfg, pm, registry)
             return local.attach(runtime) if local is not None else runtime
 
+        if local is None:
+            _say_which_chains_wait_for_a_key(config)
         companions = _dashboard(config, directory, web)
         asyncio.run(Daemon(config, make_runtime, registry, directory, companions).run())
+
+
+def _say_which_chains_wait_for_a_key(config: Config) -> None:
+    """Without a Venice key the client starts paused: say so at start, naming the chains."""
+    from hotfolder.venice import VeniceSection
+
+    settings = config.section(VeniceSection)
+    if settings.api_key.reveal():
+        return
+    waiting = sorted(
+        {
+            folder.chain
+            for folder in config.sections(FolderSection)
+            if any(step.op.name.startswith("venice.") for step in config.chain(folder.chain).steps)
+        }
+    )
+    if waiting:
+        logger.warning(
+            "no Venice API key ({} is not set): the chains {} will wait, their files claimed, "
+            "until the daemon is restarted (or reloaded with SIGHUP) with one; local chains go "
+            "on. Set it (https://venice.ai/settings/api), or run with --sandbox to try",
+            settings.api_key.describe(),
+            ", ".join(waiting),
+        )
 
 
 def _dashboard(config: Config, state_dir: Path, web: str | None) -> list[Any]:
