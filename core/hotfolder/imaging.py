@@ -60,8 +60,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import pillow_heif
 from loguru import logger
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 from pydantic import Field, field_validator, model_validator
 
 from hotfolder import _modes
@@ -83,11 +84,22 @@ __all__ = [
     "extension_for",
     "format_for",
     "has_simulated_mark",
+    "include_globs",
     "mark_simulated",
     "media_type_for",
     "probe",
+    "reader_for",
     "to_8bit",
 ]
+
+# HEIC/HEIF (iPhone photos) is read and written by pillow-heif, registered here once; the
+# orientation libheif applies is taken out of the EXIF it hands back, so nothing turns twice.
+pillow_heif.register_heif_opener()
+Image.init()
+#: Whether this Pillow reads and writes AVIF itself (Pillow 11.3+ built with libavif).
+HAS_AVIF = bool(features.check("avif")) and "AVIF" in Image.OPEN
+#: Whether pillow-heif can write HEIC here (its wheels carry the x265 encoder).
+HAS_HEIF_ENCODER = "HEIF" in Image.SAVE and bool(pillow_heif.libheif_info().get("HEIF"))
 
 #: The formats :func:`encode` and :func:`format_for` know: Pillow name -> (extension, MIME type).
 WRITABLE: dict[str, tuple[str, str]] = {
@@ -97,15 +109,25 @@ WRITABLE: dict[str, tuple[str, str]] = {
     "TIFF": ("tif", "image/tiff"),
     "GIF": ("gif", "image/gif"),
     "BMP": ("bmp", "image/bmp"),
+    **({"AVIF": ("avif", "image/avif")} if HAS_AVIF else {}),
+    **({"HEIF": ("heic", "image/heic")} if HAS_HEIF_ENCODER else {}),
 }
-_ALIASES = {"JPG": "JPEG", "JPE": "JPEG", "MPO": "JPEG", "TIF": "TIFF"}
+_ALIASES = {"JPG": "JPEG", "JPE": "JPEG", "MPO": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
 #: What :func:`encode` uses when the options do not say.
 ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
     "JPEG": {"quality": 90},
     "PNG": {"compress_level": 6},
     "WEBP": {"quality": 90},
     "TIFF": {"compression": "tiff_lzw"},
+    "AVIF": {"quality": 85},
+    "HEIF": {"quality": 85},
 }
+#: Formats whose writers take only 8-bit RGB or RGBA.
+_RGB_ONLY = frozenset({"AVIF", "HEIF"})
+#: The formats the gate accepts by default; the default ``include`` of a folder follows them.
+DEFAULT_FORMATS: tuple[str, ...] = (
+    "JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "HEIF", *(("AVIF",) if HAS_AVIF else ()),
+)  # fmt: skip
 _METADATA_KEYS = ("icc_profile", "exif", "xmp", "dpi", "comment")
 #: The text every image made from a simulated answer carries in its metadata (see
 #: :func:`mark_simulated`); ASCII, so every format's text field can hold it as it is.
@@ -129,10 +151,9 @@ class ImagingSection(Section):
     max_pixels: int = Field(default=100_000_000, ge=1)
     #: Fewest pixels an input may have.
     min_pixels: int = Field(default=1, ge=1)
-    #: Pillow formats that may be opened (``jpg``/``tif`` accepted; JPEG includes MPO).
-    formats: tuple[str, ...] = Field(
-        default=("JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP"), validate_default=True
-    )
+    #: Pillow formats that may be opened (``jpg``/``tif``/``heic`` accepted; JPEG includes
+    #: MPO; HEIF is HEIC too).
+    formats: tuple[str, ...] = Field(default=DEFAULT_FORMATS, validate_default=True)
     #: Multi-frame input (GIF/APNG/WebP animations, multi-page TIFF): use the first frame or
     #: refuse the file. MPO (a JPEG with a second, stereo or depth, image) is never refused.
     animation: Literal["first-frame", "reject"] = "first-frame"
@@ -239,11 +260,18 @@ def encode(image: Image.Image, format: str, options: dict[str, Any]) -> bytes:
     encoder_options = dict(options)
     background = encoder_options.pop("background", "white")
     prepared = _modes.for_format(image, fmt, background)
+    if fmt in _RGB_ONLY and prepared.mode not in ("RGB", "RGBA"):
+        info = prepared.info
+        prepared = _modes.to_8bit(prepared) if prepared.mode.startswith("I;16") else prepared
+        prepared = prepared.convert("RGBA" if _modes.has_alpha(prepared) else "RGB")
+        prepared.info = info
     metadata = {k: prepared.info.get(k) for k in ("icc_profile", "exif", "xmp", "dpi")}
     params = {**ENCODER_DEFAULTS.get(fmt, {}), **metadata, **encoder_options}
     if params["icc_profile"] and not _modes.icc_fits(params["icc_profile"], prepared.mode):
         params["icc_profile"] = None
     params["exif"] = params["exif"] or b""
+    if fmt == "HEIF" and not params["exif"]:
+        del params["exif"]  # pillow-heif refuses an empty EXIF block
     params = {k: v for k, v in params.items() if v is not None or k == "icc_profile"}
     buffer = io.BytesIO()
     try:
@@ -258,6 +286,27 @@ def encode(image: Image.Image, format: str, options: dict[str, Any]) -> bytes:
 def to_8bit(image: Image.Image) -> Image.Image:
     """``image`` with 16-bit grayscale scaled to ``L`` (other modes unchanged)."""
     return _modes.to_8bit(image) if image.mode.startswith("I;16") else image
+
+
+def include_globs(formats: tuple[str, ...] = DEFAULT_FORMATS) -> list[str]:
+    """``*.ext`` for every file extension of ``formats`` (MPO's with JPEG's): the names a
+    folder takes by default."""
+    Image.init()
+    wanted = {_ALIASES.get(f.upper(), f.upper()) for f in formats}
+    globs = [
+        f"*{ext}"
+        for ext, fmt in sorted(Image.EXTENSION.items())
+        if _ALIASES.get(fmt, fmt) in wanted and ext != ".apng"  # APNG is read as PNG anyway
+    ]
+    return [*globs, "*.apng"] if "PNG" in wanted else globs
+
+
+def reader_for(name: str) -> str | None:
+    """The Pillow format that reads files named like ``name`` (by extension), if any."""
+    Image.init()
+    suffix = os.path.splitext(name)[1].lower()
+    fmt = Image.EXTENSION.get(suffix)
+    return _ALIASES.get(fmt, fmt) if fmt else None
 
 
 def format_for(name: str) -> str:

@@ -234,7 +234,7 @@ def run(bench: Bench) -> Section:
                 "every page and API request: p99 < 100 ms",
                 f"{worst_p99 * 1000:.0f} ms",
                 worst_p99 < 0.1,
-            ),  # fmt: skip
+            ),
             Goal(
                 "the dashboard adds < 10 ms to drop-to-start p50",
                 f"{(served - plain) * 1000:+.0f} ms",

@@ -18,7 +18,7 @@ def test_a_full_read_only_or_vanished_place_is_waited_for(code):
     error = write_failure(OSError(code, "whatever the OS says"), "cannot write out/a.png")
     assert isinstance(error, StorageUnavailable)
     assert error.holds and error.retryable
-    assert "cannot write out/a.png: whatever the OS says" == error.message
+    assert error.message == "cannot write out/a.png: whatever the OS says"
     assert "tried again" in (error.hint or "")
 
 

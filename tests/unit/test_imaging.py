@@ -346,9 +346,9 @@ def test_format_for_users_names(name: str, fmt: str) -> None:
 
 
 def test_format_for_an_unknown_name_lists_the_choices() -> None:
-    with pytest.raises(ConfigError, match="unknown image format 'heic'") as caught:
-        imaging.format_for("heic")
-    assert "jpeg, png, webp, tiff, gif, bmp" in (caught.value.hint or "")
+    with pytest.raises(ConfigError, match="unknown image format 'tga'") as caught:
+        imaging.format_for("tga")
+    assert "jpeg, png, webp, tiff, gif, bmp, avif, heif" in (caught.value.hint or "")
 
 
 def test_limits_validation() -> None:
@@ -359,3 +359,90 @@ def test_limits_validation() -> None:
         imaging.ImagingSection(min_pixels=10, max_pixels=5)
     with pytest.raises(ValidationError, match="cannot exceed"):
         imaging.ImagingSection(max_pixels=10**10)
+
+
+# --- HEIC/HEIF, AVIF, MPO, BMP --------------------------------------------------------------
+
+
+def _heic(image: Image.Image, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "HEIF", **options)
+    return buffer.getvalue()
+
+
+def test_the_gate_reads_heic_avif_mpo_and_bmp_by_default() -> None:
+    assert {"HEIF", "BMP", "JPEG"} <= set(LIMITS.formats)
+    assert ("AVIF" in LIMITS.formats) == imaging.HAS_AVIF
+    picture = Image.new("RGB", (40, 30), "teal")
+    encoded = {"HEIF": _heic(picture)}
+    for fmt in ("AVIF", "BMP", "MPO"):
+        if fmt == "AVIF" and not imaging.HAS_AVIF:
+            continue
+        buffer = io.BytesIO()
+        if fmt == "MPO":
+            picture.save(buffer, "MPO", save_all=True, append_images=[picture.rotate(90)])
+        else:
+            picture.save(buffer, fmt)
+        encoded[fmt] = buffer.getvalue()
+    for fmt, data in encoded.items():
+        found = imaging.probe(data, LIMITS, name=f"x.{fmt.lower()}")
+        assert found.format == ("JPEG" if fmt == "MPO" else fmt)
+        assert imaging.decode(data, LIMITS, name="x").size == (40, 30)
+
+
+def test_heic_orientation_and_icc_profile_are_honoured() -> None:
+    picture = Image.new("RGB", (64, 32), "red")
+    picture.paste((0, 0, 255), (0, 0, 16, 32))  # blue on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 degrees clockwise to view
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = _heic(picture, exif=exif.tobytes(), icc_profile=icc)
+    found = imaging.probe(data, LIMITS, name="turned.heic")
+    assert found.upright_size == (32, 64)
+    image = imaging.decode(data, LIMITS, name="turned.heic")
+    assert image.size == (32, 64)  # turned once, not twice
+    red, _green, blue = image.getpixel((16, 4))[:3]  # the blue band is now at the top
+    assert blue > 200 and red < 60
+    assert image.getexif().get(0x0112, 1) == 1
+    assert image.info.get("icc_profile") == icc
+
+
+def test_include_globs_follow_the_gate_formats() -> None:
+    globs = imaging.include_globs()
+    for glob in ("*.jpg", "*.jpeg", "*.mpo", "*.bmp", "*.heic", "*.heif", "*.png", "*.tif"):
+        assert glob in globs
+    assert ("*.avif" in globs) == imaging.HAS_AVIF
+    assert "*.tga" not in globs
+    assert imaging.include_globs(("png",)) == ["*.png", "*.apng"]
+    assert imaging.reader_for("photo.TGA") == "TGA"
+    assert imaging.reader_for("pair.mpo") == "JPEG"
+    assert imaging.reader_for("readme.txt") is None
+
+
+@pytest.mark.parametrize("fmt", ["AVIF", "HEIF"])
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
+def test_avif_and_heic_are_written_from_any_working_mode(fmt: str, mode: str) -> None:
+    if fmt == "AVIF" and not imaging.HAS_AVIF:
+        pytest.skip("this Pillow has no AVIF")
+    data = imaging.encode(Image.new(mode, (20, 10)), fmt, {})
+    reopened = Image.open(io.BytesIO(data))
+    assert (reopened.format, reopened.size) == (fmt, (20, 10))
+    assert reopened.mode == ("RGBA" if mode == "RGBA" else "RGB")
+    assert imaging.media_type_for(fmt) == {"AVIF": "image/avif", "HEIF": "image/heic"}[fmt]
+
+
+@pytest.mark.parametrize("fmt", ["AVIF", "HEIF"])
+def test_venice_uploads_of_heic_and_avif_are_reencoded(fmt: str) -> None:
+    from hotfolder.artifact import Artifact
+    from hotfolder.venice.preflight import upload_input
+
+    if fmt == "AVIF" and not imaging.HAS_AVIF:
+        pytest.skip("this Pillow has no AVIF")
+    opaque = imaging.encode(Image.new("RGB", (48, 40), "navy"), fmt, {})
+    clear = imaging.encode(Image.new("RGBA", (48, 40), (0, 0, 0, 0)), fmt, {})
+    for data, expected in ((opaque, "image/jpeg"), (clear, "image/png")):
+        sent = upload_input(Artifact.from_bytes(data, name=f"phone.{fmt.lower()}"))
+        assert sent.media_type == expected
+        assert sent.data is not None
+        assert Image.open(io.BytesIO(sent.data)).size == (48, 40)
+        assert sent.filename == "phone." + ("jpg" if expected == "image/jpeg" else "png")

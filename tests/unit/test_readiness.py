@@ -104,3 +104,75 @@ def test_links_are_unsafe_unless_the_policy_allows_them(tmp_path):
         assert st is not None and st.st_ino == path.stat().st_ino  # the file, not the link
     assert check(Candidate(str(tmp_path / "link.png")), 0, 100.0, hard_links)[0] == "unsafe"
     assert check(Candidate(str(tmp_path / "dangling.png")), 0, 100.0, follow)[0] == "unsafe"
+
+
+def _noisy(fmt: str, **options: object) -> bytes:
+    import hotfolder.imaging  # noqa: F401  (registers the HEIF opener)
+
+    buffer = io.BytesIO()
+    Image.effect_noise((160, 120), 40).convert("RGB").save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("WEBP", {}),
+        ("TIFF", {}),
+        ("TIFF", {"compression": "tiff_lzw"}),
+        ("BMP", {}),
+        ("HEIF", {}),
+        ("AVIF", {}),
+    ],
+)
+def test_header_state_sees_cut_webp_tiff_bmp_heic_and_avif(tmp_path, fmt, options):
+    data = _noisy(fmt, **options)
+    path = tmp_path / "x"
+    for cut in (12, len(data) // 3, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        assert header_state(str(path)) == "incomplete", cut
+    path.write_bytes(data)
+    assert header_state(str(path)) == "ok"
+
+
+def test_a_writer_closing_between_appended_chunks_is_taken_once_whole(tmp_path):
+    from hotfolder.daemon.readiness import Signature
+
+    data = _noisy("WEBP")
+    path = tmp_path / "slow.webp"
+    cand = Candidate(str(path))
+    chunks = [data[i : i + len(data) // 5] for i in range(0, len(data), len(data) // 5)]
+    now = 0.0
+    for i, chunk in enumerate(chunks):
+        with path.open("ab") as f:
+            f.write(chunk)
+        os.utime(path, ns=(i + 1, i + 1))
+        cand.arrived = Signature.of(path.lstat())  # the close-write event
+        state = check(cand, 2.0, now=now)[0]
+        whole = path.stat().st_size == len(data)
+        assert state == ("ready" if whole else "wait"), i
+        if not whole:
+            assert cand.why == "incomplete image"
+        now += 3.5
+
+
+def test_why_a_file_waits(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(b"")
+    cand = Candidate(str(path))
+    assert check(cand, 1.0, now=0.0)[0] == "wait" and cand.why == "quiet period"
+    assert check(cand, 1.0, now=2.0)[0] == "empty" and cand.why == "empty"
+    path.write_bytes(_encoded("PNG")[:30])
+    assert check(cand, 1.0, now=3.0)[0] == "wait" and cand.why == "being written"
+    assert check(cand, 1.0, now=3.5)[0] == "wait" and cand.why == "quiet period"
+    assert check(cand, 1.0, now=4.5)[0] == "wait" and cand.why == "incomplete image"
+
+
+def test_why_a_name_is_not_taken():
+    names = NameFilter(include=("*.jpg",), exclude=("draft-*",), ignore=("*-proof.jpg",))
+    assert names.why_not("a.jpg") is None
+    assert names.why_not("a.jpg.part") == "temp name"
+    assert names.why_not(".DS_Store") == "temp name"
+    assert names.why_not("a-proof.jpg") == "ignored"
+    assert names.why_not("draft-1.jpg") == "excluded"
+    assert names.why_not("readme.txt") == "not in include"

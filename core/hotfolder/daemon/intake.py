@@ -5,20 +5,26 @@ is due, and claims the ready ones in one batch: each is renamed into its process
 then all are recorded in one journal transaction. Memory holds only files still being
 written; claimed files are journal rows. What is unsafe to read (and so quarantined) is decided
 by the local-file policy of ``[resolvers.path]``, the same one the path resolver applies.
+What is not taken, and what waits long, is kept on a :class:`~hotfolder.daemon.fates.Board`
+for the log and ``status``; with ``on_unmatched = "fail"`` a file the folder does not take is
+watched like any other and, once complete, failed with its reason instead of claimed.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import PurePosixPath
 
 from loguru import logger
 
 from hotfolder.daemon import claim
+from hotfolder.daemon.fates import Board, Ignored, ignored_fate
 from hotfolder.daemon.folders import FolderPlan
 from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.readiness import Candidate, Signature, check
-from hotfolder.daemon.watcher import HintKind, scan
+from hotfolder.daemon.watcher import HintKind, survey
+from hotfolder.job import new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reason
 
 #: Most files claimed per tick, so that the event loop stays responsive in a flood.
@@ -36,12 +42,19 @@ class Intake:
         self.policy = policy
         self.candidates: dict[str, tuple[FolderPlan, Candidate]] = {}
         self._due: dict[str, float] = {}
+        #: Candidates the folder does not take, to be failed once complete.
+        self._unmatched: dict[str, Ignored] = {}
         self.unreachable: dict[str, str] = {}
+        self.board = Board(journal)
+        for plan in plans:
+            self.board.forget(plan.key)  # what a previous run saw is not known now
         self.replace(plans, policy)
 
     def replace(self, plans: list[FolderPlan], policy: LocalFilePolicy = STRICT) -> None:
         """Use a new folder set and local-file policy (after a reload); candidates of dropped
         folders are dropped."""
+        for key in [k for k in self.plans if k not in {p.key for p in plans}]:
+            self.board.forget(key)
         self.plans = {p.key: p for p in plans}
         self.policy = policy
         for path, (plan, cand) in list(self.candidates.items()):
@@ -56,9 +69,14 @@ class Intake:
         """An event named ``path``; runs on the event loop."""
         plan = self.plans.get(plan.key, plan)
         rel = plan.rel(path)
-        if rel is None or not plan.filter.wanted(rel):
+        if rel is None or PurePosixPath(rel).name.startswith("."):
             return
-        cand = self._add(plan, path)
+        fate = self._fate(plan, rel)
+        if fate is not None and not (fate.unmatched and plan.section.on_unmatched == "fail"):
+            if rel not in self.board.ignored.get(plan.key, {}) and os.path.lexists(path):
+                self.board.ignore(plan.key, rel, fate)
+            return
+        cand = self._add(plan, path, fate)
         if kind == "opened":
             cand.opened += 1
         elif kind == "closed":
@@ -76,12 +94,20 @@ class Intake:
         """Add every wanted file in the folder; returns how many. A folder that cannot be
         read is reported once and tried again at the next scan."""
         count = 0
+        ignored: dict[str, Ignored] = {}
         try:
-            for rel in scan(plan):
+            for rel, why in survey(plan):
+                fate = None if why is None else ignored_fate(rel, why)
+                if fate is not None and not (
+                    fate.unmatched and plan.section.on_unmatched == "fail"
+                ):
+                    ignored[rel] = fate
+                    continue
                 path = str(plan.root / rel)
                 if path not in self.candidates:
-                    self._add(plan, path)
+                    self._add(plan, path, fate)
                     count += 1
+            self.board.surveyed(plan.key, ignored)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if self.unreachable.get(plan.key) != reason:
@@ -94,15 +120,27 @@ class Intake:
             logger.info("{} can be read again", plan.root)
         return count
 
-    def _add(self, plan: FolderPlan, path: str) -> Candidate:
+    @staticmethod
+    def _fate(plan: FolderPlan, rel: str) -> Ignored | None:
+        why = plan.filter.why_not(rel)
+        return None if why is None else ignored_fate(rel, why)
+
+    def _add(self, plan: FolderPlan, path: str, fate: Ignored | None = None) -> Candidate:
         if path not in self.candidates:
-            self.candidates[path] = (plan, Candidate(path))
+            self.candidates[path] = (plan, Candidate(path, seen_at=time.time()))
             self._due[path] = 0.0
+            if fate is not None:
+                self._unmatched[path] = fate
+            if (rel := plan.rel(path)) is not None:
+                self.board.unignore(plan.key, rel)
         return self.candidates[path][1]
 
     def _drop(self, path: str) -> None:
-        self.candidates.pop(path, None)
+        found = self.candidates.pop(path, None)
         self._due.pop(path, None)
+        self._unmatched.pop(path, None)
+        if found is not None and (rel := found[0].rel(path)) is not None:
+            self.board.done_waiting(found[0].key, rel)
 
     # --- looking and claiming --------------------------------------------------------------
 
@@ -121,23 +159,38 @@ class Intake:
                 logger.warning("{}: cannot look at it ({}); trying again", path, exc.strerror)
                 self._due[path] = now + max(quiet, 1.0)
                 continue
-            if state == "gone" or state == "empty":
+            if state == "gone":
                 self._drop(path)
             elif state == "unsafe":
                 self._drop(path)
                 assert st is not None
                 reason = unsafe_reason(st, self.policy) or "not a regular file"
                 self._quarantine(plan, path, reason)
+            elif state == "ready" and (fate := self._unmatched.get(path)) is not None:
+                self._drop(path)
+                self._reject(plan, path, fate)
             elif state == "ready":
                 self._drop(path)
                 assert st is not None
                 ready.append((plan, path, st))
             else:
-                # Look again when the quiet period could be over (sooner after a change).
-                self._due[path] = now + max(
-                    min(quiet, 0.5) / 2, cand.stable_since + quiet - now, 0.02
+                self._waits(plan, cand, now)
+                # Look again when the quiet period could be over (sooner after a change); an
+                # empty placeholder every quiet period, at least every second.
+                self._due[path] = now + (
+                    max(quiet, 1.0)
+                    if state == "empty"
+                    else max(min(quiet, 0.5) / 2, cand.stable_since + quiet - now, 0.02)
                 )
-        return self._claim(ready)
+        claimed = self._claim(ready)
+        self.board.publish()
+        return claimed
+
+    def _waits(self, plan: FolderPlan, cand: Candidate, now: float) -> None:
+        rel = plan.rel(cand.path)
+        if rel is not None:
+            waited = time.time() - cand.seen_at
+            self.board.wait(plan.key, rel, cand.why or "quiet period", cand.seen_at, waited)
 
     def _claim(self, ready: list[tuple[FolderPlan, str, os.stat_result]]) -> int:
         jobs: list[NewJob] = []
@@ -165,6 +218,41 @@ class Intake:
                 logger.debug("queued {} (job {})", job.name, job.id)
             logger.info("queued {} file(s)", len(jobs))
         return len(jobs)
+
+    def _reject(self, plan: FolderPlan, path: str, fate: Ignored) -> None:
+        """``on_unmatched = "fail"``: move a file the folder does not take to the failed
+        place with its ``.error.json``, and record it as a failed job."""
+        rel = plan.rel(path)
+        if rel is None:
+            return
+        job_id = new_job_id()
+        target = claim.failed_target(plan.failed, rel, job_id)
+        error = {
+            "class": "InputError",
+            "message": f"{rel} was not processed: {fate.reason}",
+            "hint": f'{fate.fix} (or set on_unmatched = "leave" to leave such files be)',
+            "status": None,
+            "request_id": None,
+            "attempts": 0,
+            "job": job_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        try:
+            claim.move_into(plan.root / rel, target)
+            claim.write_error(target, error)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.error("{}: cannot move it to the failed place ({})", path, exc.strerror)
+            return
+        logger.warning("{} failed to {}: {}; to take it: {}", path, target, fate.reason, fate.fix)
+        self.journal.add([NewJob(job_id, plan.key, rel, plan.chain)], state="failed")
+        self.journal.update(
+            job_id,
+            place=str(target),
+            finished=time.time(),
+            error={k: error[k] for k in ("class", "message", "hint")},
+        )
 
     def _quarantine(self, plan: FolderPlan, path: str, reason: str) -> None:
         rel = plan.rel(path)

@@ -3,13 +3,17 @@
 A file is *ready* when the writer is done with it: the platform reported close-after-write or
 a rename into the folder and the file has not changed since, or its size and mtime stayed the
 same for the folder's quiet period. Then the header is checked: an empty file is a placeholder
-(browsers create one before the download), and a JPEG or PNG without its end marker is still
-being written, so both wait. A file some program still holds open for writing waits for as
-long as it is held, however quiet: on Linux hotfolder asks for a read lease, which is refused
-while a writer has the file open; elsewhere a file seen opened (an open event without its
-close) is taken after ``OPEN_QUIET_SECONDS`` unchanged. Anything
-the local-file policy refuses (:mod:`hotfolder.localfiles`:
-not a regular file, a link, a hard-linked file unless ``[resolvers.path]`` allows them) is
+(browsers create one before the download), and an image shorter than its own structure says is
+still being written, so both wait: a JPEG or PNG without its end marker, a WebP shorter than
+its RIFF header's length, a TIFF whose IFDs or strips lie past its end, a BMP shorter than its
+declared size, a HEIC/AVIF whose last box runs past its end (or with no media data yet). A
+writer that appends and closes between chunks thus yields one job, not one per chunk. A file
+some program still holds open for writing waits for as long as it is held, however quiet: on
+Linux hotfolder asks for a read lease, which is refused while a writer has the file open;
+elsewhere a file seen opened (an open event without its close) is taken after
+``OPEN_QUIET_SECONDS`` unchanged. Anything the local-file policy refuses
+(:mod:`hotfolder.localfiles`: not a regular file, a link, a hard-linked file unless
+``[resolvers.path]`` allows them) is
 *unsafe*: it is quarantined with its reason and never read.
 """
 
@@ -20,6 +24,7 @@ import errno
 import fcntl
 import fnmatch
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -88,11 +93,21 @@ class NameFilter:
 
     def wanted(self, rel: str) -> bool:
         """Whether ``rel`` (a path relative to the folder, ``/``-separated) is to be taken."""
-        if self.ignored(rel) or self._any(self.exclude, rel):
-            return False
-        if rel.lower().endswith(MANIFEST_SUFFIXES):
-            return True
-        return self._any(self.include, rel)
+        return self.why_not(rel) is None
+
+    def why_not(self, rel: str) -> str | None:
+        """Why ``rel`` is not taken: ``"temp name"`` (built-in ignore list, dotfiles),
+        ``"ignored"`` (the folder's ``ignore``), ``"excluded"`` or ``"not in include"``;
+        None when it is taken."""
+        if any(self._any(DEFAULT_IGNORE, part) for part in PurePosixPath(rel).parts):
+            return "temp name"
+        if self.ignored(rel):
+            return "ignored"
+        if self._any(self.exclude, rel):
+            return "excluded"
+        if rel.lower().endswith(MANIFEST_SUFFIXES) or self._any(self.include, rel):
+            return None
+        return "not in include"
 
 
 @dataclass(frozen=True)
@@ -140,7 +155,8 @@ def held_for_writing(path: str) -> bool | None:
 
 
 def header_state(path: str, policy: LocalFilePolicy = STRICT) -> str:
-    """``"ok"``, ``"empty"`` (a placeholder) or ``"incomplete"`` (no JPEG/PNG end marker)."""
+    """``"ok"``, ``"empty"`` (a placeholder) or ``"incomplete"`` (shorter than its own
+    structure says: see the module docstring)."""
     try:
         fd = open_regular(path, policy)
     except OSError as exc:
@@ -154,14 +170,90 @@ def header_state(path: str, policy: LocalFilePolicy = STRICT) -> str:
         if size == 0:
             return "empty"
         head = os.pread(fd, 16, 0)
-        tail = os.pread(fd, _TAIL, max(0, size - _TAIL))
+        if head.startswith(b"\xff\xd8\xff"):
+            complete = b"\xff\xd9" in os.pread(fd, _TAIL, max(0, size - _TAIL))
+        elif head.startswith(b"\x89PNG\r\n\x1a\n"):
+            complete = b"IEND" in os.pread(fd, _TAIL, max(0, size - _TAIL))
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            complete = size >= struct.unpack("<I", head[4:8])[0] + 8
+        elif head[:4] in (b"II*\x00", b"MM\x00*"):
+            complete = _tiff_complete(fd, size, "<" if head[:2] == b"II" else ">")
+        elif head[:2] == b"BM":
+            declared, pixels_at = struct.unpack("<I4xI", head[2:14].ljust(12, b"\xff"))
+            complete = declared <= size and pixels_at < size
+        elif head[4:8] == b"ftyp":
+            complete = _boxes_complete(fd, size)
+        else:
+            complete = True
+    except (OSError, struct.error):
+        complete = True  # a structure that cannot be walked is for the gate to refuse
     finally:
         os.close(fd)
-    if head.startswith(b"\xff\xd8\xff") and b"\xff\xd9" not in tail:
-        return "incomplete"
-    if head.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" not in tail:
-        return "incomplete"
-    return "ok"
+    return "ok" if complete else "incomplete"
+
+
+#: Bytes per value of each TIFF field type.
+_TIFF_TYPE_SIZES = dict(enumerate((0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4)))
+#: StripOffsets/StripByteCounts and TileOffsets/TileByteCounts.
+_TIFF_DATA_TAGS = ((273, 279), (324, 325))
+_TIFF_MAX_IFDS = 64
+_TIFF_MAX_ARRAY = 1 << 20
+
+
+def _tiff_complete(fd: int, size: int, order: str) -> bool:
+    """Whether every IFD of a (classic) TIFF, the values they point to and the image data
+    of their strips or tiles lie inside the file's ``size`` bytes."""
+    offset = struct.unpack(order + "I", os.pread(fd, 4, 4))[0]
+    seen: set[int] = set()
+    while offset and len(seen) < _TIFF_MAX_IFDS:
+        if offset in seen or offset + 2 > size:
+            return offset in seen  # a loop is the gate's problem; past the end is not written
+        seen.add(offset)
+        count = struct.unpack(order + "H", os.pread(fd, 2, offset))[0]
+        end = offset + 2 + 12 * count
+        if end + 4 > size:
+            return False
+        raw = os.pread(fd, 12 * count + 4, offset + 2)
+        arrays: dict[int, tuple[int, ...]] = {}
+        for i in range(count):
+            tag, kind, n, value = struct.unpack(order + "HHI4s", raw[12 * i : 12 * i + 12])
+            length = _TIFF_TYPE_SIZES.get(kind, 1) * n
+            where = struct.unpack(order + "I", value)[0]
+            if length > 4 and where + length > size:
+                return False
+            if kind in (3, 4) and any(tag in pair for pair in _TIFF_DATA_TAGS):
+                code, width = ("H", 2) if kind == 3 else ("I", 4)
+                n = min(n, _TIFF_MAX_ARRAY)
+                data = value if length <= 4 else os.pread(fd, n * width, where)
+                arrays[tag] = struct.unpack(f"{order}{n}{code}", data[: n * width])
+        for offsets_tag, counts_tag in _TIFF_DATA_TAGS:
+            pairs = zip(arrays.get(offsets_tag, ()), arrays.get(counts_tag, ()), strict=False)
+            if any(start + length > size for start, length in pairs):
+                return False
+        offset = struct.unpack(order + "I", raw[-4:])[0]
+    return True
+
+
+def _boxes_complete(fd: int, size: int) -> bool:
+    """Whether the top-level boxes of an ISO media file (HEIC, AVIF) fill the file exactly
+    and its media data (``mdat``) is there."""
+    offset, media = 0, False
+    while offset < size:
+        header = os.pread(fd, 16, offset)
+        if len(header) < 8:
+            return False
+        length, kind = struct.unpack(">I4s", header[:8])
+        if length == 1:
+            if len(header) < 16:
+                return False
+            length = struct.unpack(">Q", header[8:16])[0]
+        elif length == 0:
+            length = size - offset  # "to the end of the file"
+        if length < 8:
+            return True  # not a box structure hotfolder can walk: the gate decides
+        media = media or kind == b"mdat"
+        offset += length
+    return offset == size and media
 
 
 @dataclass
@@ -174,6 +266,22 @@ class Candidate:
     #: The signature at the last close-after-write or move-in event, if one was seen.
     arrived: Signature | None = None
     opened: int = 0
+    #: Why it waits, after the last :func:`check` (one of :data:`WAIT_REASONS`' keys).
+    why: str = ""
+    #: When it was first seen (``time.time()``), for ``status``.
+    seen_at: float = 0.0
+
+
+#: Why a candidate waits, and what brings it in.
+WAIT_REASONS: dict[str, str] = {
+    "being written": "it is still changing; it is taken once it stays unchanged",
+    "quiet period": "it is taken once unchanged for the folder's quiet_seconds",
+    "open for writing": "a program still has it open for writing; it is taken once closed",
+    "empty": "an empty placeholder; it is taken once something writes into it (delete it "
+    "if it is a leftover)",
+    "incomplete image": "its image data is shorter than its header says (or has no end "
+    "marker); it is taken once complete, or once unchanged for 10 quiet periods",
+}
 
 
 def check(
@@ -190,18 +298,22 @@ def check(
         return "unsafe", st
     sig = Signature.of(st)
     if sig != candidate.sig:
+        first = candidate.sig is None
         candidate.sig = sig
         candidate.stable_since = now
         if candidate.arrived is not None and candidate.arrived != sig:
             candidate.arrived = None
         if candidate.arrived is None:
+            candidate.why = "quiet period" if first else "being written"
             return "wait", st
     stable_for = now - candidate.stable_since
     closed = candidate.arrived == sig and candidate.opened <= 0
     if not closed and stable_for < quiet:
+        candidate.why = "quiet period"
         return "wait", st
     if not closed:
         held = held_for_writing(candidate.path)
+        candidate.why = "open for writing"
         if held:
             return "wait", st
         if held is None and candidate.opened > 0 and stable_for < OPEN_QUIET_SECONDS + quiet:
@@ -209,7 +321,9 @@ def check(
         candidate.opened = 0  # not held open any more: its close event was missed
     state = header_state(candidate.path, policy)
     if state == "empty":
+        candidate.why = "empty"
         return "empty", st
     if state == "incomplete" and stable_for < max(quiet * INCOMPLETE_FACTOR, 1.0):
+        candidate.why = "incomplete image"
         return "wait", st
     return "ready", st

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import platformdirs
 from pydantic import Field
 
+from hotfolder import imaging
 from hotfolder.hookspecs import hookimpl
 from hotfolder.schema import ConfigPath, Section
 
@@ -38,13 +39,19 @@ class FolderSection(Section):
 
     path: ConfigPath
     chain: str
-    include: list[str] = ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff", "*.gif"]
+    #: Names taken: by default every extension of the formats the ``[imaging]`` gate accepts
+    #: by default (JPEG and MPO, PNG, WebP, TIFF, GIF, BMP, HEIC/HEIF, AVIF).
+    include: list[str] = Field(default_factory=imaging.include_globs)
     exclude: list[str] = []
     #: Extra names never taken, on top of the built-in temp/junk list (``*.part``, ...).
     ignore: list[str] = []
     #: Whether include/exclude/ignore globs tell upper from lower case.
     case_sensitive: bool = False
     recursive: bool = False
+    #: A file the folder does not take (not in ``include``, or a format the gate refuses):
+    #: ``leave`` it where it is (logged once, listed by ``status``) or ``fail`` it (moved to
+    #: the failed place with ``<name>.error.json``).
+    on_unmatched: Literal["leave", "fail"] = "leave"
     after: Literal["archive", "delete", "keep"] = "archive"
     #: Where originals go after success (default ``<path>/.hotfolder/archive``).
     archive: ConfigPath | None = None

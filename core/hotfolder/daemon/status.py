@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hotfolder.config import Config
+from hotfolder.daemon import fates
 from hotfolder.daemon.folders import plan_folder
 from hotfolder.daemon.journal import JOURNAL_NAME, STATES, JobRow, Journal
 from hotfolder.daemon.lock import running_pid
@@ -42,6 +43,7 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
                     "counts": by_state,
                     "in_flight": [_brief(r, waits) for r in running if r.folder == key],
                     "last_errors": [_error(r) for r in journal.last_errors(key)],
+                    **folder_fates(journal, key, running=pid is not None),
                 }
             )
         midnight = dt.datetime.combine(dt.date.today(), dt.time()).timestamp()
@@ -56,6 +58,21 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
         }
     finally:
         journal.close()
+
+
+def folder_fates(journal: Journal, folder: str, *, running: bool) -> dict[str, Any]:
+    """The files of ``folder`` the running daemon does not take (``ignored``: name, reason,
+    fix) or that wait (``waiting``: name, reason, since), at most ``fates.LIST_CAP`` each,
+    with their whole counts."""
+    lists = fates.read(journal, folder) if running else {}
+    ignored = lists.get("ignored") or {"count": 0, "files": []}
+    waiting = lists.get("waiting") or {"count": 0, "files": []}
+    return {
+        "ignored": ignored["files"],
+        "ignored_count": ignored["count"],
+        "waiting": waiting["files"],
+        "waiting_count": waiting["count"],
+    }
 
 
 def _brief(row: JobRow, waits: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +93,7 @@ def _error(row: JobRow) -> dict[str, Any]:
         "state": row.state,
         "class": error.get("class"),
         "message": error.get("message"),
+        "hint": error.get("hint"),
         "time": _iso(row.updated),
     }
 
@@ -90,6 +108,24 @@ def _simulated_spend(status: dict[str, Any]) -> str:
     """`` (and $6.75 simulated)`` when simulated paid calls would have cost something today."""
     simulated = status.get("simulated_today_usd") or 0.0
     return f" (and ${simulated:.2f} simulated)" if simulated > 0 else ""
+
+
+def _fate_lines(folder: dict[str, Any], shown: int = 5) -> list[str]:
+    """``  3 ignored: readme.txt (not in include: add '*.txt' to include), ...`` and the
+    same for the files that wait."""
+    lines = []
+    for part, detail in (("ignored", "fix"), ("waiting", "since")):
+        files, count = folder.get(part) or [], folder.get(f"{part}_count") or 0
+        if not count:
+            continue
+        named = "; ".join(
+            f"{f['name']} ({f['reason']}{', since ' if part == 'waiting' else ': '}{f[detail]})"
+            for f in files[:shown]
+        )
+        listed = min(shown, len(files))
+        more = f"; and {count - listed} more" if count > listed else ""
+        lines.append(f"  {count} {part}: {named}{more}")
+    return lines
 
 
 def render(status: dict[str, Any]) -> str:
@@ -127,4 +163,7 @@ def render(status: dict[str, Any]) -> str:
             lines.append(f"  {doing}: {job['name']} (job {job['id']}, attempt {job['attempts']})")
         for err in folder["last_errors"]:
             lines.append(f"  {err['state']}: {err['name']} (job {err['id']}): {err['message']}")
+            if err.get("hint"):
+                lines.append(f"    fix: {err['hint']}")
+        lines.extend(_fate_lines(folder))
     return "\n".join(lines)

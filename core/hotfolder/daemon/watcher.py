@@ -5,6 +5,12 @@ at start-up and every ``rescan_seconds`` finds whatever events missed. ``observe
 uses polling on network and FUSE file systems (where inotify sees no remote changes) and the
 native observer elsewhere. A lost event queue (inotify overflow) or a dead observer thread
 triggers a rescan and a new observer.
+
+On Linux the inotify observer reports every move, paired or not: a file renamed into the
+folder from a folder that is not watched (``mv ~/Desktop/x.jpg inbox/``) is an ``IN_MOVED_TO``
+with no ``IN_MOVED_FROM``, which watchdog would otherwise report as a plain creation. Such a
+move-in is complete the moment it appears, so it is hinted as ``"arrived"`` and taken at once,
+without waiting for the quiet period.
 """
 
 from __future__ import annotations
@@ -130,7 +136,9 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             return
         if isinstance(event, FileMovedEvent):
-            self.hint(self.plan, os.fsdecode(event.dest_path), "arrived")
+            # Unpaired moves (generate_full_events): "" for the end outside the watch.
+            if event.dest_path:
+                self.hint(self.plan, os.fsdecode(event.dest_path), "arrived")
         elif isinstance(event, FileClosedEvent):
             self.hint(self.plan, os.fsdecode(event.src_path), "arrived")
         elif isinstance(event, FileOpenedEvent):
@@ -161,7 +169,7 @@ class FolderWatch:
             )
         else:
             _shorten_move_pairing()
-            observer = Observer()
+            observer = _native_observer()
         observer.schedule(
             _Handler(self.plan, self.hint), str(self.plan.root), recursive=section.recursive
         )
@@ -190,24 +198,51 @@ class FolderWatch:
                 observer.join(timeout=5)
 
 
-def scan(plan: FolderPlan) -> Iterator[str]:
-    """Every wanted name in the folder (relative, ``/``-separated), links and special files
-    included so that they can be quarantined; excluded and hidden folders are skipped and
-    linked folders are never entered. Raises OSError when the folder cannot be read."""
+def _native_observer() -> BaseObserver:
+    """The platform's observer; on Linux one that reports unpaired moves as moves."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:  # not Linux
+        return Observer()
+    if Observer is InotifyObserver:
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
+
+
+#: Why a subfolder of a folder that is not recursive is not looked into.
+SUBFOLDER = "subfolder of a non-recursive folder"
+
+
+def survey(plan: FolderPlan) -> Iterator[tuple[str, str | None]]:
+    """Every name in the folder (relative, ``/``-separated) with why it is not taken (None:
+    it is), links and special files included so that they can be quarantined. Hidden names
+    are left out; a subfolder of a folder that is not recursive is named once
+    (``sub/``, :data:`SUBFOLDER`) and not entered; excluded and linked folders are never
+    entered. Raises OSError when the folder cannot be read."""
     stack = [plan.root]
     while stack:
         folder = stack.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
                 rel = plan.rel(entry.path)
-                if rel is None or plan.filter.ignored(rel):
+                if rel is None or entry.name.startswith("."):
                     continue
                 if entry.is_dir(follow_symlinks=False):
+                    if plan.filter.ignored(rel):
+                        continue
                     if plan.section.recursive:
                         stack.append(Path(entry.path))
+                    else:
+                        yield rel + "/", SUBFOLDER
                     continue
-                if plan.filter.wanted(rel):
-                    yield rel
+                yield rel, plan.filter.why_not(rel)
+
+
+def scan(plan: FolderPlan) -> Iterator[str]:
+    """Every wanted name in the folder (see :func:`survey`)."""
+    for rel, why in survey(plan):
+        if why is None:
+            yield rel
 
 
 class OverflowAlarm(logging.Handler):

@@ -20,11 +20,13 @@ class Convert(hotfolder.Operation):
     """
 
     name = "convert"
-    summary = "Encode as jpeg, png, webp, tiff, gif or bmp (quality, compression, lossless)."
+    summary = (
+        "Encode as jpeg, png, webp, tiff, gif, bmp, avif or heic (quality, compression, lossless)."
+    )
 
     class Params(hotfolder.Params):
         format: ImageFormat
-        #: JPEG and WEBP quality.
+        #: JPEG, WEBP, AVIF and HEIC quality.
         quality: int | None = Field(default=None, ge=1, le=100)
         #: PNG zlib level: 0 (fastest, largest) to 9 (slowest, smallest).
         compress_level: int | None = Field(default=None, ge=0, le=9)
@@ -36,7 +38,7 @@ class Convert(hotfolder.Operation):
         @model_validator(mode="after")
         def _options_fit_format(self) -> Convert.Params:
             allowed = {
-                "quality": ("JPEG", "WEBP"),
+                "quality": ("JPEG", "WEBP", "AVIF", "HEIF"),
                 "compress_level": ("PNG",),
                 "lossless": ("WEBP",),
             }
