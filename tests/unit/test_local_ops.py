@@ -364,3 +364,12 @@ def test_convert_writes_avif_and_heic(fmt: str) -> None:
     assert reopened.size == reopen((PHOTOS / "hopper.jpg").read_bytes()).size
     assert result.extension == fmt
     assert mean_abs_diff(reopened.convert("RGB"), reopen((PHOTOS / "hopper.jpg").read_bytes())) < 8
+
+
+@pytest.mark.parametrize("fmt", ["avif", "heic", "tiff"])
+def test_fit_to_limits_writes_only_what_venice_takes(fmt):
+    from hotfolder_plugins.local.geometry import FitToLimits
+
+    with pytest.raises(ValueError, match="fit-to-limits makes what Venice takes"):
+        FitToLimits.Params.model_validate({"format": fmt})
+    assert FitToLimits.Params.model_validate({"format": "webp"}).format == "WEBP"

@@ -118,6 +118,10 @@ class Resize(hotfolder.Operation):
         return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+#: What fit-to-limits writes: the formats Venice takes.
+FIT_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
 class FitToLimits(hotfolder.Operation):
     """Bring an image inside an API's limits: pixel count, then encoded size.
 
@@ -147,6 +151,12 @@ class FitToLimits(hotfolder.Operation):
             if self.min_pixels > self.max_pixels:
                 msg = f"min_pixels ({self.min_pixels:,}) is above max_pixels ({self.max_pixels:,})"
                 raise ValueError(msg)
+            if self.format is not None and self.format not in FIT_FORMATS:
+                msg = (
+                    f"format {self.format!r}: fit-to-limits makes what Venice takes, so "
+                    f"{', '.join(f.lower() for f in FIT_FORMATS)}"
+                )
+                raise ValueError(msg)
             return self
 
     params: Params
@@ -156,7 +166,7 @@ class FitToLimits(hotfolder.Operation):
 
     def run(self, context: hotfolder.StepContext, image: hotfolder.Artifact) -> hotfolder.Artifact:
         params = self.params
-        fmt = params.format or (image.format if image.format in ("PNG", "JPEG", "WEBP") else "PNG")
+        fmt = params.format or (image.format if image.format in FIT_FORMATS else "PNG")
         if self._passes_as_is(image, fmt):
             return image
         pixels = image.image
