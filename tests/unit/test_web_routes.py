@@ -101,6 +101,37 @@ def test_overview_shows_folders_counts_and_spend(client: TestClient, world: Worl
     assert "Spend today" in page.text and "not paused" in page.text
 
 
+def test_overview_shows_what_the_running_daemon_does_not_take_and_why(
+    client: TestClient, world: World
+) -> None:
+    """Ignored and waiting files, an output place that cannot be written, and the fix of each
+    last error, as the running daemon journals them (its lock held here, as it would be)."""
+    from hotfolder.daemon.fates import meta_names
+    from hotfolder.daemon.lock import InstanceLock
+
+    lock = InstanceLock(world.state_dir)
+    lock.acquire()
+    try:
+        ignored, waiting = meta_names(str(world.folder))
+        world.journal.set_meta(ignored, {"count": 1, "files": [
+            {"name": "old.tga", "reason": "unsupported format", "fix": "add '*.tga' to include"}
+        ]})  # fmt: skip
+        world.journal.set_meta(waiting, {"count": 1, "files": [
+            {"name": "empty.jpg", "reason": "empty", "since": "2026-11-30T18:00:00+00:00"}
+        ]})  # fmt: skip
+        world.journal.set_meta(
+            "held", {str(world.folder): {"reason": "No space left", "since": "18:01"}}
+        )
+        page = client.get("/").text
+    finally:
+        lock.release()
+    assert "1 file(s) ignored" in page and "old.tga: unsupported format" in page
+    assert "add &#39;*.tga&#39; to include" in page
+    assert "1 file(s) waiting" in page and "empty.jpg: empty" in page
+    assert "an output cannot be written (No space left)" in page
+    assert "fix: re-export it" in page
+
+
 def test_jobs_list_is_paginated_newest_first(client: TestClient) -> None:
     first = client.get("/jobs")
     assert first.status_code == 200
