@@ -97,7 +97,8 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     Each hook implementation is called on its own, so a duplicate name can be blamed on the
     right plugin and a plugin that raises is named in the error.
     """
-    registry = Registry()
+    blocked = tuple(sorted(name for name, plugin in pm.list_name_plugin() if plugin is None))
+    registry = Registry(disabled=blocked)
     for kind, hook_name in _REGISTER_HOOKS.items():
         hook = getattr(pm.hook, hook_name)
         # get_hookimpls() lists them in load order (pluggy itself calls them last first).

@@ -39,6 +39,8 @@ class Registry:
     sinks: dict[str, Entry[Sink]] = field(default_factory=dict)
     #: Top-level config tables, by their key (``venice`` for ``[venice]``).
     sections: dict[str, Entry[Section]] = field(default_factory=dict)
+    #: The plugins blocked by the user, named when something they may provide is missing.
+    disabled: tuple[str, ...] = ()
 
     def table(self, kind: Kind) -> dict[str, Entry[Any]]:
         tables: dict[str, dict[str, Entry[Any]]] = {
@@ -80,7 +82,14 @@ class Registry:
             return table[name].cls
         except KeyError:
             msg = f"unknown {kind} {name!r}"
-            raise ConfigError(msg, hint=suggest(name, table)) from None
+            hint = suggest(name, table)
+            if self.disabled:
+                hint += (
+                    f"; these plugins are disabled and one may provide it: "
+                    f"{', '.join(self.disabled)} ([plugins] disabled or "
+                    "$HOTFOLDER_DISABLE_PLUGINS)"
+                )
+            raise ConfigError(msg, hint=hint) from None
 
     def operation(self, name: str) -> type[Operation]:
         cls: type[Operation] = self.get("operation", name)

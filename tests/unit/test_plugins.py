@@ -11,7 +11,7 @@ from PIL import Image
 import hotfolder
 from hotfolder.config import validate_config
 from hotfolder.engine import Engine
-from hotfolder.errors import PluginError
+from hotfolder.errors import ConfigError, PluginError
 from hotfolder.job import Job
 from hotfolder.plugins import DEFAULT_PLUGINS, build_registry, make_plugin_manager, plugin_info
 from hotfolder.runtime import Runtime
@@ -183,3 +183,14 @@ def test_a_step_past_its_time_limit_is_a_retryable_step_timeout(tmp_path):
     assert info.value.retryable
     assert "step 0 (slow) took longer than 0.2s" in str(info.value)
     assert info.value.step == "0:slow"
+
+
+def test_an_operation_of_a_disabled_plugin_says_the_plugin_is_disabled():
+    from hotfolder.plugins import build_registry, make_plugin_manager
+
+    pm = make_plugin_manager(["hotfolder_plugins.venice_ops"], load_entrypoints=False)
+    registry = build_registry(pm)
+    with pytest.raises(ConfigError) as caught:
+        registry.operation("venice.edit")
+    assert "unknown operation 'venice.edit'" in caught.value.message
+    assert "disabled and one may provide it: hotfolder_plugins.venice_ops" in caught.value.hint
