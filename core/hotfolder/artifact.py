@@ -86,6 +86,25 @@ class Artifact:
         assert self._data is not None
         return imaging.decode(self._data, self.limits, name=self.name)
 
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """Width and height of the upright pixels, read from the header when not decoded."""
+        if self.is_decoded:
+            return self.image.size
+        assert self._data is not None
+        return imaging.probe(self._data, self.limits, name=self.name).upright_size
+
+    def image_at_least(self, size: tuple[int, int]) -> Image.Image:
+        """Upright pixels at least twice ``size`` on each side, or the whole image: for a
+        step that shrinks to ``size``. A JPEG not decoded yet is decoded at a reduced DCT
+        scale (:func:`imaging.decode` ``at_least``), which is several times faster for a
+        camera photo; a final Lanczos to ``size`` keeps the quality of a full decode. The
+        result is not kept: :attr:`image` stays the whole picture."""
+        if self.is_decoded or self._data is None:
+            return self.image
+        wanted = (2 * size[0], 2 * size[1])
+        return imaging.decode(self._data, self.limits, name=self.name, at_least=wanted)
+
     @cached_property
     def data(self) -> bytes:
         """The encoded bytes in ``format`` with ``save_options``; when :attr:`simulated`, with

@@ -220,16 +220,31 @@ def probe(data: bytes, limits: ImagingSection, *, name: str) -> Probe:
         return _open_checked(data, limits, name)[1]
 
 
-def decode(data: bytes, limits: ImagingSection, *, name: str) -> Image.Image:
+def decode(
+    data: bytes,
+    limits: ImagingSection,
+    *,
+    name: str,
+    at_least: tuple[int, int] | None = None,
+) -> Image.Image:
     """The first frame of ``data``, upright, in a working mode, with ICC and EXIF in ``info``.
 
     EXIF orientation is applied and its tag removed from ``info["exif"]``. 16-bit grayscale
     stays ``I;16``; :func:`encode` scales it to 8 bits only for formats that cannot store it.
+
+    ``at_least`` (upright width, height) lets a JPEG be decoded at a reduced DCT scale (1/2,
+    1/4 or 1/8) as long as the result stays at least that large: a step that shrinks a camera
+    photo to a web size asks for twice its target and decodes a quarter of the pixels or
+    fewer. Other formats decode whole.
     """
     with _guarded(name, limits.max_pixels):
-        image, _found = _open_checked(data, limits, name)
+        image, found = _open_checked(data, limits, name)
     # The header passed the gate: decoding runs outside the lock, so decodes run in parallel.
     with _pillow_errors(name):
+        if at_least is not None and image.format in ("JPEG", "MPO"):
+            width, height = at_least
+            stored = (height, width) if found.orientation in (5, 6, 7, 8) else (width, height)
+            image.draft(image.mode, stored)
         image.load()
         working = _modes.to_working_mode(_upright(image, name))
     working.info = {k: v for k, v in working.info.items() if k in _METADATA_KEYS}

@@ -373,3 +373,38 @@ def test_fit_to_limits_writes_only_what_venice_takes(fmt):
     with pytest.raises(ValueError, match="fit-to-limits makes what Venice takes"):
         FitToLimits.Params.model_validate({"format": fmt})
     assert FitToLimits.Params.model_validate({"format": "webp"}).format == "WEBP"
+
+
+def _camera_jpeg(orientation: int = 1) -> bytes:
+    """A 6000x4000 JPEG made from a real photo, as a phone or camera writes them."""
+    photo = Image.open(PHOTOS / "astronaut.png").convert("RGB").resize((6000, 4000))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_shrinking_a_camera_jpeg_decodes_less_and_looks_the_same(orientation):
+    """Resize decodes a JPEG at a reduced DCT scale (still twice the target), then Lanczos:
+    the output matches a full decode + Lanczos within a per-pixel error bound."""
+    from hotfolder.artifact import Artifact
+    from hotfolder_plugins.local.geometry import Resize
+
+    data = _camera_jpeg(orientation)
+    artifact = Artifact.from_bytes(data, name="camera.jpg")
+    upright = (4000, 6000) if orientation == 6 else (6000, 4000)
+    assert artifact.upright_size == upright and not artifact.is_decoded
+    target = (683, 1024) if orientation == 6 else (1024, 683)
+    reduced = artifact.image_at_least(target)
+    assert reduced.width * reduced.height <= upright[0] * upright[1] // 4  # a quarter or less
+    assert reduced.width >= 2 * target[0] and reduced.height >= 2 * target[1]
+
+    op = Resize(Resize.Params(width=1024, height=1024))
+    shrunk = op.run(None, Artifact.from_bytes(data, name="camera.jpg")).image
+    reference = Artifact.from_bytes(data, name="camera.jpg").image.resize(target, Image.LANCZOS)
+    assert shrunk.size == reference.size == target
+    diff = ImageChops.difference(shrunk.convert("RGB"), reference.convert("RGB"))
+    assert max(ImageStat.Stat(diff).mean) < 1.0  # of 255
+    assert max(high for _, high in diff.getextrema()) <= 24

@@ -59,6 +59,12 @@ class AutoOrient(hotfolder.Operation):
         return image.with_image(image.image)
 
 
+#: Large shrinks first ``reduce()`` by a whole factor while keeping at least this many times
+#: the target, then Lanczos: several times faster, and Pillow documents the result as
+#: indistinguishable from a full Lanczos from 3 on.
+REDUCING_GAP = 3.0
+
+
 class Resize(hotfolder.Operation):
     """Scale with Lanczos: ``fit`` inside the box, ``fill`` it and crop, or ``exact`` (stretch)."""
 
@@ -88,15 +94,19 @@ class Resize(hotfolder.Operation):
 
     def run(self, context: hotfolder.StepContext, image: hotfolder.Artifact) -> hotfolder.Artifact:
         params = self.params
-        source = image.image
-        size = self.target_size(source.size)
-        if size == source.size:
+        full = image.upright_size
+        size = self.target_size(full)
+        if size == full:
             return image
         _check_output(size, image)
+        # Shrinking: a JPEG is decoded at the smallest DCT scale still twice the target.
+        source = (
+            image.image_at_least(size) if size[0] < full[0] and size[1] < full[1] else image.image
+        )
         if params.mode == "fill":
             resized = ImageOps.fit(source, size, LANCZOS, centering=_CENTERING[params.gravity])
         else:
-            resized = source.resize(size, LANCZOS)
+            resized = source.resize(size, LANCZOS, reducing_gap=REDUCING_GAP)
         return image.with_image(resized)
 
     def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
