@@ -8,7 +8,7 @@ SYSTEM_TOOLS := curl:curl rsync:rsync chromium:chromium chromedriver:chromium-dr
 # The benchmarks' baselines, as command:package (ImageMagick's mogrify, libvips' vipsthumbnail).
 BENCH_TOOLS := mogrify:imagemagick vipsthumbnail:libvips-tools curl:curl
 
-.PHONY: run test venv venv-test system-tools bench-tools bench bench-quick lint clean
+.PHONY: run status test venv venv-test system-tools bench-tools bench bench-quick lint clean
 
 $(BIN)/hotfolder: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,14 +41,20 @@ bench-tools:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
-# The daemon watches ./inbox (chain showcase, outputs in ./outbox); its journal is in ./state.
+# The daemon watches ./inbox (chain showcase, outputs in ./outbox); its journal is in ./state
+# (config/hotfolder.toml names it, so `make status` and `hotfolder status` find it).
 run: venv
 	mkdir -p inbox outbox
 	@if [ -z "$$VENICE_API_KEY" ]; then \
 	  echo "VENICE_API_KEY is not set: running against the local sandbox (--sandbox); results are simulated."; \
 	  sandbox=--sandbox; fi; \
-	echo "watching ./inbox: drop images there; results land in ./outbox; Ctrl-C stops."; \
-	exec $(BIN)/hotfolder --config config/hotfolder.toml run --state-dir state $$sandbox
+	echo "watching ./inbox: drop images there (try: cp examples/try-it.jpg inbox/); results land in ./outbox; Ctrl-C stops."; \
+	echo "status, from another terminal in $(CURDIR): make status  (or: $(BIN)/hotfolder --config config/hotfolder.toml status)"; \
+	exec $(BIN)/hotfolder --config config/hotfolder.toml run $$sandbox
+
+# What the daemon of `make run` is doing: jobs by state per folder, in flight, errors, spend.
+status: venv
+	@$(BIN)/hotfolder --config config/hotfolder.toml status
 
 test: venv-test system-tools
 	$(BIN)/ruff check core plugins tests contrib

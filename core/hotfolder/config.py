@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -192,22 +192,39 @@ def read_raw(path: Path) -> dict[str, Any]:
         raise ConfigError(msg, source=str(path)) from exc
 
 
-def load_config(path: Path, registry: Registry) -> Config:
+#: A check of the whole config beyond its keys (folders that overlap): the problems it finds.
+ConfigCheck = Callable[["Config"], list[str]]
+
+
+def load_config(path: Path, registry: Registry, *, checks: Iterable[ConfigCheck] = ()) -> Config:
     """Read and fully validate ``path`` against the registered components."""
-    return validate_config(read_raw(path), registry, path=path)
+    return validate_config(read_raw(path), registry, path=path, checks=checks)
 
 
-def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | None = None) -> Config:
-    """Validate config data; every problem found, in either pass, is listed in one ConfigError."""
+def validate_config(
+    raw: dict[str, Any],
+    registry: Registry,
+    *,
+    path: Path | None = None,
+    checks: Iterable[ConfigCheck] = (),
+) -> Config:
+    """Validate config data; every problem found, in either pass, is listed in one ConfigError.
+
+    A table (or an entry of an array of tables) with a problem does not hide the others: the
+    rest of the file is validated without it, so that the second pass and ``checks`` (run on
+    the config as far as it is valid) report theirs in the same run."""
     source = str(path) if path else None
     context = {"base_dir": path.parent if path else Path.cwd()}
     problems: list[str] = []
     section: FileSection | None = None
+    valid = True
     model = file_model(registry)
     try:
         section = model.model_validate(raw, context=context)
     except ValidationError as exc:
         problems.append(_explain(exc, "", model, raw))
+        section = _valid_part(model, raw, exc, context)
+        valid = False
 
     # The second pass reads the raw data, so that it can report even when the first failed.
     raw_chains: dict[str, Any] = _table(raw, "chains")
@@ -238,9 +255,44 @@ def validate_config(raw: dict[str, Any], registry: Registry, *, path: Path | Non
                     problems.append(
                         f"{where}.{key}: no chain named {chain!r} ({suggest(chain, raw_chains)})"
                     )
-    if problems or section is None:
+    if section is not None:
+        partial = Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
+        for check in checks:
+            problems += check(partial)
+    if problems or section is None or not valid:
         raise ConfigError("invalid config:\n" + "\n".join(problems), source=source)
     return Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
+
+
+def _valid_part(
+    model: type[FileSection], raw: dict[str, Any], exc: ValidationError, context: dict[str, Any]
+) -> FileSection | None:
+    """The file without the tables (or entries of arrays of tables) ``exc`` found wrong,
+    validated; None when even that fails."""
+    bad: dict[str, set[int] | None] = {}
+    for err in exc.errors():
+        loc = err["loc"]
+        if not loc:
+            return None
+        table = str(loc[0])
+        entry = loc[1] if len(loc) > 1 else None
+        if isinstance(entry, int) and isinstance(raw.get(table), list) and table not in bad:
+            bad[table] = set()
+        entries = bad.get(table)
+        if isinstance(entry, int) and entries is not None and isinstance(raw.get(table), list):
+            entries.add(entry)
+        else:
+            bad[table] = None
+    kept = dict(raw)
+    for table, entries in bad.items():
+        if entries is None:
+            kept.pop(table, None)
+        else:
+            kept[table] = [v for i, v in enumerate(raw[table]) if i not in entries]
+    try:
+        return model.model_validate(kept, context=context)
+    except ValidationError:
+        return None
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:

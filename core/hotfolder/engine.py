@@ -101,13 +101,15 @@ class Engine:
         :meth:`resolve`; else ``job.source`` is resolved here.
         """
         pm = self.runtime.pm
-        call_observers(pm, "hotfolder_job_started", job=job)
-        try:
-            result = await self._run(job, job_input)
-        except HotfolderError as exc:
-            self._failed(job, exc, final)
-            raise
-        call_observers(pm, "hotfolder_job_succeeded", job=job, result=result)
+        # Every line logged while the job runs carries it (the fields of --log-format json).
+        with logger.contextualize(job=job.id, file=job.display, folder=job.folder, chain=job.chain):
+            call_observers(pm, "hotfolder_job_started", job=job)
+            try:
+                result = await self._run(job, job_input)
+            except HotfolderError as exc:
+                self._failed(job, exc, final)
+                raise
+            call_observers(pm, "hotfolder_job_succeeded", job=job, result=result)
         return result
 
     async def resolve(self, job: Job, *, final: bool = True) -> JobInput:
@@ -165,7 +167,11 @@ class Engine:
             outputs.extend(written)
         seconds = time.monotonic() - started
         logger.info(
-            "{} done in {:.2f}s: {}", job.source, seconds, ", ".join(o.location for o in outputs)
+            "{} done in {:.2f}s: {}{}",
+            job.display,
+            seconds,
+            ", ".join(o.location for o in outputs),
+            _original_place(job.archive),
         )
         return JobResult(job, input_sha256, records, outputs, seconds)
 
@@ -229,6 +235,15 @@ class Engine:
             msg = f"{what} took longer than {self.step_timeout:g}s"
             hint = "raise [daemon] step_timeout_seconds if such inputs need longer"
             raise StepTimeout(msg, hint=hint) from None
+
+
+def _original_place(archive: str | None) -> str:
+    """What the done line says of the original (``Job.archive``)."""
+    if archive is None:
+        return ""
+    if archive in ("deleted", "kept"):
+        return f"; the original is {'deleted' if archive == 'deleted' else 'kept in place'}"
+    return f"; the original is archived as {archive}"
 
 
 def _check_overrides(job: Job, chain: Chain) -> None:

@@ -12,6 +12,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: How much of a ``data:`` URI a log line or a sidecar shows.
+DATA_URI_SHOWN = 48
+
+
+def short_ref(ref: str) -> str:
+    """``ref`` as logs and sidecars show it: a ``data:`` URI cut after its first characters,
+    with its length (``data:image/png;base64,iVBORw0KGgo…(18,304 chars)``); others whole."""
+    if ref.startswith("data:") and len(ref) > DATA_URI_SHOWN:
+        return f"{ref[:DATA_URI_SHOWN]}…({len(ref):,} chars)"
+    return ref
+
 
 def new_job_id() -> str:
     """A short unique id that sorts by creation time: ``20261121T210233-3f9c1a2b``."""
@@ -37,6 +48,20 @@ class Job:
     checkpoint_dir: Path | None = None
     #: Images beyond the first that the job's input named (a manifest's ``images[1:]``).
     extra_refs: list[str] = field(default_factory=list)
+    #: Where the input came from, when ``source`` is a copy of it (the daemon's job reads the
+    #: file it claimed into ``.hotfolder/processing/<job>/``, a path gone once it ends).
+    origin: str | None = None
+    #: The watched folder the input was dropped into (the daemon's), for log fields.
+    folder: str | None = None
+    #: Where the original goes once the job is done (the daemon's archive path, ``deleted``
+    #: or ``kept``); None when nobody moves it.
+    archive: str | None = None
+
+    @property
+    def display(self) -> str:
+        """The input as logs and sidecars name it: the origin, else the source (a ``data:``
+        URI shortened)."""
+        return short_ref(self.origin or self.source)
 
 
 @dataclass

@@ -2,6 +2,10 @@
 it was simulated. The ``sidecar`` sink writes it next to each output; other sinks (a webhook,
 an object store's metadata) send the same record.
 
+``source`` names the input where it was found (for the daemon, the file dropped into the
+watched folder, not its processing copy; a ``data:`` URI cut short) and ``archived`` where the
+original went once done (a path, ``deleted``, ``kept``; None when nothing moves it).
+
 ``cost_usd`` is what the output's paid steps cost (steps reused from a checkpoint included);
 ``simulated_usd`` is the part of it that simulated steps stand for, which nobody paid. The
 output is ``simulated`` when its pixels came from a simulated answer at any step (each step
@@ -36,7 +40,10 @@ def sidecar_record(context: SinkContext, artifact: Artifact, file: Path | None) 
     return {
         "hotfolder_version": version("hotfolder"),
         "job_id": job.id,
-        "source": job.source,
+        # The input as it was dropped (not the daemon's processing copy; a data: URI cut
+        # short), and where the original went once done (None: nobody moved it).
+        "source": job.display,
+        "archived": job.archive,
         "input_sha256": context.input_sha256,
         "chain": job.chain,
         "output": {

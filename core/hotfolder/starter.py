@@ -27,25 +27,25 @@ _SECTIONS: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         """\
-# What an input must be before any work is done on it (bigger or other files are refused).""",
+# What an input must be before any work is done on it (bigger files are refused). Formats:
+# JPEG (and MPO), PNG, WebP, TIFF, GIF, BMP, HEIC/HEIF and AVIF unless `formats` says otherwise.""",
         {
             "imaging": {
                 "max_bytes": 200 * 1024 * 1024,
                 "max_pixels": 100_000_000,
-                "formats": ["JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "MPO"],
             }
         },
     ),
     (
         """\
-# Watched folders: files that land in `path` go through `chain`.
+# Watched folders (`hotfolder init` made ./inbox): images that land in `path` go through
+# `chain`; other files are left there and named in the log and `hotfolder status`.
 # after = "archive" | "delete" | "keep": what happens to the original once it is done.""",
         {
             "folders": [
                 {
                     "path": "inbox",
                     "chain": "web",
-                    "include": ["*.jpg", "*.jpeg", "*.png", "*.webp", "*.tif", "*.tiff"],
                     "after": "archive",
                 }
             ]
@@ -55,13 +55,19 @@ _SECTIONS: list[tuple[str, dict[str, Any]]] = [
         """\
 # Chains: steps run in order on each input, then every output is written.
 # `hotfolder plugins` lists the operations (op) and sinks available.
-# "web": local steps only, free.""",
+# "web": local steps only, free; never enlarges (upscale = false).""",
         {
             "chains": {
                 "web": {
                     "steps": [
                         {"op": "auto-orient"},
-                        {"op": "resize", "width": 1600, "height": 1600, "mode": "fit"},
+                        {
+                            "op": "resize",
+                            "width": 1600,
+                            "height": 1600,
+                            "mode": "fit",
+                            "upscale": False,
+                        },
                         {"op": "convert", "format": "jpeg", "quality": 85},
                     ],
                     "outputs": [
@@ -98,6 +104,16 @@ def starter_config() -> str:
     """The starter config as TOML text with comments."""
     parts = []
     for comment, data in _SECTIONS:
-        body = tomli_w.dumps(data, multiline_strings=False)
-        parts.append(f"{comment}\n{body}")
+        parts.append(f"{comment}\n{_dump(data)}")
     return "\n".join(parts)
+
+
+def _dump(data: dict[str, Any]) -> str:
+    """``data`` as TOML; ``[[folders]]`` always as an array of tables (tomli-w writes a short
+    one inline, which reads as a key of the table above it)."""
+    if set(data) == {"folders"}:
+        return "\n".join(
+            "[[folders]]\n" + tomli_w.dumps(entry, multiline_strings=False)
+            for entry in data["folders"]
+        )
+    return tomli_w.dumps(data, multiline_strings=False)

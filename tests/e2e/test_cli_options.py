@@ -102,7 +102,7 @@ def test_process_takes_log_format_after_the_command(elsewhere):
     assert run.code == 0, run.output
     lines = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
     assert lines, "no log lines"
-    messages = [line["record"]["message"] for line in lines]
+    messages = [line["message"] for line in lines]
     assert any("processed 1 input(s): 1 done" in m for m in messages), messages
     with Image.open(config.parent / "out" / "photo.png") as out:
         assert out.size == (32, 24)

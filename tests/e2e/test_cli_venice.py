@@ -86,7 +86,9 @@ def test_dry_run_shows_paid_calls_and_cost(project):
 def test_bad_files_never_reach_the_api(project):
     with start_sandbox(SandboxConfig(requests_per_minute=600)) as sandbox:
         env = {"VENICE_BASE_URL": sandbox.base_url, "VENICE_API_KEY": SECRET}
-        run = hotfolder("process", str(BAD), "--chain", "upscale", cwd=project, env=env)
+        run = hotfolder(  # --all: every file of the folder, not only image names
+            "process", str(BAD), "--chain", "upscale", "--all", cwd=project, env=env
+        )
         stats = sandbox.stats()
     assert run.code == 1
     assert stats["requests_total"] == 0, stats
@@ -170,11 +172,11 @@ def test_a_job_manifest_drives_multi_edit_with_overrides(project):
             'steps = [{ op = "venice.multi-edit", prompt = "placeholder", fit = true }]\n'
             'outputs = [{ sink = "folder", path = "restyled" }, { sink = "sidecar" }]\n'
         )
-    run = hotfolder("process", "restyle.job.toml", "--chain", "all-four", "--sandbox", cwd=project)
+    run = hotfolder("process", "restyle.job.toml", "--sandbox", cwd=project)
     assert run.code == 0, run.output[-2000:]
     (sidecar,) = (project / "restyled").glob("*.json")
     data = json.loads(sidecar.read_text())
-    assert data["chain"] == "restyle"  # the manifest's chain wins over --chain
+    assert data["chain"] == "restyle"  # the manifest's chain, no --chain needed
     (step,) = data["steps"]
     assert step["params"]["prompt"].startswith("turn the first image into a linen")
     with Image.open(project / "restyled" / data["output"]["file"]) as im:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from typing import Any
@@ -25,10 +26,36 @@ class _InterceptHandler(logging.Handler):
 
 def _scrub_record(record: Any) -> None:
     record["message"] = scrub(record["message"])
+    extra = record["extra"]
+    for key, value in extra.items():
+        if isinstance(value, str):
+            extra[key] = scrub(value)
     if record["exception"] is not None:
         exc = record["exception"].value
         if exc is not None and exc.args:
             exc.args = tuple(scrub(a) if isinstance(a, str) else a for a in exc.args)
+
+
+#: The fields every ``--log-format json`` line has (null when a line is not about a job, or
+#: its step or fix are unknown); library code sets them with ``logger.contextualize``/``bind``.
+JSON_FIELDS = ("job", "file", "folder", "chain", "step", "hint")
+
+
+def json_line(record: Any) -> str:
+    """One log record as one JSON object: time, level, message, the job's fields, then any
+    other bound value and where the line was logged."""
+    extra = record["extra"]
+    line: dict[str, Any] = {
+        "time": record["time"].isoformat(timespec="milliseconds"),
+        "level": record["level"].name,
+        "message": record["message"],
+        **{key: extra.get(key) for key in JSON_FIELDS},
+        **{key: value for key, value in extra.items() if key not in JSON_FIELDS},
+        "logger": f"{record['name']}:{record['function']}:{record['line']}",
+    }
+    if record["exception"] is not None and record["exception"].type is not None:
+        line["exception"] = f"{record['exception'].type.__name__}: {record['exception'].value}"
+    return json.dumps(line, default=str, ensure_ascii=False)
 
 
 def configure_logging(level: str, fmt: str) -> None:
@@ -36,7 +63,13 @@ def configure_logging(level: str, fmt: str) -> None:
     logger.remove()
     logger.configure(patcher=_scrub_record)
     if fmt == "json":
-        logger.add(sys.stderr, level=level, serialize=True, backtrace=False, diagnose=False)
+        stream = sys.stderr  # the stream of now, as a sink given sys.stderr keeps it
+
+        def json_sink(message: Any) -> None:
+            stream.write(json_line(message.record) + "\n")
+            stream.flush()
+
+        logger.add(json_sink, level=level, backtrace=False, diagnose=False)
     elif sys.stderr.isatty():
         # Through rich's console, so that log lines print above a live progress bar.
         from rich.text import Text

@@ -85,25 +85,67 @@ class FolderPlan:
 
 
 def plan_folders(config: Config) -> list[FolderPlan]:
-    """Every ``[[folders]]`` entry as a plan; a setup that would feed outputs back into a
-    watched folder, or watch one folder twice, is a ConfigError."""
-    plans: list[FolderPlan] = []
+    """Every ``[[folders]]`` entry as a plan; a setup the daemon cannot run (see
+    :func:`folder_problems`) is a ConfigError listing every problem.
+
+    Folders may nest: a file belongs to the most specific folder that holds it, so a folder
+    inside another one's tree is excluded from the outer one (its scan and its events)."""
+    plans = _plans(config)
+    if problems := folder_problems(config, plans):
+        raise ConfigError("invalid config:\n" + "\n".join(problems), source=str(config.path))
+    return plans
+
+
+def folder_problems(config: Config, plans: list[FolderPlan] | None = None) -> list[str]:
+    """Why these folders cannot be watched together, one line per problem: a chain that writes
+    into its own watched folder, a folder listed twice, and an output, archive or failed
+    place inside another folder's watched tree (its files would be taken again)."""
+    plans = _plans(config) if plans is None else plans
     problems: list[str] = []
-    for i, section in enumerate(config.sections(FolderSection)):
-        outputs = _output_roots(config, section.chain)
-        plan = plan_folder(section, outputs)
+    for i, plan in enumerate(plans):
+        outputs = output_roots(config, plan.chain)
         if plan.root in outputs:
             problems.append(
-                f"folders[{i}]: chain {section.chain!r} writes its outputs into the watched "
+                f"folders[{i}]: chain {plan.chain!r} writes its outputs into the watched "
                 f"folder {plan.root} itself; give its folder sink a subfolder (never watched) "
                 "or a folder elsewhere"
             )
-        if any(p.root == plan.root for p in plans):
+        if any(p.root == plan.root for p in plans[:i]):
             problems.append(f"folders[{i}]: {plan.root} is listed twice; keep one entry")
-        plans.append(plan)
-    if problems:
-        raise ConfigError("invalid config:\n" + "\n".join(problems), source=str(config.path))
+            continue
+        places = [("output", p) for p in sorted(outputs)]
+        places += [("archive", plan.archive), ("failed", plan.failed)]
+        for what, place in places:
+            for j, other in enumerate(plans):
+                if other.root == plan.root or not _watches(other, place):
+                    continue
+                problems.append(
+                    f"folders[{i}]: its {what} folder {place} is inside folders[{j}] "
+                    f"({other.root}), which would take its files; move it out of that "
+                    "folder's tree"
+                )
+    return problems
+
+
+def _plans(config: Config) -> list[FolderPlan]:
+    """The plans, each outer folder excluding the folders nested in its tree."""
+    plans = [
+        plan_folder(section, output_roots(config, section.chain))
+        for section in config.sections(FolderSection)
+    ]
+    for plan in plans:
+        nested = {p.root for p in plans if p.root != plan.root and p.root.is_relative_to(plan.root)}
+        plan.excluded = tuple(sorted({*plan.excluded, *nested}))
     return plans
+
+
+def _watches(plan: FolderPlan, place: Path) -> bool:
+    """Whether files put in the folder ``place`` would be taken by ``plan``."""
+    if place == plan.root:
+        return True
+    if not plan.section.recursive or not place.is_relative_to(plan.root):
+        return False
+    return not any(place.is_relative_to(ex) for ex in plan.excluded)
 
 
 def plan_folder(section: FolderSection, output_roots: set[Path] | None = None) -> FolderPlan:
@@ -120,7 +162,7 @@ def plan_folder(section: FolderSection, output_roots: set[Path] | None = None) -
     return FolderPlan(section, root, archive, failed, name_filter, inside)
 
 
-def _output_roots(config: Config, chain_name: str) -> set[Path]:
+def output_roots(config: Config, chain_name: str) -> set[Path]:
     """The folders a chain's sinks write into: every path-valued sink parameter."""
     roots: set[Path] = set()
     chain = config.chains.get(chain_name)

@@ -293,6 +293,12 @@ class Scheduler:
                 id=row.id,
                 seq=row.seq,
                 checkpoint_dir=claim.checkpoint_dir(plan.root, row.id),
+                origin=str(plan.root / row.name),
+                folder=plan.key,
+                # where the original will go, for the done line and the sidecar (a name
+                # taken in the archive by then gets the job id added: see claim.archive_target)
+                archive={"delete": "deleted", "keep": "kept"}.get(plan.section.after)
+                or str(plan.archive / time.strftime("%Y-%m-%d") / row.name),
             )
             engine = Engine(
                 runtime, step_timeout=settings.step_timeout_seconds, on_wait=self._on_wait

@@ -230,10 +230,28 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_hup)
 
     def _on_stop(self, sig: signal.Signals) -> None:
-        if self._stop.is_set():
+        """The first SIGTERM/SIGINT stops taking files and gives running jobs the grace
+        period; a second one stops them at once (they stay queued, paid steps kept)."""
+        running = [task for task, _ in self.scheduler.inflight.values() if not task.done()]
+        if not self._stop.is_set():
+            self._stop.set()
+            again = "Ctrl-C" if sig == signal.SIGINT else sig.name
+            if not running:
+                logger.info("{} received: stopping", sig.name)
+                return
+            logger.info(
+                "{} received: stopping; {} running job(s) get up to {:g}s to finish ({} again "
+                "to stop them at once, left queued)",
+                sig.name, len(running), self.settings.grace_seconds, again,
+            )  # fmt: skip
             return
-        logger.info("{} received", sig.name)
-        self._stop.set()
+        for task in running:
+            task.cancel()
+        logger.warning(
+            "{} received again: stopping now; {} running job(s) stopped and left queued for "
+            "the next start (their paid steps are kept)",
+            sig.name, len(running),
+        )  # fmt: skip
 
     def _on_hup(self) -> None:
         logger.info("SIGHUP received: reloading {}", self.config.path)

@@ -30,13 +30,15 @@ from loguru import logger
 from hotfolder.cli._logging import stderr_console
 from hotfolder.cli._state import EXIT_FAILED, EXIT_OK, CliState, pass_state
 from hotfolder.engine import Engine
-from hotfolder.errors import HotfolderError
+from hotfolder.errors import ConfigError, HotfolderError
 from hotfolder.hookspecs import hookimpl
 from hotfolder.job import Job
+from hotfolder.localfiles import MANIFEST_SUFFIXES
 from hotfolder.pauses import Pause, PauseWatch, pauses_work
 from hotfolder.waits import Wait
 
 if TYPE_CHECKING:
+    from hotfolder.config import Config
     from hotfolder.runtime import Runtime
 
 #: Checkpoints older than this are left over from runs long gone: removed at start.
@@ -51,12 +53,17 @@ class Outcome:
 
 
 def expand_sources(
-    sources: tuple[str, ...], recursive: bool, include: tuple[str, ...]
+    sources: tuple[str, ...],
+    recursive: bool,
+    include: tuple[str, ...],
+    *,
+    skip: tuple[Path, ...] = (),
 ) -> Iterator[str]:
     """Each source as a reference: a folder becomes the files inside it.
 
-    Hidden files are skipped; every other file is taken (or only those matching ``include``),
-    since the imaging gate decides by content, and a file it refuses gets its own error line.
+    A file, URL or ``data:`` URI named is always taken. Of a folder's files, hidden ones and
+    those inside ``skip`` (the chain's own output folders) never are, and the others only when
+    they match ``include`` (empty: every file).
     """
     for source in sources:
         path = Path(source)
@@ -70,12 +77,37 @@ def expand_sources(
                 continue
             if include and not any(fnmatch.fnmatch(entry.name.lower(), p.lower()) for p in include):
                 continue
+            if skip and _inside(entry, skip):
+                continue
             yield str(entry)
+
+
+def _inside(entry: Path, folders: tuple[Path, ...]) -> bool:
+    real = Path(os.path.realpath(entry))
+    return any(real.is_relative_to(folder) for folder in folders)
+
+
+def default_include() -> tuple[str, ...]:
+    """The names a watched folder takes by default (``[[folders]] include``): the files
+    ``process`` takes from a folder unless ``--include`` or ``--all`` says otherwise."""
+    from hotfolder.daemon.settings import FolderSection
+
+    return tuple(FolderSection.model_fields["include"].get_default(call_default_factory=True))
+
+
+def is_manifest(ref: str) -> bool:
+    return "://" not in ref and ref.lower().endswith(MANIFEST_SUFFIXES)
 
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--chain", "chain_name", required=True, help="Name of a [chains.NAME] in the config.")
+@click.option(
+    "--chain",
+    "chain_name",
+    default=None,
+    help="Name of a [chains.NAME] in the config (may be left out when every source is a "
+    "manifest that names its chain).",
+)
 @click.option(
     "--dry-run", is_flag=True, help="Show each file's steps, paid calls and cost; run nothing."
 )
@@ -87,7 +119,15 @@ def expand_sources(
     "--include",
     multiple=True,
     metavar="GLOB",
-    help="Only files of folders that match (repeatable).",
+    help="Only files of folders that match (repeatable) [default: the image names a watched "
+    "folder takes].",
+)
+@click.option(
+    "--all",
+    "take_all",
+    is_flag=True,
+    help="Take every file of the folders given, not only images (hidden files and the "
+    "chain's own outputs still not).",
 )
 @click.option(
     "--jobs",
@@ -110,11 +150,12 @@ def expand_sources(
 def process(
     state: CliState,
     sources: tuple[str, ...],
-    chain_name: str,
+    chain_name: str | None,
     dry_run: bool,
     sandbox: bool,
     recursive: bool,
     include: tuple[str, ...],
+    take_all: bool,
     jobs: int | None,
     wait_paused_seconds: float,
 ) -> None:
@@ -125,19 +166,35 @@ def process(
     not paid for twice.
     """
     config = state.config()
-    config.chain(chain_name)  # fail early on an unknown chain
+    if chain_name is not None:
+        config.chain(chain_name)  # fail early on an unknown chain
+    if take_all:
+        include = ()
+    elif not include:
+        include = default_include()
+    skip = _output_folders(config, chain_name)
+    refs = list(expand_sources(sources, recursive, include, skip=skip))
+    if chain_name is None and (plain := [r for r in refs if not is_manifest(r)]):
+        msg = f"no --chain given for {_short(plain[0])}"
+        raise ConfigError(
+            msg,
+            hint="pass --chain NAME (a job manifest may name its own chain instead)",
+        )
     job_list = [
-        Job(source=ref, chain=chain_name, seq=n)
-        for n, ref in enumerate(expand_sources(sources, recursive, include), start=1)
+        Job(source=ref, chain=chain_name or "", seq=n) for n, ref in enumerate(refs, start=1)
     ]
     if not job_list:
-        logger.warning("nothing to process in {}", ", ".join(sources))
+        logger.warning(
+            "nothing to process in {} (a folder gives only the files its include matches: "
+            "pass --all to take every file)",
+            ", ".join(sources),
+        )
         sys.exit(EXIT_OK)
     runtime = state.runtime(dry_run=dry_run)
     engine = Engine(runtime)
     if dry_run:
-        _print_plan(engine, job_list)
-        sys.exit(EXIT_OK)
+        unread = asyncio.run(_dry_run(runtime, engine, job_list, chain_name))
+        sys.exit(EXIT_FAILED if unread else EXIT_OK)
     from hotfolder.cli.local_sandbox import sandbox_if
     from hotfolder.daemon.settings import DaemonSection
     from hotfolder.venice import VeniceSection
@@ -154,7 +211,7 @@ def process(
         watch = PauseWatch(
             runtime.services, reprobe_seconds=runtime.section(DaemonSection).reprobe_seconds
         )
-        run = _Run(runtime, job_list, checkpoints, watch, wait_paused_seconds)
+        run = _Run(runtime, job_list, checkpoints, watch, wait_paused_seconds, chain_name)
         outcomes = asyncio.run(run.all(jobs or default_jobs()))
     counts = Counter(o.state for o in outcomes)
     summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "failed", "paused") if counts[s])
@@ -181,11 +238,73 @@ def default_jobs() -> int:
     return 2 * (os.cpu_count() or 1)
 
 
+def _output_folders(config: Config, chain_name: str | None) -> tuple[Path, ...]:
+    """The folders the chains' sinks write into (``chain_name``'s, or every chain's when a
+    manifest names it): a folder given to ``process`` never yields its own outputs."""
+    from hotfolder.daemon.folders import output_roots
+
+    names = [chain_name] if chain_name is not None else list(config.chains)
+    return tuple(sorted({root for name in names for root in output_roots(config, name)}))
+
+
+def _short(ref: str) -> str:
+    return Job(source=ref, chain="").display
+
+
+async def read_manifests(
+    runtime: Runtime, job_list: list[Job], chain_name: str | None, *, quiet: bool = False
+) -> int:
+    """Give each manifest's job the chain and overrides the manifest names; ``--chain``
+    naming another chain is a ConfigError. Returns how many manifests could not be read
+    (each logged; run, such a job fails with the same error)."""
+    unread = 0
+    for job in job_list:
+        if not is_manifest(job.source):
+            continue
+        try:
+            job_input = await runtime.resolve(job.source, base_dir=job.base_dir)
+        except HotfolderError as exc:
+            if not quiet:
+                said = Path(job.source).name in exc.message
+                logger.error("{}", exc if said else f"{job.display}: {exc}")
+            unread += 1
+            continue
+        named = job_input.chain
+        if chain_name is not None and named is not None and named != chain_name:
+            msg = f"{job.source} names chain {named!r}, but --chain says {chain_name!r}"
+            raise ConfigError(
+                msg,
+                hint=f"leave out --chain to run the manifest's chain, or pass --chain {named}",
+            )
+        if named is None and chain_name is None:
+            msg = f"{job.source} names no chain and no --chain was given"
+            raise ConfigError(
+                msg,
+                hint='pass --chain NAME, or add chain = "NAME" to the manifest',
+            )
+        job.chain = named or job.chain
+        runtime.config.chain(job.chain)  # fail early on an unknown chain
+        for index, params in job_input.overrides.items():
+            job.overrides.setdefault(index, {}).update(params)
+    return unread
+
+
+async def _dry_run(
+    runtime: Runtime, engine: Engine, job_list: list[Job], chain_name: str | None
+) -> int:
+    try:
+        unread = await read_manifests(runtime, job_list, chain_name)
+    finally:
+        await runtime.aclose()
+    _print_plan(engine, [j for j in job_list if j.chain])
+    return unread
+
+
 def _print_plan(engine: Engine, job_list: list[Job]) -> None:
     total = 0.0
     paid_calls = 0
     for job in job_list:
-        click.echo(job.source)
+        click.echo(f"{job.display} (chain {job.chain})")
         for step in engine.plan(job):
             cost = "" if step.estimate_usd is None else f" ~${step.estimate_usd:.4f}"
             kind = "paid call" if step.paid else "local"
@@ -206,8 +325,10 @@ class _Run:
         checkpoints: Path,
         watch: PauseWatch,
         wait_paused_seconds: float,
+        chain_name: str | None = None,
     ) -> None:
         self.runtime = runtime
+        self.chain_name = chain_name
         self.job_list = job_list
         self.checkpoints = checkpoints
         self.watch = watch
@@ -228,6 +349,7 @@ class _Run:
             return outcome
 
         try:
+            await read_manifests(self.runtime, self.job_list, self.chain_name, quiet=True)
             with self.progress:
                 return list(await asyncio.gather(*(limited(j) for j in self.job_list)))
         finally:
@@ -247,7 +369,9 @@ class _Run:
                 if pauses_work(exc) and self.watch.current() is not None:
                     continue  # wait for it to end, then run the job again
                 named = Path(job.source).name in exc.message
-                logger.error("{}", exc if named else f"{job.source}: {exc}")
+                logger.bind(
+                    job=job.id, file=job.display, chain=job.chain, step=exc.step, hint=exc.hint
+                ).error("{}", exc if named else f"{job.display}: {exc}")
                 return Outcome(job, "paused" if pauses_work(exc) else "failed", str(exc))
             if job.checkpoint_dir is not None:
                 await asyncio.to_thread(shutil.rmtree, job.checkpoint_dir, True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import tomllib
 from pathlib import Path
 
 import click
@@ -17,23 +19,34 @@ from hotfolder.hookspecs import hookimpl
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False), default="hotfolder.toml")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: Path, force: bool) -> None:
-    """Write a commented starter config to PATH (default ./hotfolder.toml)."""
+    """Write a commented starter config to PATH (default ./hotfolder.toml) and make the
+    folders it watches."""
     from hotfolder.starter import starter_config
 
     if path.exists() and not force:
         fail(ConfigError(f"{path} already exists", hint="pass --force to overwrite it"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(starter_config())
+    text = starter_config()
+    path.write_text(text)
     logger.info("wrote {}; check it with: hotfolder validate --config {}", path, path)
+    for folder in tomllib.loads(text).get("folders", []):
+        inbox = path.parent / folder["path"]
+        if not inbox.is_dir():
+            inbox.mkdir(parents=True)
+            logger.info("made {}: `hotfolder run` takes every image dropped there", inbox)
 
 
 @click.command()
 @pass_state
 def validate(state: CliState) -> None:
     """Check the config file; exit 0 when valid, 2 with every problem listed when not."""
+    from hotfolder.config import find_config, load_config
+    from hotfolder.daemon.folders import folder_problems
     from hotfolder.daemon.settings import FolderSection
 
-    config = state.config()
+    path = find_config(state.config_path)
+    config = load_config(path, state.registry(), checks=[folder_problems])
+    logger.debug("config: {}", path)
     click.echo(
         f"{config.path}: valid ({len(config.sections(FolderSection))} folder(s), "
         f"{len(config.chains)} chain(s): {', '.join(config.chains) or 'none'})"
@@ -71,7 +84,8 @@ def plugins(state: CliState, as_json: bool) -> None:
         table.add_row(
             name, f"{row['distribution']} {row['version']}", provides, "\n".join(row["hooks"])
         )
-    Console().print(table)
+    # Piped, rich would cut the table at 80 columns: give it all the width it needs.
+    Console(width=None if sys.stdout.isatty() else 1000).print(table)
 
 
 @hookimpl
