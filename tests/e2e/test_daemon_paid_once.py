@@ -88,6 +88,7 @@ def test_identical_files_dropped_together_are_paid_once(tmp_path):
         stats = sandbox.stats()
     assert stats["paid_total"] == 5
     assert "waits for that one's outcome" in log  # twins met in flight, not only after
+    assert 'skipped (to run it again, set on_duplicate = "reprocess"' in log
     done = {r["name"].split("-")[0] for r in rows if r["state"] == "done"}
     skipped = {r["name"].split("-")[0] for r in rows if r["state"] == "skipped"}
     assert done == skipped == {f"twin{n}" for n in range(5)}  # one of each pair each way

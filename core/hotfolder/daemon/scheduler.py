@@ -456,7 +456,11 @@ class Scheduler:
     async def _skip(self, row: JobRow, plan: FolderPlan, dup: JobRow) -> None:
         place = self._final_place(row, plan)
         logger.info(
-            "{} (job {}) is the same as job {}, already done: skipped", row.name, row.id, dup.id
+            "{} (job {}) is the same as job {}, already done: skipped (to run it again, set "
+            'on_duplicate = "reprocess" on the folder)',
+            row.name,
+            row.id,
+            dup.id,
         )
         self.journal.update(
             row.id,
