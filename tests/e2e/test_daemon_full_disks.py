@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from hotfolder_sandbox import SandboxConfig, start_sandbox
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under, wait_for
+from tests.helpers.daemon import FAST_DAEMON, Daemon, cutout_config, files_under, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -51,22 +51,7 @@ def noise_photos(folder: Path, count: int, size: tuple[int, int] = (320, 240)) -
     return paths
 
 
-CUTOUT = (
-    FAST_DAEMON
-    + """
-[venice]
-requests_per_minute = 600
-
-[[folders]]
-path = "inbox"
-chain = "cutout"
-quiet_seconds = 0.2
-
-[chains.cutout]
-steps = [{ op = "venice.background-remove" }]
-outputs = [{ sink = "folder", path = "out" }]
-"""
-)
+CUTOUT = cutout_config()
 
 
 def test_a_full_output_disk_holds_jobs_until_it_grows_and_pays_nothing_twice(tmp_path):

@@ -10,25 +10,12 @@ import pytest
 from PIL import Image
 
 from hotfolder_sandbox import SandboxConfig, start_sandbox
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
+from tests.helpers.daemon import Daemon, cutout_config, files_under
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = (
-    FAST_DAEMON
-    + """
-[venice]
-requests_per_minute = 600
-
-[[folders]]
-path = "inbox"
-chain = "cutout"
-quiet_seconds = 0.2
-
-[chains.cutout]
-steps = [{ op = "venice.background-remove" }, { op = "resize", width = 200 }]
-outputs = [{ sink = "folder", path = "out/cutouts" }]
-"""
+CONFIG = cutout_config(
+    '{ op = "venice.background-remove" }, { op = "resize", width = 200 }', out="out/cutouts"
 )
 
 

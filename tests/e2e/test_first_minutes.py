@@ -20,7 +20,7 @@ from hotfolder.daemon.settings import DaemonSection
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.cli import hotfolder
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under, wait_for
+from tests.helpers.daemon import FAST_DAEMON, Daemon, cutout_config, files_under, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -170,22 +170,7 @@ def test_each_file_goes_through_its_own_folders_chain_and_is_named_where_it_was(
     assert sidecar["archived"] == archived.group(1)
 
 
-SLOW = (
-    FAST_DAEMON.replace("grace_seconds = 10", "grace_seconds = 120")
-    + """
-[venice]
-requests_per_minute = 600
-
-[[folders]]
-path = "inbox"
-chain = "cutout"
-quiet_seconds = 0.2
-
-[chains.cutout]
-steps = [{ op = "venice.background-remove" }]
-outputs = [{ sink = "folder", path = "out" }]
-"""
-)
+SLOW = cutout_config(daemon=FAST_DAEMON.replace("grace_seconds = 10", "grace_seconds = 120"))
 
 
 def test_a_second_sigint_during_the_grace_period_stops_at_once(tmp_path):

@@ -16,7 +16,7 @@ from PIL import Image
 from hotfolder.imaging import SIMULATED_MARK, has_simulated_mark
 from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.cli import hotfolder
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
+from tests.helpers.daemon import Daemon, cutout_config, files_under
 
 pytestmark = pytest.mark.e2e
 
@@ -89,21 +89,8 @@ def test_process_without_sandbox_leaves_local_work_unmarked(tmp_path):
     assert not has_simulated_mark((tmp_path / "out" / "shot.jpg").read_bytes())
 
 
-DAEMON_CONFIG = (
-    FAST_DAEMON
-    + """
-[venice]
-requests_per_minute = 600
-
-[[folders]]
-path = "inbox"
-chain = "cutout"
-quiet_seconds = 0.2
-
-[chains.cutout]
-steps = [{ op = "venice.background-remove" }, { op = "convert", format = "jpeg" }]
-outputs = [{ sink = "folder", path = "out" }]
-"""
+DAEMON_CONFIG = cutout_config(
+    '{ op = "venice.background-remove" }, { op = "convert", format = "jpeg" }'
 )
 
 

@@ -45,6 +45,31 @@ outputs = [{{ sink = "folder", path = "out", name = "{{stem}}.{{ext}}" }}]
     )
 
 
+def cutout_config(
+    steps: str = '{ op = "venice.background-remove" }',
+    out: str = "out",
+    daemon: str = FAST_DAEMON,
+) -> str:
+    """A fast daemon config with one folder, ``inbox``, whose chain ``cutout`` runs ``steps``
+    (TOML inline tables) against Venice (a sandbox, via ``$VENICE_BASE_URL``) into ``out``."""
+    return (
+        daemon
+        + f"""
+[venice]
+requests_per_minute = 600
+
+[[folders]]
+path = "inbox"
+chain = "cutout"
+quiet_seconds = 0.2
+
+[chains.cutout]
+steps = [{steps}]
+outputs = [{{ sink = "folder", path = "{out}" }}]
+"""
+    )
+
+
 def base_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTFOLDER_", "VENICE_"))}
     env.update(
