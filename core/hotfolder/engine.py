@@ -178,6 +178,13 @@ class Engine:
     async def _step(
         self, job: Job, index: int, spec: StepSpec, artifact: Artifact
     ) -> tuple[Artifact, StepRecord]:
+        # Every line logged during the step carries it (a field of --log-format json).
+        with logger.contextualize(step=f"{index}:{spec.op.name}"):
+            return await self._run_step(job, index, spec, artifact)
+
+    async def _run_step(
+        self, job: Job, index: int, spec: StepSpec, artifact: Artifact
+    ) -> tuple[Artifact, StepRecord]:
         op = spec.instantiate(job.overrides.get(index))
         record = StepRecord(
             index=index,
@@ -194,7 +201,7 @@ class Engine:
                 saved_artifact = saved_artifact.with_info(simulated=True)
             # a checkpoint saved before StepRecord.simulated existed says it in its info only
             saved_record.simulated = saved_record.simulated or saved_artifact.simulated
-            logger.info("{} step {} ({}): reused the saved result", job.source, index, op.name)
+            logger.info("{} step {} ({}): reused the saved result", job.display, index, op.name)
             return saved_artifact, saved_record
         context = StepContext(job=job, index=index, runtime=self.runtime, record=record)
         started = time.monotonic()
@@ -214,7 +221,7 @@ class Engine:
         record.simulated = op.paid and result.simulated
         if checkpoint:
             await asyncio.to_thread(checkpoint.save, result, record)
-        logger.debug("{} step {} ({}) took {:.3f}s", job.source, index, op.name, record.seconds)
+        logger.debug("{} step {} ({}) took {:.3f}s", job.display, index, op.name, record.seconds)
         return result, record
 
     @contextlib.asynccontextmanager

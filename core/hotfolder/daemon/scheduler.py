@@ -424,7 +424,9 @@ class Scheduler:
             "folder": row.folder,
             "chain": row.chain,
         }
-        logger.error("{} failed (job {}): {}; moved to {}", row.name, row.id, exc, target)
+        logger.bind(step=exc.step, hint=exc.hint).error(
+            "{} failed (job {}): {}; moved to {}", row.name, row.id, exc, target
+        )
         self.journal.update(
             row.id, state="failed", error=info, place=str(target), finished=time.time()
         )
