@@ -170,3 +170,20 @@ def test_a_v1_journal_opened_read_only_is_read_as_it_is(tmp_path):
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1  # left as it was
     db.close()
+
+
+def test_a_file_failed_before_it_was_a_job_is_recorded_whole_at_once(tmp_path):
+    """A quarantined file's row has its error from the first moment a reader can see it (the
+    row was once added, then updated: a reader in between saw a failed job with no error)."""
+    from hotfolder.daemon.journal import Journal, NewJob
+
+    journal = Journal(tmp_path / "journal.sqlite3")
+    error = {"class": "UnsafeInputError", "message": "link.png was not processed", "hint": "h"}
+    journal.add_failed(
+        NewJob("q1", "/in", "link.png", "web"), place="/in/failed/link.png", error=error
+    )
+    row = journal.get("q1")
+    assert row is not None
+    assert (row.state, row.place, row.error) == ("failed", "/in/failed/link.png", error)
+    assert row.finished is not None
+    journal.close()

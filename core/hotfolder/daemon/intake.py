@@ -246,11 +246,9 @@ class Intake:
             logger.error("{}: cannot move it to the failed place ({})", path, exc.strerror)
             return
         logger.warning("{} failed to {}: {}; to take it: {}", path, target, fate.reason, fate.fix)
-        self.journal.add([NewJob(job_id, plan.key, rel, plan.chain)], state="failed")
-        self.journal.update(
-            job_id,
+        self.journal.add_failed(
+            NewJob(job_id, plan.key, rel, plan.chain),
             place=str(target),
-            finished=time.time(),
             error={k: error[k] for k in ("class", "message", "hint")},
         )
 
@@ -266,11 +264,9 @@ class Intake:
             logger.error("{}: cannot quarantine it ({})", path, exc.strerror)
             return
         logger.error("{} quarantined to {}: {}", path, target, reason)
-        self.journal.add([NewJob(job_id, plan.key, rel, plan.chain)], state="failed")
-        self.journal.update(
-            job_id,
+        self.journal.add_failed(
+            NewJob(job_id, plan.key, rel, plan.chain),
             place=str(target),
-            finished=time.time(),
             error={
                 "class": "UnsafeInputError",
                 "message": f"{rel} was not processed: {reason}",

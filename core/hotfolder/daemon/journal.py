@@ -195,6 +195,20 @@ class Journal:
                 [(j.id, j.folder, j.name, j.chain, state, now, now, j.src_sig) for j in jobs],
             )
 
+    def add_failed(self, job: NewJob, *, place: str, error: dict[str, Any]) -> None:
+        """Record a file that failed before it became a job (quarantined, unmatched), whole
+        and in one transaction, so that no reader ever sees the row without its error."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (id, folder, name, chain, state, created, updated, src_sig,"
+                " place, finished, error) VALUES (?, ?, ?, ?, 'failed', ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id, job.folder, job.name, job.chain, now, now, job.src_sig,
+                    place, now, json.dumps(error, default=str),
+                ),
+            )  # fmt: skip
+
     def update(self, job_id: str, **fields: Any) -> None:
         """Change some fields of one job in one transaction; ``updated`` is set too."""
         fields["updated"] = time.time()
