@@ -16,7 +16,14 @@ import pytest
 from PIL import Image
 
 from hotfolder_sandbox import SandboxConfig, start_sandbox
-from tests.helpers.daemon import FAST_DAEMON, Daemon, cutout_config, files_under, wait_for
+from tests.helpers.daemon import (
+    Daemon,
+    convert_to_png_config,
+    cutout_config,
+    files_under,
+    noise_photos,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -39,16 +46,6 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
 
 def resize(path: Path, size: str) -> None:
     subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)
-
-
-def noise_photos(folder: Path, count: int, size: tuple[int, int] = (320, 240)) -> list[Path]:
-    folder.mkdir(exist_ok=True)
-    paths = []
-    for n in range(count):
-        path = folder / f"photo{n}.png"
-        Image.effect_noise(size, 20 + 5 * n).convert("RGB").save(path)
-        paths.append(path)
-    return paths
 
 
 CUTOUT = cutout_config()
@@ -85,19 +82,7 @@ def test_a_full_output_disk_holds_jobs_until_it_grows_and_pays_nothing_twice(tmp
     assert "outputs can be written again" in log
 
 
-LOCAL = (
-    FAST_DAEMON
-    + """
-[[folders]]
-path = "inbox"
-chain = "web"
-quiet_seconds = 0.2
-
-[chains.web]
-steps = [{ op = "convert", format = "png" }]
-outputs = [{ sink = "folder", path = "out", name = "{stem}.{ext}" }]
-"""
-)
+LOCAL = convert_to_png_config()
 
 
 def test_a_full_state_dir_stops_nothing_for_good(tmp_path):

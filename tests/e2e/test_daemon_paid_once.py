@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from hotfolder_sandbox import SandboxConfig, start_sandbox
-from tests.helpers.daemon import Daemon, cutout_config, files_under
+from tests.helpers.daemon import Daemon, cutout_config, files_under, noise_photos
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +24,7 @@ def test_retry_of_a_job_that_failed_after_its_paid_step_pays_nothing_again(tmp_p
     (tmp_path / "inbox").mkdir()
     (tmp_path / "out").write_text("a file where the output folder should be")  # the sink fails
     staging = tmp_path / "staging"
-    staging.mkdir()
-    for n in range(2):
-        Image.effect_noise((320, 240), 40 + n).convert("RGB").save(staging / f"shot{n}.png")
+    noise_photos(staging, 2, prefix="shot", seed=40)
     with start_sandbox(SandboxConfig(requests_per_minute=600)) as sandbox:
         env = {"VENICE_API_KEY": "test-key", "VENICE_BASE_URL": sandbox.base_url}
         with Daemon(tmp_path, env=env) as daemon:

@@ -20,7 +20,14 @@ from hotfolder.daemon.settings import DaemonSection
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.cli import hotfolder
-from tests.helpers.daemon import FAST_DAEMON, Daemon, cutout_config, files_under, wait_for
+from tests.helpers.daemon import (
+    FAST_DAEMON,
+    Daemon,
+    convert_to_png_config,
+    cutout_config,
+    files_under,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,19 +53,7 @@ def test_the_status_command_works_from_elsewhere_when_the_config_names_its_state
     project.mkdir()
     (project / "inbox").mkdir()
     config = project / "hotfolder.toml"
-    config.write_text(
-        FAST_DAEMON.replace("[daemon]", '[daemon]\nstate_dir = "state"')
-        + """
-[[folders]]
-path = "inbox"
-chain = "web"
-quiet_seconds = 0.2
-
-[chains.web]
-steps = [{ op = "convert", format = "png" }]
-outputs = [{ sink = "folder", path = "out" }]
-"""
-    )
+    config.write_text(convert_to_png_config().replace("[daemon]", '[daemon]\nstate_dir = "state"'))
     with Daemon(project) as daemon:  # its state dir is project/state, as the config says
         daemon.start()
         Image.new("RGB", (64, 64), "blue").save(project / "inbox" / "a.png")

@@ -16,7 +16,7 @@ from PIL import Image
 from hotfolder.imaging import SIMULATED_MARK, has_simulated_mark
 from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.cli import hotfolder
-from tests.helpers.daemon import Daemon, cutout_config, files_under
+from tests.helpers.daemon import Daemon, cutout_config, files_under, noise_photos
 
 pytestmark = pytest.mark.e2e
 
@@ -98,9 +98,7 @@ def test_the_daemon_journals_simulated_spend_apart_and_status_says_so(tmp_path):
     (tmp_path / "hotfolder.toml").write_text(DAEMON_CONFIG)
     (tmp_path / "inbox").mkdir()
     staging = tmp_path / "staging"
-    staging.mkdir()
-    for n in range(2):
-        Image.effect_noise((320, 240), 50 + n).convert("RGB").save(staging / f"shot{n}.png")
+    noise_photos(staging, 2, prefix="shot", seed=50)
     with start_sandbox(SandboxConfig(requests_per_minute=600)) as sandbox:
         env = {"VENICE_API_KEY": "test-key", "VENICE_BASE_URL": sandbox.base_url}
         with Daemon(tmp_path, env=env) as daemon:

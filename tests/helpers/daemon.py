@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from tests.helpers.cli import HOTFOLDER
 
 BIN = HOTFOLDER
@@ -68,6 +70,25 @@ steps = [{steps}]
 outputs = [{{ sink = "folder", path = "{out}" }}]
 """
     )
+
+
+def noise_photos(
+    folder: Path,
+    count: int,
+    *,
+    prefix: str = "photo",
+    size: tuple[int, int] = (320, 240),
+    seed: int = 20,
+) -> list[Path]:
+    """``count`` different noise PNGs (``<prefix><n>.png``) in ``folder``, made outside the
+    watched folder so that tests copy them in with a real tool."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in range(count):
+        path = folder / f"{prefix}{n}.png"
+        Image.effect_noise(size, seed + 5 * n).convert("RGB").save(path)
+        paths.append(path)
+    return paths
 
 
 def base_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
