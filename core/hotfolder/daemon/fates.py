@@ -12,7 +12,6 @@ name, with its reason and fix, and writes the lists to the journal's meta table
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,6 +22,7 @@ from hotfolder import imaging
 from hotfolder.daemon.journal import Journal
 from hotfolder.daemon.readiness import WAIT_REASONS
 from hotfolder.daemon.watcher import SUBFOLDER
+from hotfolder.pauses import iso_time
 
 #: Most names each list keeps in the journal (the counts are always whole).
 LIST_CAP = 100
@@ -73,10 +73,6 @@ def ignored_fate(rel: str, why: str) -> Ignored:
     if not suffix:
         return Ignored(why, "give it an image extension (.jpg, .png, .heic...)")
     return Ignored(why, f"add {glob} to include")
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
 def meta_names(folder: str) -> tuple[str, str]:
@@ -150,7 +146,7 @@ class Board:
         if before is None:
             logger.info(
                 "{}/{}: waiting since {} ({}): {}",
-                folder, rel, _iso(since), why, WAIT_REASONS.get(why, ""),
+                folder, rel, iso_time(since), why, WAIT_REASONS.get(why, ""),
             )  # fmt: skip
 
     def done_waiting(self, folder: str, rel: str) -> None:
@@ -180,7 +176,7 @@ class Board:
                 {
                     "count": len(waiting),
                     "files": [
-                        {"name": rel, "reason": why, "since": _iso(since)}
+                        {"name": rel, "reason": why, "since": iso_time(since)}
                         for rel, (why, since) in sorted(waiting.items())[:LIST_CAP]
                     ],
                 },

@@ -15,6 +15,7 @@ from hotfolder.daemon.folders import plan_folder
 from hotfolder.daemon.journal import JOURNAL_NAME, STATES, JobRow, Journal
 from hotfolder.daemon.lock import running_pid
 from hotfolder.daemon.settings import FolderSection
+from hotfolder.pauses import iso_time
 
 
 def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
@@ -99,9 +100,7 @@ def _error(row: JobRow) -> dict[str, Any]:
 
 
 def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+    return None if ts is None else iso_time(ts)
 
 
 def _simulated_spend(status: dict[str, Any]) -> str:
