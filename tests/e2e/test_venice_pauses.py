@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import signal
 import sqlite3
 import subprocess
 import time
@@ -398,3 +399,28 @@ def test_without_a_key_the_daemon_says_at_start_which_chains_wait(tmp_path):
     assert "no Venice API key" in log and "the chains paid will wait" in log
     assert "PAUSED (auth)" in text and "reload (SIGHUP) or a restart" in text
     assert stats["requests_total"] == 0
+
+
+def test_a_reloaded_config_starts_afresh_and_paused_jobs_go_on(tmp_path):
+    """Probes far apart (10 min): the key is accepted again, and a SIGHUP (a new runtime with
+    a new, unpaused client) lets the paused jobs go on at once."""
+    write_config(tmp_path)
+    config = tmp_path / "hotfolder.toml"
+    config.write_text(
+        config.read_text().replace(f"reprobe_seconds = {REPROBE_SECONDS}", "reprobe_seconds = 600")
+    )
+    key = "sk-accepted-after-a-reload-0077"
+    sandbox_config = SandboxConfig(valid_keys=frozenset({"another-key"}), requests_per_minute=600)
+    with (
+        start_sandbox(sandbox_config) as sandbox,
+        Daemon(tmp_path, env={"VENICE_API_KEY": key, "VENICE_BASE_URL": sandbox.base_url}) as d,
+    ):
+        d.start()
+        drop_photos(tmp_path, 1)
+        wait_for(lambda: d.states() == Counter(paused=1), 30, "the pause")
+        admin(sandbox, "PATCH", "/config", {"valid_keys": ["another-key", key]})
+        d.signal(signal.SIGHUP)
+        d.wait_states(timeout=30, done=1)
+        stats = sandbox.stats()
+    assert "/billing/balance" not in stats["requests"]  # no probe: the reload did it
+    assert stats["paid_total"] == 2
