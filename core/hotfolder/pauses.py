@@ -115,10 +115,7 @@ class PauseWatch:
 
     def current(self) -> Pause | None:
         """The pause in force (the first, if several services paused), or None."""
-        for service in self.paused():
-            if service.pause is not None:
-                return service.pause
-        return None
+        return next((s.pause for s in self.paused()), None)
 
     def next_probe_at(self) -> float | None:
         """When the next probe is due, or None when nothing is paused."""

@@ -30,6 +30,7 @@ from hotfolder.venice.catalog import (
     ModelInfo,
 )
 from hotfolder.venice.cost import BACKGROUND_REMOVE_USD, request_usd
+from hotfolder.venice.pausing import SERVICE_NAME
 from hotfolder.venice.preflight import (
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
@@ -92,8 +93,8 @@ __all__ = [
     "offline_catalog",
 ]
 
-#: The runtime service key of the client.
-SERVICE = "venice"
+#: The runtime service key of the client (also the ``service`` its pauses name).
+SERVICE = SERVICE_NAME
 
 
 def get_client(runtime: RuntimeView) -> VeniceClient:
@@ -109,7 +110,7 @@ def estimate_catalog(runtime: RuntimeView) -> Catalog:
     """The catalog estimates read: the disk cache of the model list, else the bundled price
     snapshot. It never sends a request and needs no key, so ``--dry-run`` works offline."""
     return runtime.service(
-        SERVICE + ".estimates", lambda: _offline_catalog(runtime.section(VeniceSection))
+        SERVICE + ".estimates", lambda: offline_catalog(runtime.section(VeniceSection))
     )
 
 
@@ -125,10 +126,7 @@ def estimate_usd(runtime: RuntimeView, request: ImageRequest, *, images: int = 1
 def offline_catalog(settings: VeniceSection) -> Catalog:
     """A catalog that never sends a request: the cached model list, else the bundled
     snapshot (``hotfolder models`` without a key, ``--dry-run`` estimates)."""
-    return _offline_catalog(settings)
 
-
-def _offline_catalog(settings: VeniceSection) -> Catalog:
     async def no_fetch(type: str) -> list[dict[str, Any]]:
         msg = "estimates read the cached model list only"
         raise AuthError(msg)

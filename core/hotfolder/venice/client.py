@@ -39,12 +39,10 @@ long as the run, such as a sandbox.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
@@ -66,7 +64,7 @@ from hotfolder.pauses import Pause
 from hotfolder.redact import register_secret, scrub
 from hotfolder.venice import preflight
 from hotfolder.venice.catalog import UPSCALE_MODEL, Catalog
-from hotfolder.venice.cost import SpendLedger, request_usd
+from hotfolder.venice.cost import SpendLedger, api_cache_file, request_usd
 from hotfolder.venice.errors import error_from_response, network_error
 from hotfolder.venice.headers import RateLimitState, ResultHeaders, as_bool, request_id
 from hotfolder.venice.limiter import CircuitBreaker, RateLimiter, Throttle
@@ -190,7 +188,7 @@ class VeniceClient:
             CircuitBreaker(
                 s.breaker_failures,
                 s.breaker_window_seconds,
-                memory=_per_api_file(cache_dir, "failures", self.base_url),
+                memory=api_cache_file(cache_dir, "failures", self.base_url),
             ),
             max_in_flight=s.max_connections,
             gate=lambda image: self.pausing.check(image=image),
@@ -530,14 +528,6 @@ class VeniceClient:
             _deprecation_warned.add(model)
             replacement = f"; use {h.replacement} instead" if h.replacement else ""
             logger.warning("Venice model {} is deprecated: {}{}", model, h.deprecation, replacement)
-
-
-def _per_api_file(cache_dir: Path | None, kind: str, base_url: str) -> Path | None:
-    """``<cache>/venice/<kind>-<digest of the API root>.json`` (as the spend ledger's)."""
-    if cache_dir is None:
-        return None
-    digest = hashlib.sha256(base_url.encode()).hexdigest()[:12]
-    return cache_dir / "venice" / f"{kind}-{digest}.json"
 
 
 @dataclass

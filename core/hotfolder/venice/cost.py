@@ -105,6 +105,15 @@ def request_usd(request: ImageRequest, model: ModelInfo | None, *, images: int =
     )
 
 
+def api_cache_file(cache_dir: Path | None, kind: str, base_url: str) -> Path | None:
+    """``<cache>/venice/<kind>-<digest of the API root>.json``: what the client keeps per API
+    root (the spend ledger, the breaker's failures); None when kept in memory."""
+    if cache_dir is None:
+        return None
+    digest = hashlib.sha256(base_url.encode()).hexdigest()[:12]
+    return cache_dir / "venice" / f"{kind}-{digest}.json"
+
+
 class SpendLedger:
     """Today's Venice spend (local calendar day), checked before every paid request."""
 
@@ -119,8 +128,7 @@ class SpendLedger:
         """``folder`` None keeps the ledger in memory only (a sandbox on loopback); ``clock``
         tells the day (``time.time`` but for tests)."""
         self._clock = clock
-        digest = hashlib.sha256(base_url.encode()).hexdigest()[:12]
-        self.path = folder / "venice" / f"spend-{digest}.json" if folder is not None else None
+        self.path = api_cache_file(folder, "spend", base_url)
         self.max_usd_per_day = max_usd_per_day
         self._reserved = 0.0
         self._memory: dict[str, float] = {}

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from loguru import logger
 
@@ -244,27 +245,13 @@ class Throttle:
             self._gate(image)
         outcome = SendOutcome()
         async with contextlib.AsyncExitStack() as stack:
-            if self._slots.locked():
-                with waiting("a free Venice connection") as waited:
-                    await self._slots.acquire()
-                outcome.waited_seconds += waited.seconds
-            else:
-                await self._slots.acquire()
+            await _take(outcome, "a free Venice connection", self._slots.locked(), self._slots)
             stack.callback(self._slots.release)
-            if self.breaker.would_wait():
-                with waiting("the Venice circuit breaker (too many failed requests)") as waited:
-                    await self.breaker.acquire()
-                outcome.waited_seconds += waited.seconds
-            else:
-                await self.breaker.acquire()
+            what = "the Venice circuit breaker (too many failed requests)"
+            await _take(outcome, what, self.breaker.would_wait(), self.breaker)
             stack.push_async_callback(self._release, outcome)
             if image:
-                if self.limiter.would_wait():
-                    with waiting("a Venice rate slot") as waited:
-                        await self.limiter.acquire()
-                    outcome.waited_seconds += waited.seconds
-                else:
-                    await self.limiter.acquire()
+                await _take(outcome, "a Venice rate slot", self.limiter.would_wait(), self.limiter)
             if not probe:
                 self._gate(image)  # paused while this request queued: it is not sent
             outcome.failed = True
@@ -272,6 +259,20 @@ class Throttle:
 
     async def _release(self, outcome: SendOutcome) -> None:
         await self.breaker.release(failed=outcome.failed)
+
+
+class _Acquirable(Protocol):
+    async def acquire(self) -> Any: ...
+
+
+async def _take(outcome: SendOutcome, what: str, busy: bool, slot: _Acquirable) -> None:
+    """Acquire ``slot``; when it is ``busy``, as a reported wait (counted in ``outcome``)."""
+    if not busy:
+        await slot.acquire()
+        return
+    with waiting(what) as waited:
+        await slot.acquire()
+    outcome.waited_seconds += waited.seconds
 
 
 @dataclass

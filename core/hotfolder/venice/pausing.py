@@ -28,7 +28,9 @@ from hotfolder.pauses import Pause, iso_time, next_local_midnight
 
 __all__ = ["SERVICE_NAME", "VenicePause", "can_pay"]
 
+#: The runtime service key of the client, and the ``service`` of its pauses.
 SERVICE_NAME = "venice"
+
 _KINDS: dict[type[VeniceError], str] = {
     AuthError: "auth",
     BalanceError: "balance",
