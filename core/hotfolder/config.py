@@ -217,14 +217,12 @@ def validate_config(
     context = {"base_dir": path.parent if path else Path.cwd()}
     problems: list[str] = []
     section: FileSection | None = None
-    valid = True
     model = file_model(registry)
     try:
         section = model.model_validate(raw, context=context)
     except ValidationError as exc:
         problems.append(_explain(exc, "", model, raw))
         section = _valid_part(model, raw, exc, context)
-        valid = False
 
     # The second pass reads the raw data, so that it can report even when the first failed.
     raw_chains: dict[str, Any] = _table(raw, "chains")
@@ -255,13 +253,14 @@ def validate_config(
                     problems.append(
                         f"{where}.{key}: no chain named {chain!r} ({suggest(chain, raw_chains)})"
                     )
-    if section is not None:
-        partial = Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
+    config = None
+    if section is not None:  # as far as it is valid: the checks report on it too
+        config = Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
         for check in checks:
-            problems += check(partial)
-    if problems or section is None or not valid:
+            problems += check(config)
+    if problems or config is None:  # a failed first pass always added a problem
         raise ConfigError("invalid config:\n" + "\n".join(problems), source=source)
-    return Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
+    return config
 
 
 def _valid_part(

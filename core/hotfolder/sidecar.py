@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from hotfolder.components import SinkContext
 
 #: EXIF orientations that turn the image by 90 degrees (width and height swap on display).
-_TURNED = {5, 6, 7, 8}
-
-
 def sidecar_record(context: SinkContext, artifact: Artifact, file: Path | None) -> dict[str, Any]:
     """What a sidecar says about one output ``file`` (or the artifact, when None)."""
     data = file.read_bytes() if file is not None else artifact.data
@@ -70,6 +67,5 @@ def _dimensions(data: bytes, artifact: Artifact) -> dict[str, Any]:
     except HotfolderError as exc:
         logger.warning("sidecar: cannot read the size of {}: {}", artifact.name, exc)
         return {"width": None, "height": None, "mode": None}
-    turned = probe.orientation in _TURNED
-    width, height = (probe.height, probe.width) if turned else (probe.width, probe.height)
+    width, height = probe.upright_size
     return {"width": width, "height": height, "mode": probe.mode}

@@ -8,8 +8,7 @@ Modules, one job each:
 
 - :mod:`.settings`: ``[web]`` (``listen``, ``token``), the listen address and its rule
   (loopback, or a token).
-- :mod:`.queries`: read-only SQL over the journal (pages of jobs, filters, failed jobs,
-  the change marker the live updates watch).
+- :mod:`.queries`: read-only SQL over the journal (pages of jobs, filters, failed jobs).
 - :mod:`.thumbs`: thumbnails of the files the journal names for a job, through the imaging
   gate, cached.
 - :mod:`.security`: the token, CSRF and the security headers.

@@ -132,12 +132,3 @@ def folders(path: Path) -> list[str]:
     """Every folder the journal has jobs for (from the ``(folder, state)`` index)."""
     with reading(path) as db:
         return [r[0] for r in db.execute("SELECT DISTINCT folder FROM jobs ORDER BY folder")]
-
-
-def change_marker(path: Path) -> tuple[int, float]:
-    """What changes whenever a job is added or changes state: the highest ``seq`` and the
-    latest ``updated`` (the live updates compare it between polls)."""
-    with reading(path) as db:
-        row = db.execute("SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(updated), 0) FROM jobs")
-        seq, updated = row.fetchone()
-    return int(seq), float(updated)
