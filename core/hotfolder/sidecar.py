@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from hotfolder.artifact import Artifact
     from hotfolder.components import SinkContext
 
+
 #: EXIF orientations that turn the image by 90 degrees (width and height swap on display).
 def sidecar_record(context: SinkContext, artifact: Artifact, file: Path | None) -> dict[str, Any]:
     """What a sidecar says about one output ``file`` (or the artifact, when None)."""
