@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # System tools the tests drive, as command:package (installed with apt-get when missing; the
-# dashboard's e2e test drives Debian's chromium through chromium-driver's chromedriver).
-SYSTEM_TOOLS := curl:curl rsync:rsync chromium:chromium chromedriver:chromium-driver
+# dashboard's e2e test drives Debian's chromium through chromium-driver's chromedriver; the
+# fleet's tests start Debian's redis-server on loopback; the systemd install test runs
+# contrib/systemd/install.sh, which needs systemd-sysusers, and systemd-analyze verify).
+SYSTEM_TOOLS := curl:curl rsync:rsync chromium:chromium chromedriver:chromium-driver redis-server:redis-server systemd-sysusers:systemd systemd-analyze:systemd
 # The benchmarks' baselines, as command:package (ImageMagick's mogrify, libvips' vipsthumbnail).
 BENCH_TOOLS := mogrify:imagemagick vipsthumbnail:libvips-tools curl:curl
 

@@ -1,12 +1,12 @@
 """hotfolder: image drop-folder automation with pluggable operations, resolvers and sinks.
 
 This module is the public surface for plugin authors: ``hookimpl`` to mark hook
-implementations, the component base classes and their contexts, :class:`Params` and
-:class:`Section` for settings, :class:`Artifact`, the job records, the error tree, and the
-helpers the built-in plugins use themselves. Besides it, these modules are public (see
-docs/plugins.md): :mod:`hotfolder.naming` (safe output names), :mod:`hotfolder.netsafe`
-(SSRF-safe fetching), :mod:`hotfolder.fsutil` (atomic writes), :mod:`hotfolder.localfiles`
-(reading local files safely), :mod:`hotfolder.imaging` (the
+implementations, the component base classes and their contexts, :class:`Params`,
+:class:`Section` and :class:`PluginSettings` for settings, :class:`Artifact`, the job records,
+the error tree, and the helpers the built-in plugins use themselves. Besides it, these modules
+are public (see docs/plugins.md): :mod:`hotfolder.naming` (safe output names),
+:mod:`hotfolder.netsafe` (SSRF-safe fetching), :mod:`hotfolder.fsutil` (atomic writes),
+:mod:`hotfolder.localfiles` (reading local files safely), :mod:`hotfolder.imaging` (the
 decoding gate), :mod:`hotfolder.sidecar` (the record of how an output was made),
 :mod:`hotfolder.venice` (the Venice client) and :mod:`hotfolder.testing`. Everything else is
 private and may change in any release.
@@ -46,7 +46,7 @@ from hotfolder.naming import OutputName, render_name
 from hotfolder.pauses import Pausable, Pause
 from hotfolder.registry import Register, suggest
 from hotfolder.runtime import Runtime, call_component
-from hotfolder.schema import ConfigPath, Params, Section
+from hotfolder.schema import ConfigPath, Params, PluginSettings, Section
 from hotfolder.secrets import SecretRef
 from hotfolder.sidecar import sidecar_record
 from hotfolder.waits import waiting
@@ -73,6 +73,7 @@ __all__ = [
     "Pausable",
     "Pause",
     "PluginError",
+    "PluginSettings",
     "Register",
     "Rejected",
     "ResolveContext",

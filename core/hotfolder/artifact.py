@@ -12,6 +12,11 @@ into the bytes of every simulated artifact, whether they were just encoded or pa
 came: a PNG ``tEXt`` chunk ``Comment``, a JPEG ``COM`` segment, EXIF ``ImageDescription`` in a
 WebP, ``ImageDescription`` (tag 270) in a TIFF, a GIF comment (see :mod:`hotfolder.imaging`).
 Every sink writes ``artifact.data``, so every output file carries the mark, sidecar or not.
+
+An input with several frames (an animated GIF, WebP or APNG, a multi-page TIFF) of which only
+the first is used carries ``info["frames"]`` (how many it had), for the sidecar's note; an MPO's
+second (stereo or depth) image is not counted. :attr:`Artifact.foreign_profile` names an
+embedded colour profile other than sRGB (see :mod:`hotfolder.colour`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ class Artifact:
     info: dict[str, Any] = field(default_factory=dict, repr=False)
     _data: bytes | None = field(default=None, repr=False)
     _image: Image.Image | None = field(default=None, repr=False)
+    #: The bytes are not upright (auto-orient kept an EXIF-turned input undecoded, so that a
+    #: step that shrinks next decodes it at a reduced size): :attr:`data` is encoded from the
+    #: upright pixels instead of passing them on.
+    _sideways: bool = field(default=False, repr=False)
 
     @classmethod
     def from_bytes(
@@ -55,7 +64,8 @@ class Artifact:
         """Wrap encoded bytes; the header is checked now, the pixels are decoded on demand."""
         limits = limits or imaging.ImagingSection()
         probe = imaging.probe(data, limits, name=name)
-        return cls(name=name, format=probe.format, limits=limits, _data=data)
+        info = {"frames": probe.frames} if probe.frames > 1 and probe.format != "JPEG" else {}
+        return cls(name=name, format=probe.format, limits=limits, info=info, _data=data)
 
     @classmethod
     def from_image(
@@ -105,15 +115,39 @@ class Artifact:
         wanted = (2 * size[0], 2 * size[1])
         return imaging.decode(self._data, self.limits, name=self.name, at_least=wanted)
 
+    def upright(self) -> Artifact:
+        """This image with its EXIF orientation applied, without decoding now: every decode is
+        upright already, and the bytes, when asked for, are encoded from those pixels. A step
+        that shrinks next still decodes a JPEG at a reduced DCT scale."""
+        if self._data is None or self.is_decoded or self._sideways:
+            return self
+        return replace(self, _sideways=True, info=dict(self.info))
+
     @cached_property
     def data(self) -> bytes:
         """The encoded bytes in ``format`` with ``save_options``; when :attr:`simulated`, with
         the simulated mark in their metadata (:func:`imaging.mark_simulated`)."""
-        if self._data is not None:
+        if self._data is not None and not self._sideways:
             data = self._data
         else:
             data = imaging.encode(self.image, self.format, self.save_options)
         return imaging.mark_simulated(data, name=self.name) if self.simulated else data
+
+    @property
+    def icc_profile(self) -> bytes | None:
+        """The embedded ICC profile, read from the header when not decoded."""
+        if self.is_decoded:
+            icc = self.image.info.get("icc_profile")
+            return bytes(icc) if icc else None
+        assert self._data is not None
+        return imaging.probe(self._data, self.limits, name=self.name).icc_profile
+
+    @property
+    def foreign_profile(self) -> str | None:
+        """The name of the embedded colour profile when it is not sRGB (``Display P3``,
+        ``Adobe RGB (1998)``): these pixels must be converted (:func:`imaging.to_srgb`)
+        before a program that takes every image as sRGB sees them. None for sRGB or none."""
+        return imaging.foreign_profile(self.icc_profile)
 
     @property
     def simulated(self) -> bool:
@@ -153,7 +187,9 @@ class Artifact:
         """A new artifact with other encoded bytes; the format is read from the header."""
         fmt = format or imaging.probe(data, self.limits, name=self.name).format
         changes = _own_info(self, changes)
-        return replace(self, _data=data, _image=None, format=fmt, save_options={}, **changes)
+        return replace(
+            self, _data=data, _image=None, _sideways=False, format=fmt, save_options={}, **changes
+        )
 
     def with_format(self, format: str, save_options: dict[str, Any] | None = None) -> Artifact:
         """The same pixels, to be encoded as ``format`` with ``save_options``."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from hotfolder import schema
-from hotfolder.schema import ConfigPath, Params, Section
+from hotfolder.schema import ConfigPath, Params, PluginSettings, Section
 
 if TYPE_CHECKING:
     from hotfolder.artifact import Artifact
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Section)
+P = TypeVar("P", bound=PluginSettings)
 
 __all__ = [
     "ConfigPath",
@@ -66,6 +67,10 @@ class RuntimeView(Protocol):
 
     def section(self, cls: type[S]) -> S:
         """A config table, typed: ``runtime.section(VeniceSection)``."""
+        ...
+
+    def plugin_settings(self, cls: type[P]) -> P:
+        """A plugin's own table, ``[plugins.NAME]``, typed (its defaults when left out)."""
         ...
 
     def service(self, key: str, factory: Callable[[], T]) -> T:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -26,18 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from hotfolder.components import Component, Operation, Sink
 from hotfolder.errors import ConfigError, PluginError
 from hotfolder.imaging import ImagingSection
+from hotfolder.plugin_settings import PluginsSection, plugins_model, settings_of
 from hotfolder.registry import Registry, suggest
-from hotfolder.schema import Params, Section
+from hotfolder.schema import Params, PluginSettings, Section
 
 CONFIG_ENV = "HOTFOLDER_CONFIG"
 CONFIG_NAME = "hotfolder.toml"
 S = TypeVar("S", bound=Section)
-
-
-class PluginsSection(Section):
-    """``[plugins]``: which installed plugins not to load."""
-
-    disabled: list[str] = []
+P = TypeVar("P", bound=PluginSettings)
 
 
 class _Component(BaseModel):
@@ -140,6 +136,11 @@ class Config:
         defaults when the file leaves it out or no plugin registered it."""
         value = getattr(self.file, cls.table, None)
         return value if isinstance(value, cls) else cls()
+
+    def plugin_settings(self, cls: type[P]) -> P:
+        """The plugin's own table, ``[plugins.NAME]``, that ``cls`` validates, typed; its
+        defaults when the file leaves it out."""
+        return settings_of(self.file.plugins, cls)
 
     def sections(self, cls: type[S]) -> list[S]:
         """The entries of the array of tables ``cls`` validates (``[[folders]]``)."""
@@ -246,13 +247,13 @@ def validate_config(
         value = getattr(section, table, None) if section else None
         entries = value if isinstance(value, list) else [value] if value is not None else []
         for i, item in enumerate(entries):
+            where = f"{table}[{i}]" if isinstance(value, list) else table
             for key in entry.cls.chain_fields:
-                chain = getattr(item, key, None)
-                if isinstance(chain, str) and chain not in raw_chains:
-                    where = f"{table}[{i}]" if isinstance(value, list) else table
-                    problems.append(
-                        f"{where}.{key}: no chain named {chain!r} ({suggest(chain, raw_chains)})"
-                    )
+                for key_path, chain in _chain_values(item, key, where):
+                    if isinstance(chain, str) and chain not in raw_chains:
+                        problems.append(
+                            f"{key_path}: no chain named {chain!r} ({suggest(chain, raw_chains)})"
+                        )
     config = None
     if section is not None:  # as far as it is valid: the checks report on it too
         config = Config(path=path, file=section, chains=chains, resolver_params=resolver_params)
@@ -261,6 +262,18 @@ def validate_config(
     if problems or config is None:  # a failed first pass always added a problem
         raise ConfigError("invalid config:\n" + "\n".join(problems), source=source)
     return config
+
+
+def _chain_values(item: Any, key: str, where: str) -> Iterator[tuple[str, Any]]:
+    """The values of a ``chain_fields`` key with their key paths: ``chain`` is a field,
+    ``routes.chain`` the ``chain`` of each entry of the list ``routes``."""
+    name, _, rest = key.partition(".")
+    value = getattr(item, name, None)
+    if not rest:
+        yield f"{where}.{name}", value
+    elif isinstance(value, list):
+        for j, entry in enumerate(value):
+            yield from _chain_values(entry, rest, f"{where}.{name}[{j}]")
 
 
 def _valid_part(
@@ -312,6 +325,8 @@ def file_model(registry: Registry) -> type[FileSection]:
             fields[table] = (list[cls], Field(default_factory=list))  # type: ignore[valid-type]
         else:
             fields[table] = (cls, Field(default_factory=cls))
+    if (plugins := plugins_model(registry)) is not PluginsSection:
+        fields["plugins"] = (plugins, Field(default_factory=plugins))
     if not fields:
         return FileSection
     return create_model("FileSection", __base__=FileSection, **fields)
@@ -398,7 +413,10 @@ def _explain(
         if err["type"] == "extra_forbidden":
             allowed = _fields_at(model, loc[:-1]) if model else []
             hint = suggest(str(loc[-1]), allowed) if allowed else ""
-            lines.append(f"{path}: unknown key" + (f"; {hint}" if hint else ""))
+            what = "unknown key"
+            if len(loc) == 2 and loc[0] == "plugins":  # [plugins.NAME]: a plugin's own table
+                what = f"no plugin named {loc[1]!r} is installed that takes settings"
+            lines.append(f"{path}: {what}" + (f"; {hint}" if hint else ""))
             continue
         secret = any(str(part) in _SECRET_KEYS for part in loc)
         shown = "" if secret or err["type"] == "missing" else f" (got {err['input']!r})"

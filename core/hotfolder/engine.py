@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,12 +100,20 @@ class Engine:
         ``job_input`` is the job's input when the caller resolved it already with
         :meth:`resolve`; else ``job.source`` is resolved here.
         """
+        return await self.run_by(job, lambda: self._run(job, job_input), final=final)
+
+    async def run_by(
+        self, job: Job, run: Callable[[], Awaitable[JobResult]], *, final: bool = True
+    ) -> JobResult:
+        """Like :meth:`run`, for a job whose chain ``run()`` runs (a fleet's worker, which
+        returns the result it sent back): the lifecycle hooks hear of the job here, in the
+        process that owns it."""
         pm = self.runtime.pm
         # Every line logged while the job runs carries it (the fields of --log-format json).
         with logger.contextualize(job=job.id, file=job.display, folder=job.folder, chain=job.chain):
             call_observers(pm, "hotfolder_job_started", job=job)
             try:
-                result = await self._run(job, job_input)
+                result = await run()
             except HotfolderError as exc:
                 self._failed(job, exc, final)
                 raise
@@ -204,6 +212,9 @@ class Engine:
             logger.info("{} step {} ({}): reused the saved result", job.display, index, op.name)
             return saved_artifact, saved_record
         context = StepContext(job=job, index=index, runtime=self.runtime, record=record)
+        # What a checkpoint is matched by: the parameters as configured (a step may record
+        # what it sent instead, such as a prompt with the job's prompt file in it).
+        configured = dict(record.params)
         started = time.monotonic()
         try:
             async with self._time_limit(f"step {index} ({op.name})"):
@@ -220,7 +231,7 @@ class Engine:
             result = result.with_info(simulated=True)
         record.simulated = op.paid and result.simulated
         if checkpoint:
-            await asyncio.to_thread(checkpoint.save, result, record)
+            await asyncio.to_thread(checkpoint.save, result, record, configured)
         logger.debug("{} step {} ({}) took {:.3f}s", job.display, index, op.name, record.seconds)
         return result, record
 
@@ -279,7 +290,7 @@ class _Checkpoint:
             return None
         meta = json.loads(self._meta().read_text())
         saved = meta["record"]
-        if (saved["op"], saved["params"]) != (record.op, record.params):
+        if (saved["op"], meta.get("configured", saved["params"])) != (record.op, record.params):
             logger.info("step {} ({}) changed since its result was saved; running it again",
                         self.index, record.op)  # fmt: skip
             return None
@@ -288,11 +299,16 @@ class _Checkpoint:
         artifact.info.update(meta.get("info", {}))
         return artifact, StepRecord(**meta["record"])
 
-    def save(self, artifact: Artifact, record: StepRecord) -> None:
+    def save(self, artifact: Artifact, record: StepRecord, configured: dict[str, Any]) -> None:
         if self.folder is None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"step-{self.index}.{artifact.extension}"
         atomic_write(self.folder / name, artifact.data)
-        meta = {"file": name, "info": artifact.info, "record": record.to_dict()}
+        meta = {
+            "file": name,
+            "info": artifact.info,
+            "record": record.to_dict(),
+            "configured": configured,
+        }
         atomic_write(self._meta(), json.dumps(meta, default=str).encode())

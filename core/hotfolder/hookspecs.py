@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
 
+    from hotfolder.components import RuntimeView
     from hotfolder.errors import HotfolderError
     from hotfolder.job import Job, JobResult
+    from hotfolder.pauses import Pause
     from hotfolder.registry import Register
+    from hotfolder.schema import PluginSettings
 
 NAME = "hotfolder"
 
@@ -68,6 +73,20 @@ def hotfolder_register_sections(register: Register) -> None:
 
 
 @hookspec
+def hotfolder_plugin_settings() -> type[PluginSettings]:
+    """Return the model of this plugin's own config table, ``[plugins.NAME]``.
+
+    NAME is the plugin's name (its entry point's). The model is a
+    :class:`hotfolder.PluginSettings` whose every field has a default. The file's table is
+    validated against it when the config loads, with the same key paths and "did you mean"
+    as the rest; a ``[plugins.NAME]`` that no loaded plugin declared is a config error (but a
+    disabled plugin's is ignored). The plugin reads it typed with
+    ``runtime.plugin_settings(Model)``, in a component or in ``hotfolder_daemon_started``.
+    """
+    raise NotImplementedError  # a spec: pluggy never calls it, plugins implement it
+
+
+@hookspec
 def hotfolder_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``hotfolder`` command line with ``@cli.command()``.
 
@@ -101,4 +120,69 @@ def hotfolder_job_failed(job: Job, error: HotfolderError) -> None:
 
     Not called for a job that is only paused (Venice auth, balance or budget) and will run
     again. An exception raised here is logged and does not affect the job.
+    """
+
+
+@hookspec
+def hotfolder_daemon_started(runtime: RuntimeView) -> None:
+    """Called once ``hotfolder run`` watches its folders, before its first job.
+
+    Start here what should live as long as the daemon (a metrics server, a notification
+    thread), reading settings with ``runtime.plugin_settings(Model)``; no other command calls
+    it. An exception raised here is logged and the daemon goes on.
+    """
+
+
+@hookspec
+def hotfolder_daemon_reloaded(runtime: RuntimeView) -> None:
+    """Called after ``SIGHUP`` reloaded the daemon's config, with the new config's runtime.
+
+    Apply changed settings here. Not called when the new config did not validate (the
+    running one is kept). An exception raised here is logged and the daemon goes on.
+    """
+
+
+@hookspec
+def hotfolder_daemon_stopped() -> None:
+    """Called when ``hotfolder run`` has stopped: its jobs ended or were left queued.
+
+    Stop and flush here what ``hotfolder_daemon_started`` started. Called only if that hook
+    was. An exception raised here is logged.
+    """
+
+
+@hookspec
+def hotfolder_paused(pause: Pause) -> None:
+    """Called when the daemon's paid work pauses: ``pause.kind`` is ``auth`` (the key is
+    refused), ``balance`` (the account cannot pay) or ``budget`` (``max_usd_per_day`` spent).
+
+    ``pause.reason`` and ``pause.hint`` say why and what fixes it. Called once per pause, not
+    per job it holds back; a different pause that follows one is announced too. An exception
+    raised here is logged and does not affect the work.
+    """
+
+
+@hookspec
+def hotfolder_resumed(pause: Pause) -> None:
+    """Called when paid work goes on again after ``pause`` (a probe passed, or a reloaded
+    config brought a new client); the paused jobs are queued again.
+
+    An exception raised here is logged and does not affect the work.
+    """
+
+
+@hookspec
+def hotfolder_folder_unreachable(folder: Path, reason: str) -> None:
+    """Called when a watched folder is not there (moved away, deleted, not mounted), at
+    start or later; its files wait, and it is watched again once a folder is back at its path.
+
+    Called once until the folder is back. An exception raised here is logged.
+    """
+
+
+@hookspec
+def hotfolder_folder_reachable(folder: Path) -> None:
+    """Called when a folder reported by ``hotfolder_folder_unreachable`` is back and watched.
+
+    An exception raised here is logged.
     """

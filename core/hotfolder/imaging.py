@@ -6,7 +6,10 @@ allow-list (their decoders never run: ``Image.open`` gets ``formats=``), sizes o
 reach beyond the pixel limit (a frame may be larger than the logical screen). :func:`decode`
 probes, then loads the first frame, applies the EXIF orientation and normalises the mode (see
 :mod:`hotfolder._modes`). Every Pillow failure becomes an :class:`InputError` naming the file,
-or an :class:`UnsafeInputError` for decompression bombs; nothing else escapes.
+or an :class:`UnsafeInputError` for decompression bombs; nothing else escapes. What Pillow
+logs while it reads a file (``logging``, logger ``PIL``: "More samples per pixel than can be
+decoded: 303169682") is said once, with the file's name: in the error raised, else in a debug
+line; it never reaches the log bare.
 
 Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``) is process-global and is never changed
 here; ``max_pixels`` is enforced per call from the header. Pillow's hard error (over twice its
@@ -19,19 +22,22 @@ not the bottleneck (the Venice rate limit and PNG encoding are). Call :func:`pro
 may wait for another thread's decode.
 
 **The simulated mark** (``SIMULATED_MARK``, :func:`mark_simulated`, :func:`has_simulated_mark`)
-lives in :mod:`hotfolder.simulated` and is re-exported here.
+lives in :mod:`hotfolder.simulated`, and **colour profiles** (:func:`foreign_profile`,
+:func:`to_srgb`) in :mod:`hotfolder.colour`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pillow_heif
@@ -41,6 +47,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hotfolder import _modes
 from hotfolder._gif import color_table_size, skip_sub_blocks
+from hotfolder.colour import SRGB_ICC, foreign_profile, profile_name, to_srgb
 from hotfolder.errors import (
     ConfigError,
     HotfolderError,
@@ -53,19 +60,23 @@ from hotfolder.simulated import SIMULATED_MARK, has_simulated_mark, mark_simulat
 
 __all__ = [
     "SIMULATED_MARK",
+    "SRGB_ICC",
     "ImagingSection",
     "Probe",
     "decode",
     "encode",
     "extension_for",
+    "foreign_profile",
     "format_for",
     "has_simulated_mark",
     "include_globs",
     "mark_simulated",
     "media_type_for",
     "probe",
+    "profile_name",
     "reader_for",
     "to_8bit",
+    "to_srgb",
 ]
 
 # HEIC/HEIF (iPhone photos) is read and written by pillow-heif, registered here once; the
@@ -110,6 +121,29 @@ _METADATA_KEYS = ("icc_profile", "exif", "xmp", "dpi", "comment")
 _RAISE_PIXELS = "raise [imaging] max_pixels if you trust this file"
 _GUARD = threading.Lock()
 _VERIFY_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+#: The file this thread is reading, and what Pillow logged meanwhile (see :class:`_PillowLog`).
+_READING: ContextVar[tuple[str, list[str]] | None] = ContextVar("hotfolder_reading", default=None)
+
+
+class _PillowLog(logging.Handler):
+    """Pillow's log records (logger ``PIL``) made while this module reads a file: kept for the
+    error that usually follows, and passed on renamed after the file and lowered to DEBUG, so
+    that no line without the file's name reaches the log. Records made elsewhere pass as they
+    are. Handlers of ``PIL`` see a record before those of the root logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        reading = _READING.get()
+        if reading is None:
+            return
+        name, said = reading
+        text = record.getMessage()
+        said.append(text)
+        record.msg, record.args = "%s: Pillow: %s", (name, text)
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+
+
+if not any(isinstance(h, _PillowLog) for h in logging.getLogger("PIL").handlers):
+    logging.getLogger("PIL").addHandler(_PillowLog())
 
 
 class ImagingSection(Section):
@@ -174,6 +208,8 @@ class Probe:
     frames: int
     #: The EXIF orientation (1 = upright) when the header carries one.
     orientation: int = 1
+    #: The embedded ICC profile, if any (see :func:`foreign_profile`).
+    icc_profile: bytes | None = field(default=None, repr=False)
 
     @property
     def pixels(self) -> int:
@@ -344,10 +380,15 @@ def _guarded(name: str, allowed_pixels: int) -> Iterator[None]:
 
 @contextmanager
 def _pillow_errors(name: str) -> Iterator[None]:
-    """Pillow's exceptions (and bomb warnings raised as errors) as InputError."""
+    """Pillow's exceptions (and bomb warnings raised as errors) as InputError; what Pillow
+    logged meanwhile is added to the error's message."""
+    said: list[str] = []
+    token = _READING.set((name, said))
     try:
         yield
-    except HotfolderError:
+    except HotfolderError as exc:
+        if said and exc.message.startswith(name):
+            exc.message += f" (Pillow: {'; '.join(said)})"
         raise
     except Image.DecompressionBombError as exc:
         msg = f"{name}: refused as a decompression bomb: {exc}"
@@ -357,9 +398,12 @@ def _pillow_errors(name: str) -> Iterator[None]:
         msg = f"{name}: refused as a possible decompression bomb: {exc}"
         raise UnsafeInputError(msg, hint=_RAISE_PIXELS) from exc
     except Exception as exc:
-        msg = f"{name}: the image data cannot be decoded ({type(exc).__name__}: {exc})"
+        why = "; ".join([*said, f"{type(exc).__name__}: {exc}"])
+        msg = f"{name}: the image data cannot be decoded ({why})"
         hint = "the file is damaged or truncated; export or download it again"
         raise InputError(msg, hint=hint) from exc
+    finally:
+        _READING.reset(token)
 
 
 def _pillow_hard_limit() -> int | None:
@@ -392,6 +436,7 @@ def _open_checked(data: bytes, limits: ImagingSection, name: str) -> tuple[Image
         mode=image.mode,
         frames=getattr(image, "n_frames", 1),
         orientation=_orientation(image),
+        icc_profile=image.info.get("icc_profile"),
     )
     if found.frames > 1 and limits.animation == "reject" and found.format != "JPEG":
         msg = f"{name}: has {found.frames} frames (an animation or a multi-page file), refused"

@@ -5,7 +5,10 @@ Templates are parsed once, when the config loads, by :func:`parse_template`: onl
 sink offers are allowed, with no attribute or index access (``{stem.__class__}``, ``{x[0]}``),
 no conversion (``{stem!r}``) and no format spec except zero-padded integers on integer fields
 (``{n:04d}``). Rendering substitutes plain strings, never rich objects, and every value is
-passed through :func:`sanitize_component` first, so a value can never add a folder level.
+passed through :func:`sanitize_component` first, so a value can never add a folder level;
+the one exception is a :class:`SubPath` field (``{dir}``: the input's subfolder), whose value is
+folders: each of its components is sanitised alike (``..`` becomes ``_``), it must stand for
+whole folders (``{dir}/{stem}.{ext}``), and when it is empty the ``/`` after it goes too.
 
 The template's own text may contain ``/`` to make subfolders; :func:`join_inside` then proves
 that the rendered path stays inside the sink's root, following no symbolic link out of it.
@@ -32,7 +35,7 @@ import string
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import unquote, urlsplit
 
@@ -44,14 +47,17 @@ from hotfolder.fsutil import write_failure
 if TYPE_CHECKING:
     from hotfolder.artifact import Artifact
     from hotfolder.components import SinkContext
+    from hotfolder.job import Job
 
 __all__ = [
     "MAX_COMPONENT_BYTES",
     "MAX_VALUE_BYTES",
     "NameTemplate",
+    "SubPath",
     "join_inside",
     "parse_template",
     "sanitize_component",
+    "sanitize_folders",
 ]
 
 #: Longest a substituted value may be, in UTF-8 bytes.
@@ -67,6 +73,13 @@ _WINDOWS_RESERVED = frozenset(
 )
 
 
+class SubPath(str):
+    """The type of a template field whose value is a relative folder path (``{dir}``), not
+    one name: it must stand for whole folders, and each of its components is sanitised."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class NameTemplate:
     """A parsed template: literal text and fields, rendered with :meth:`render`."""
@@ -75,20 +88,29 @@ class NameTemplate:
     #: ``(literal, field, spec)`` triples; ``field`` is None for trailing literal text.
     parts: tuple[tuple[str, str | None, str], ...]
     fields: frozenset[str]
+    #: The fields of type :class:`SubPath`.
+    path_fields: frozenset[str] = frozenset()
 
     def render(self, **values: str | int) -> str:
         """The relative path: literal text plus each sanitised value.
 
         ``values`` must give every field the template uses; ints are formatted with the
-        field's spec (``{n:04d}``), everything else as a sanitised string.
+        field's spec (``{n:04d}``), a :class:`SubPath` field as sanitised folders (nothing,
+        and no ``/`` after it, when empty), everything else as a sanitised string.
         """
         out = []
+        drop_slash = False
         for literal, field, spec in self.parts:
-            out.append(literal)
+            out.append(literal.removeprefix("/") if drop_slash else literal)
+            drop_slash = False
             if field is None:
                 continue
             value = values[field]
-            if isinstance(value, int) and not isinstance(value, bool):
+            if field in self.path_fields:
+                folders = sanitize_folders(str(value))
+                out.append(folders)
+                drop_slash = not folders
+            elif isinstance(value, int) and not isinstance(value, bool):
                 out.append(format(value, spec or "d"))
             else:
                 out.append(sanitize_component(str(value)))
@@ -116,7 +138,18 @@ def parse_template(text: str, fields: dict[str, type]) -> NameTemplate:
     sample = "".join(literal + ("x" if field is not None else "") for literal, field, _ in parts)
     _check_literal_path(text, sample)
     used = frozenset(p[1] for p in parts if p[1] is not None)
-    return NameTemplate(text=text, parts=tuple(parts), fields=used)
+    path_fields = frozenset(f for f in used if fields[f] is SubPath)
+    for i, (literal, field, _) in enumerate(parts):
+        if field in path_fields:
+            after = parts[i + 1][0] if i + 1 < len(parts) else ""
+            if not (literal == "" or literal.endswith("/")) or not after.startswith("/"):
+                msg = (
+                    f"name template {text!r}: {{{field}}} stands for whole folders; put it at "
+                    f"the start or after a '/', with a '/' after it "
+                    f"('{{{field}}}/{{stem}}.{{ext}}')"
+                )
+                raise ValueError(msg)
+    return NameTemplate(text=text, parts=tuple(parts), fields=used, path_fields=path_fields)
 
 
 def _check_field(
@@ -174,6 +207,14 @@ def sanitize_component(value: str) -> str:
     return value or "_"
 
 
+def sanitize_folders(value: str) -> str:
+    """A relative folder path made safe: each component through :func:`sanitize_component`
+    (``..`` becomes ``_``), empty and ``.`` components and a leading ``/`` dropped; ``""`` for
+    no folder at all."""
+    parts = PurePosixPath(value).parts
+    return "/".join(sanitize_component(p) for p in parts if p not in ("/", ".", ""))
+
+
 def join_inside(root: Path, relative: str) -> Path:
     """``root / relative``, proven to stay inside ``root``; missing folders are created.
 
@@ -217,6 +258,7 @@ OUTPUT_FIELDS: dict[str, type] = {
     "stem": str,
     "ext": str,
     "srcext": str,
+    "dir": SubPath,
     "chain": str,
     "date": str,
     "hash8": str,
@@ -244,6 +286,7 @@ def output_fields(context: SinkContext, artifact: Artifact) -> dict[str, str | i
         "stem": artifact.stem,
         "ext": artifact.extension,
         "srcext": source_extension(context.job.source),
+        "dir": source_folder(context.job),
         "chain": context.job.chain,
         "date": date.today().isoformat(),
         "hash8": context.input_sha256[:8],
@@ -258,6 +301,19 @@ def source_extension(source: str) -> str:
         return ""
     path = urlsplit(source).path if "://" in source else source
     return PurePosixPath(path).suffix.lstrip(".").lower()
+
+
+def source_folder(job: Job) -> str:
+    """The folder of the job's input below the folder it was found in (the watched folder, or
+    a folder given to ``process``), ``/``-separated: ``products/shoes`` for
+    ``inbox/products/shoes/a.jpg``; empty at that folder's top, or when it is not known."""
+    if not job.origin or not job.folder:
+        return ""
+    origin, top = PurePath(job.origin), PurePath(job.folder)
+    if not origin.is_relative_to(top):
+        return ""
+    parent = origin.relative_to(top).parent.as_posix()
+    return "" if parent == "." else parent
 
 
 def url_file_name(url: str) -> str:

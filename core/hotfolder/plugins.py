@@ -19,6 +19,7 @@ import pluggy
 from loguru import logger
 
 import hotfolder.hookspecs as hookspecs
+from hotfolder import plugin_settings
 from hotfolder.errors import PluginError
 from hotfolder.registry import Kind, Register, Registry
 
@@ -28,6 +29,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hotfolder_plugins.sinks",
     "hotfolder_plugins.venice_ops",
     "hotfolder.daemon.settings",
+    "hotfolder.fleet.settings",
     "hotfolder.web.settings",
 )
 
@@ -92,7 +94,8 @@ def make_plugin_manager(
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
-    """Ask every plugin to register its operations, resolvers and sinks.
+    """Ask every plugin to register its operations, resolvers, sinks and sections, and for
+    the model of its own settings (``[plugins.NAME]``).
 
     Each hook implementation is called on its own, so a duplicate name can be blamed on the
     right plugin and a plugin that raises is named in the error.
@@ -111,6 +114,13 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             except Exception as exc:
                 msg = f"plugin {impl.plugin_name!r} raised in {hook_name}: {exc!r}"
                 raise PluginError(msg, hint="fix or disable that plugin") from exc
+    for impl in getattr(pm.hook, plugin_settings.HOOK).get_hookimpls():
+        try:
+            model = impl.function()
+        except Exception as exc:
+            msg = f"plugin {impl.plugin_name!r} raised in {plugin_settings.HOOK}: {exc!r}"
+            raise PluginError(msg, hint="fix or disable that plugin") from exc
+        plugin_settings.add_settings(registry, impl.plugin_name, model)
     return registry
 
 

@@ -1,5 +1,5 @@
-"""The names plugins registered: operations, resolvers, sinks and config sections, and who
-registered each."""
+"""The names plugins registered: operations, resolvers, sinks, config sections and plugins'
+own settings, and who registered each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from hotfolder.components import Operation, Resolver, Sink
 from hotfolder.errors import ConfigError, PluginError
-from hotfolder.schema import Section
+from hotfolder.schema import PluginSettings, Section
 
 Kind = Literal["operation", "resolver", "sink", "section"]
 C = TypeVar("C")
@@ -39,6 +39,8 @@ class Registry:
     sinks: dict[str, Entry[Sink]] = field(default_factory=dict)
     #: Top-level config tables, by their key (``venice`` for ``[venice]``).
     sections: dict[str, Entry[Section]] = field(default_factory=dict)
+    #: Plugins' own tables (``[plugins.NAME]``), by plugin name (:mod:`.plugin_settings`).
+    settings: dict[str, Entry[PluginSettings]] = field(default_factory=dict)
     #: The plugins blocked by the user, named when something they may provide is missing.
     disabled: tuple[str, ...] = ()
 

@@ -16,10 +16,11 @@ from hotfolder.config import Config
 from hotfolder.errors import ConfigError, HotfolderError, PluginError
 from hotfolder.imaging import ImagingSection
 from hotfolder.registry import Registry
-from hotfolder.schema import Section
+from hotfolder.schema import PluginSettings, Section
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Section)
+P = TypeVar("P", bound=PluginSettings)
 
 
 class Runtime:
@@ -57,6 +58,10 @@ class Runtime:
     def section(self, cls: type[S]) -> S:
         """The config table ``cls`` validates, typed (``runtime.section(VeniceSection)``)."""
         return self.config.section(cls)
+
+    def plugin_settings(self, cls: type[P]) -> P:
+        """A plugin's own table, ``[plugins.NAME]``, typed (its defaults when left out)."""
+        return self.config.plugin_settings(cls)
 
     def service(self, key: str, factory: Callable[[], T]) -> T:
         """The runtime's one instance of a service, made by ``factory`` on first use."""

@@ -2,12 +2,15 @@
 
 Each part of hotfolder owns the model of its own part of ``hotfolder.toml``: the kernel owns
 ``[imaging]``, ``[plugins]``, ``[resolvers.NAME]`` and ``[chains.NAME]``; the Venice client owns
-``[venice]``; the daemon owns ``[daemon]`` and ``[[folders]]``. They all build on this module,
-which imports nothing else of hotfolder, so config ownership points downward.
+``[venice]``; the daemon owns ``[daemon]`` and ``[[folders]]``; a plugin owns its own
+``[plugins.NAME]``. They all build on this module, which imports nothing else of hotfolder, so
+config ownership points downward.
 
 A :class:`Section` names the top-level table it validates (``table = "venice"``) and is
 registered by a plugin (``hotfolder_register_sections``); the config loader then checks the
 file's ``[venice]`` against it and hands it back typed: ``config.section(VeniceSection)``.
+A :class:`PluginSettings` is a plugin's own table, ``[plugins.NAME]`` under the plugin's name,
+declared with ``hotfolder_plugin_settings`` and read with ``runtime.plugin_settings(cls)``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Annotated, Any, ClassVar
 from loguru import logger
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, model_validator
 
-__all__ = ["ConfigPath", "Params", "Section"]
+__all__ = ["ConfigPath", "Params", "PluginSettings", "Section"]
 
 
 class _Strict(BaseModel):
@@ -86,6 +89,21 @@ class Section(_Strict):
     array: ClassVar[bool] = False
     #: Fields whose value names a ``[chains.NAME]``; the loader checks that the chain exists.
     chain_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def _where(cls) -> str:
+        return f"[{cls.table}]" if cls.table else ""
+
+
+class PluginSettings(_Strict):
+    """Base for a plugin's own table, ``[plugins.NAME]``: unknown keys are errors, values frozen.
+
+    NAME is the plugin's name (its entry point's). Every field has a default, so that a config
+    without the table loads and the plugin reads its defaults.
+    """
+
+    #: ``plugins.NAME``, set by hotfolder when the plugin declares the model (for warnings).
+    table: ClassVar[str] = ""
 
     @classmethod
     def _where(cls) -> str:

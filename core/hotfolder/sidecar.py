@@ -6,11 +6,17 @@ an object store's metadata) send the same record.
 watched folder, not its processing copy; a ``data:`` URI cut short) and ``archived`` where the
 original went once done (a path, ``deleted``, ``kept``; None when nothing moves it).
 
+``steps`` gives each step's parameters as sent: a prompt with ``{prompt}`` in it shows the
+text of the job's prompt file in its place (and ``notes.prompt_file`` names that file).
+
 ``cost_usd`` is what the output's paid steps cost (steps reused from a checkpoint included);
 ``simulated_usd`` is the part of it that simulated steps stand for, which nobody paid. The
 output is ``simulated`` when its pixels came from a simulated answer at any step (each step
 says so in its own ``simulated``), however it was encoded afterwards: its file then carries
-the simulated mark too (see :mod:`hotfolder.imaging`)."""
+the simulated mark too (see :mod:`hotfolder.imaging`).
+
+``notes`` says what the output leaves out of its input: an animated GIF, WebP or APNG (or a
+multi-page TIFF) of which only the first frame was used."""
 
 from __future__ import annotations
 
@@ -57,8 +63,22 @@ def sidecar_record(context: SinkContext, artifact: Artifact, file: Path | None) 
             sum(step.cost_usd or 0.0 for step in context.steps if step.simulated), 6
         ),
         "simulated": artifact.simulated or any(step.simulated for step in context.steps),
+        "notes": _notes(artifact),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _notes(artifact: Artifact) -> list[str]:
+    """What a reader of the output should know about its input: an animation (or a multi-page
+    file) of which only the first frame was used. A step's own notes (such as a conversion to
+    sRGB for a Venice upload, ``colour``) are in its ``steps[i].notes``."""
+    frames = artifact.info.get("frames")
+    if isinstance(frames, int) and frames > 1:
+        return [
+            f"the input has {frames} frames (an animation or a multi-page file); only the "
+            'first frame was used ([imaging] animation = "reject" refuses such files)'
+        ]
+    return []
 
 
 def _dimensions(data: bytes, artifact: Artifact) -> dict[str, Any]:

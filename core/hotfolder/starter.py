@@ -40,7 +40,10 @@ _SECTIONS: list[tuple[str, dict[str, Any]]] = [
         """\
 # Watched folders (`hotfolder init` made ./inbox): images that land in `path` go through
 # `chain`; other files are left there and named in the log and `hotfolder status`.
-# after = "archive" | "delete" | "keep": what happens to the original once it is done.""",
+# after = "archive" | "delete" | "keep": what happens to the original once it is done.
+# Routes pick a chain by path, first match first (`chain` then takes the rest):
+#   routes = [{ match = "products/**", chain = "cutout" }, { match = "*_bg.png", chain = "web" }]
+# A Venice edit with prompt = "{prompt}" reads NAME.prompt.txt dropped beside NAME.jpg.""",
         {
             "folders": [
                 {

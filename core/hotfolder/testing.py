@@ -40,6 +40,7 @@ import pluggy
 import tomli_w
 from PIL import Image
 
+from hotfolder import hookspecs
 from hotfolder.config import validate_config
 from hotfolder.engine import Engine
 from hotfolder.fsutil import atomic_write
@@ -267,8 +268,15 @@ def _runtime(
 
 
 def _plugin_name(plugin: object) -> str:
+    """The name hotfolder would give ``plugin``: an installed module goes by its entry point's
+    name (so its ``[plugins.NAME]`` is the one users write), anything else by ``__name__``."""
     name = getattr(plugin, "__name__", None)
-    return name if isinstance(name, str) else type(plugin).__name__
+    if not isinstance(name, str):
+        return type(plugin).__name__
+    from importlib.metadata import entry_points
+
+    installed = entry_points(group=hookspecs.NAME)
+    return next((ep.name for ep in installed if ep.value == name), name)
 
 
 def _raw(config: ConfigSource) -> dict[str, Any]:

@@ -60,8 +60,9 @@ class FolderSink(hotfolder.Sink):
 
     class Params(hotfolder.Params):
         path: hotfolder.ConfigPath
-        #: Fields: {stem} {ext} {srcext} (the input's extension) {chain} {date} {hash8} {n}
-        #: (``{n:04d}`` pads); '/' = subfolder.
+        #: Fields: {stem} {ext} {srcext} (the input's extension) {dir} (the input's subfolder
+        #: in its folder, ``{dir}/...``) {chain} {date} {hash8} {n} (``{n:04d}`` pads);
+        #: '/' = subfolder.
         name: OutputName = "{stem}.{ext}"
         mode: FileMode = 0o644
         on_collision: Literal["unique", "overwrite", "skip"] = "unique"

@@ -15,10 +15,16 @@ before anything is paid for, prices the call, and sends the input by URL where V
 fetch it. ``fit = true`` runs ``fit-to-limits`` first, so that an image outside the pixel or
 byte range is scaled into it instead of refused. The step's record gets the cost and the
 client's notes (the model, the scale asked, how the input was sent) with the response headers.
+
+An edit's ``prompt`` may contain ``{prompt}``: the text of the job's companion prompt file
+(``NAME.prompt.txt`` beside ``NAME.ext``, see :mod:`hotfolder.prompts`) takes its place, and the
+step's record keeps the prompt as sent. Without a readable, non-empty prompt file the step
+fails before any request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -33,7 +39,7 @@ from pydantic import (
 )
 
 import hotfolder
-from hotfolder import Artifact, call_component, venice
+from hotfolder import Artifact, InputError, call_component, prompts, venice
 from hotfolder.venice import (
     DEFAULT_EDIT_MODEL,
     SPEC_PROMPT_LIMIT,
@@ -90,6 +96,35 @@ class EditParams(VeniceParams):
     def request_fields(self) -> dict[str, Any]:
         """The fields of an edit or multi-edit request (see :mod:`hotfolder.venice`)."""
         return self.model_dump(exclude={"fit", "with_"})
+
+    async def sent_fields(self, context: hotfolder.StepContext) -> dict[str, Any]:
+        """:meth:`request_fields` with ``{prompt}`` in the prompt replaced by the text of
+        the job's prompt file; the step's record then shows the prompt as sent. An
+        InputError (no prompt file, an unreadable or empty one) stops the step before any
+        request."""
+        fields = self.request_fields()
+        if prompts.PROMPT_FIELD not in fields["prompt"]:
+            return fields
+        path = prompts.prompt_file_of(context.job.source)
+        if path is None:
+            msg = (
+                f"step {context.index} ({context.record.op}) uses {{prompt}}, but "
+                f"{context.job.display} is no local image file that can have a prompt file"
+            )
+            hint = "put the prompt in the step (or a manifest's overrides) instead of {prompt}"
+            raise InputError(msg, hint=hint)
+        text = await asyncio.to_thread(prompts.read_prompt, path)
+        prompt = prompts.render_prompt(fields["prompt"], text)
+        if len(prompt) > SPEC_PROMPT_LIMIT:
+            msg = (
+                f"the prompt made with {path} is {len(prompt):,} characters, over Venice's "
+                f"limit of {SPEC_PROMPT_LIMIT:,}"
+            )
+            raise InputError(msg, hint=f"shorten {path.name}")
+        fields["prompt"] = prompt
+        context.record.params = {**context.record.params, "prompt": prompt}
+        context.record.notes["prompt_file"] = path.name
+        return fields
 
 
 class MultiEditParams(EditParams):
@@ -164,8 +199,22 @@ class _VeniceOperation(hotfolder.Operation):
     max_input_pixels: ClassVar[int] = venice.MAX_PIXELS
 
     async def _fit(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
-        if not self.params.fit:
-            return image
+        """``image`` scaled into range when ``fit = true``; either way, an image whose colour
+        profile is not sRGB is noted in the record (``colour``): the client converts it to
+        sRGB for the upload."""
+        fitted = await self._fit_to_limits(context, image) if self.params.fit else image
+        profile = await asyncio.to_thread(lambda: fitted.foreign_profile)
+        if profile is not None:
+            converted = f"{fitted.name} ({profile})"
+            earlier = context.record.notes.get("colour")
+            context.record.notes["colour"] = (
+                f"{earlier}, {converted}"
+                if earlier
+                else f"converted to sRGB for the upload: {converted}"
+            )
+        return fitted
+
+    async def _fit_to_limits(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         fit_cls = context.runtime.operation("fit-to-limits")
         fit = fit_cls(
             fit_cls.Params.model_validate(
@@ -231,8 +280,9 @@ class VeniceEdit(_VeniceOperation):
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         client = get_client(context.runtime)
+        request = EditRequest(**await self.params.sent_fields(context))
         image = await self._fit(context, image)
-        result = await client.edit(image, self.request())
+        result = await client.edit(image, request)
         return self._finish(context, image, result)
 
 
@@ -255,10 +305,11 @@ class VeniceMultiEdit(_VeniceOperation):
 
     async def run(self, context: hotfolder.StepContext, image: Artifact) -> Artifact:
         client = get_client(context.runtime)
+        request = MultiEditRequest(**await self.params.sent_fields(context))
         refs = list(self.params.with_) or list(context.job.extra_refs)
         others = [await context.resolve(ref) for ref in refs]
         images = [await self._fit(context, a) for a in [image, *others]]
-        result = await client.multi_edit(images, self.request())
+        result = await client.multi_edit(images, request)
         return self._finish(context, images[0], result)
 
 

@@ -1,17 +1,21 @@
 """Benchmark 3: a local chain (auto-orient, fit inside 1024x1024, JPEG quality 85) over the
-corpus photos copied to 400 files, by ``hotfolder process``, ImageMagick and libvips.
+corpus photos copied to 400 files, and over 24 camera-sized JPEGs (6000x4000, some with an EXIF
+orientation), by ``hotfolder process``, ImageMagick and libvips.
 
 Every tool enlarges smaller images to fit the box (each one's default) and writes
 ``<stem>.jpg``; the outputs are checked to be JPEGs of the same pixel size (±1) as hotfolder's.
+The camera photos are made once per run from corpus photos (upscaled, with grain so that they
+compress like a photo, not a smooth gradient).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageChops
 
 from hotfolder.cli.commands.process import default_jobs
 from tests.bench.common import (
@@ -50,17 +54,26 @@ MOGRIFY = ["mogrify", "-format", "jpg", "-auto-orient", "-resize", "1024x1024", 
 
 Run = dict[str, float]
 
+#: The camera case: 24 MP (6000x4000) JPEGs at quality 90; quick: 2 of about 2 MP.
+CAMERA_SIZE, CAMERA_QUICK_SIZE = (6000, 4000), (1800, 1200)
+CAMERA_COUNT, CAMERA_QUICK_COUNT = 24, 2
+CAMERA_SOURCES = ("xmp_test.jpg", "hubble_deep_field.jpg", "rocket.jpg", "coffee.png")
+#: EXIF orientations cycled over the camera photos: a third turned 90° (6), a sixth 270° (8).
+CAMERA_ORIENTATIONS = (1, 6, 1, 8, 1, 6)
+ORIENTATION_TAG = 0x0112
+
 
 class Contenders:
-    def __init__(self, bench: Bench, source: Path) -> None:
+    def __init__(self, bench: Bench, source: Path, tag: str = "local") -> None:
         self.bench = bench
         self.source = source
+        self.tag = tag
         self.inputs = sorted(str(p) for p in source.iterdir())
         self.outs: dict[str, Path] = {}
 
     def _out(self, key: str) -> Path:
         """An empty folder for ``key``'s outputs (hotfolder's config sits beside them)."""
-        self.outs[key] = self.bench.fresh(f"local-{key}") / "out"
+        self.outs[key] = self.bench.fresh(f"{self.tag}-{key}") / "out"
         self.outs[key].mkdir()
         return self.outs[key]
 
@@ -92,6 +105,36 @@ class Contenders:
         out = self._out("vips")
         cmd = ["vipsthumbnail", "-s", "1024", "-o", f"{out}/%s.jpg[Q=85]", *self.inputs]
         return self._figures(run_timed(cmd, cwd=out))
+
+
+def camera_photos(dest: Path, count: int, size: tuple[int, int]) -> list[Path]:
+    """``count`` JPEGs of ``size`` (quality 90) made from corpus photos: upscaled, with a
+    little grain, and an EXIF orientation on some (:data:`CAMERA_ORIENTATIONS`; the stored
+    pixels are then sideways, as a camera writes them). Each (photo, orientation) is encoded
+    once; its repeats are copies under their own names."""
+    dest.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    first: dict[tuple[str, int], Path] = {}
+    grains: dict[tuple[int, int], Image.Image] = {}
+    for i, orientation in enumerate(_cycle_orientations(count)):
+        source = CAMERA_SOURCES[i % len(CAMERA_SOURCES)]
+        path = dest / f"camera-{i:03d}.jpg"
+        made.append(path)
+        if (source, orientation) in first:
+            shutil.copyfile(first[source, orientation], path)
+            continue
+        first[source, orientation] = path
+        stored = (size[1], size[0]) if orientation in (6, 8) else size
+        if stored not in grains:
+            grains[stored] = Image.effect_noise(stored, 24).convert("RGB")
+        with Image.open(PHOTOS / source) as im:
+            big = im.convert("RGB").resize(stored, Image.Resampling.BICUBIC)
+        big = ImageChops.add(big, grains[stored], scale=1.0, offset=-128)
+        exif = Image.Exif()
+        if orientation != 1:
+            exif[ORIENTATION_TAG] = orientation
+        big.save(path, "JPEG", quality=90, exif=exif.tobytes())
+    return made
 
 
 def _compare(reference: Path, other: Path) -> tuple[int, float]:
@@ -170,6 +213,14 @@ def run(bench: Bench) -> Section:
             "of thread time over 400 files) stall a job while its core idles. With "
             f"`--jobs {OTHER_JOBS}`: {other:.2f} cores."
         )
+    camera_table, camera_speed, camera_vips = _camera(bench)
+    camera = bench.size(CAMERA_SIZE, CAMERA_QUICK_SIZE)
+    notes.append(
+        f"Camera photos: hotfolder {camera_speed:.2f} files/s, libvips {camera_vips:.2f}: "
+        f"hotfolder ÷ libvips {camera_speed / camera_vips:.2f}. A JPEG that is shrunk is "
+        "decoded at a reduced DCT scale (at least twice the target), the orientation applied "
+        "after that reduced decode; libvips does the same (shrink-on-load) and streams."
+    )
     return Section(
         NUMBER,
         TITLE,
@@ -184,9 +235,13 @@ def run(bench: Bench) -> Section:
             "over one process per core. "
             "libvips: `vipsthumbnail -s 1024 -o %s.jpg[Q=85]` over all files. Cores used = CPU "
             "seconds ÷ wall seconds. Outputs are compared with hotfolder's: JPEG, same width "
-            "and height ±1 px."
+            "and height ±1 px. Camera photos (second table): "
+            f"{bench.size(CAMERA_COUNT, CAMERA_QUICK_COUNT)} JPEGs of "
+            f"{camera[0]}x{camera[1]} made from corpus photos (upscaled, with grain, quality "
+            "90; a third with EXIF orientation 6, a sixth 8), the same chain by hotfolder, "
+            "`mogrify` over one process per core and `vipsthumbnail`."
         ),
-        tables=[table],
+        tables=[table, camera_table],
         notes=notes,
         goals=[
             Goal(
@@ -205,6 +260,55 @@ def run(bench: Bench) -> Section:
         ],
         headline=(
             f"local chain {ours:.0f} files/s: {ours / magick:.1f}x ImageMagick, "
-            f"{ours / vips:.2f}x libvips"
+            f"{ours / vips:.2f}x libvips; camera photos {camera_speed:.2f} files/s, "
+            f"{camera_speed / camera_vips:.2f}x libvips"
         ),
     )
+
+
+def _camera(bench: Bench) -> tuple[Table, float, float]:
+    """The same chain over camera-sized JPEGs: (its table, hotfolder's median files/s,
+    libvips's)."""
+    count = bench.size(CAMERA_COUNT, CAMERA_QUICK_COUNT)
+    size = bench.size(CAMERA_SIZE, CAMERA_QUICK_SIZE)
+    source = bench.fresh("camera-source")
+    camera_photos(source, count, size)
+    c = Contenders(bench, source, tag="camera")
+    names = {
+        "hotfolder": f"hotfolder process (default `--jobs`: {DEFAULT_JOBS})",
+        "mogrify-parallel": f"ImageMagick `mogrify`, {CORES} processes (`xargs -P {CORES}`)",
+        "vips": "libvips `vipsthumbnail`",
+    }
+    results = alternate(
+        bench.reps,
+        [
+            (f"camera: {names['hotfolder']}", c.hotfolder),
+            (f"camera: {names['mogrify-parallel']}", c.mogrify_parallel),
+            (f"camera: {names['vips']}", c.vipsthumbnail),
+        ],
+    )
+    runs = {key: results[f"camera: {name}"] for key, name in names.items()}
+    speed = {key: Spread.of([r["files_s"] for r in rs]) for key, rs in runs.items()}
+    ours = speed["hotfolder"].median
+    oriented = sum(o != 1 for o in _cycle_orientations(count))
+    table = Table([f"camera photos ({count} x {size[0]}x{size[1]} JPEG q90, {oriented} with "
+                   "EXIF orientation 6 or 8)", "files/s", "time", "cores used",
+                   "hotfolder ÷ tool (files/s)", "outputs not equivalent",
+                   "bytes ÷ hotfolder's"])  # fmt: skip
+    for key, name in names.items():
+        reference = key == "hotfolder"
+        bad, ratio = (0, 1.0) if reference else _compare(c.outs["hotfolder"], c.outs[key])
+        table.rows.append([
+            name,
+            speed[key].fmt(2),
+            Spread.of([r["seconds"] for r in runs[key]]).fmt(1, "s"),
+            Spread.of([r["cores"] for r in runs[key]]).fmt(2),
+            "" if reference else f"{ours / speed[key].median:.2f}",
+            "" if reference else f"{bad} of {count}",
+            "" if reference else f"{ratio:.2f}",
+        ])  # fmt: skip
+    return table, ours, speed["vips"].median
+
+
+def _cycle_orientations(count: int) -> list[int]:
+    return [CAMERA_ORIENTATIONS[i % len(CAMERA_ORIENTATIONS)] for i in range(count)]

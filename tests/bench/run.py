@@ -23,6 +23,7 @@ from loguru import logger
 from tests.bench import (
     dashboard,
     drop_latency,
+    fleet,
     local_chain,
     memory,
     startup_scan,
@@ -40,6 +41,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     memory,
     startup_scan,
     dashboard,
+    fleet,
 )
 FULL_REPS = 3
 

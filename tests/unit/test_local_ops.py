@@ -61,8 +61,14 @@ def test_auto_orient_decodes_only_what_needs_turning() -> None:
     upright = artifact("hopper.jpg")
     assert run(AutoOrient, upright) is upright
     assert not upright.is_decoded
-    turned = run(AutoOrient, artifact("hopper_orientation_6.jpg"))
-    assert turned.is_decoded
+    original = artifact("hopper_orientation_6.jpg")
+    turned = run(AutoOrient, original)
+    # Not decoded yet (a resize next decodes at a reduced size), but its bytes are upright.
+    assert not turned.is_decoded
+    assert turned.data != original.data
+    written = reopen(turned.data)
+    assert written.getexif().get(0x0112, 1) == 1
+    assert mean_abs_diff(written, upright.image) < 6
     assert mean_abs_diff(turned.image, upright.image) < 6
     assert run(AutoOrient, turned) is turned
 
@@ -408,3 +414,33 @@ def test_shrinking_a_camera_jpeg_decodes_less_and_looks_the_same(orientation):
     diff = ImageChops.difference(shrunk.convert("RGB"), reference.convert("RGB"))
     assert max(ImageStat.Stat(diff).mean) < 1.0  # of 255
     assert max(high for _, high in diff.getextrema()) <= 24
+
+
+def test_auto_orient_then_resize_decodes_a_turned_camera_jpeg_at_a_reduced_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """auto-orient on a 6000x4000 JPEG stored sideways (orientation 6) decodes nothing; the
+    resize after it decodes at a reduced DCT scale, and the result is upright."""
+    from hotfolder import imaging
+
+    decoded: list[tuple[int, int]] = []
+    real_decode = imaging.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Image.Image:
+        image = real_decode(*args, **kwargs)
+        decoded.append(image.size)
+        return image
+
+    monkeypatch.setattr(imaging, "decode", counting_decode)
+    data = _camera_jpeg(6)
+    oriented = run(AutoOrient, hotfolder.Artifact.from_bytes(data, name="camera.jpg"))
+    assert decoded == [], f"auto-orient decoded {decoded}: it should leave decoding to resize"
+    resized = run(Resize, oriented, width=1024, height=1024)
+    assert resized.image.size == (683, 1024)  # upright: portrait
+    assert len(decoded) == 1, f"decoded {len(decoded)} times: {decoded}"
+    width, height = decoded[0]
+    assert width * height <= 4000 * 6000 // 4, f"decoded at {width}x{height}: not reduced"
+    assert width >= 2 * 683 and height >= 2 * 1024, f"decoded at {width}x{height}: too small"
+    # the written bytes are upright, with no orientation left to apply
+    written = reopen(resized.data)
+    assert written.size == (683, 1024) and written.getexif().get(0x0112, 1) == 1

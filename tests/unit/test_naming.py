@@ -145,3 +145,90 @@ def test_srcext_is_the_inputs_extension(source, expected):
     from hotfolder.naming import source_extension
 
     assert source_extension(source) == expected
+
+
+# --- {dir}: the input's subfolder -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "folder", "expected"),
+    [
+        ("{dir}/{stem}.{ext}", "", "shoe.png"),  # empty at the top: no '/' left over
+        ("{dir}/{stem}.{ext}", "products", "products/shoe.png"),
+        ("{dir}/{stem}.{ext}", "products/summer", "products/summer/shoe.png"),
+        ("web/{dir}/{stem}.{ext}", "", "web/shoe.png"),
+        ("web/{dir}/{stem}.{ext}", "a/b", "web/a/b/shoe.png"),
+        ("{dir}/{chain}/{stem}.{ext}", "a", "a/web/shoe.png"),
+    ],
+)
+def test_dir_renders_as_whole_folders(template: str, folder: str, expected: str) -> None:
+    from hotfolder.naming import OUTPUT_FIELDS
+
+    rendered = parse_template(template, OUTPUT_FIELDS).render(
+        dir=folder, stem="shoe", ext="png", chain="web"
+    )
+    assert rendered == expected
+
+
+@pytest.mark.parametrize("template", ["{dir}", "{dir}{stem}.{ext}", "x{dir}/{stem}", "a/{dir}"])
+def test_dir_must_stand_for_whole_folders(template: str) -> None:
+    from hotfolder.naming import OUTPUT_FIELDS
+
+    with pytest.raises(ValueError, match="stands for whole folders"):
+        parse_template(template, OUTPUT_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("../..", "_/_"),
+        ("/etc", "etc"),
+        ("a/./b//c", "a/b/c"),
+        ("..hidden/x", "hidden/x"),
+        ("con/nul", "_con/_nul"),
+        ("a\\..\\b", "a_.._b"),
+    ],
+)
+def test_dir_values_are_sanitised_per_folder_and_stay_inside(
+    tmp_path: Path, folder: str, expected: str
+) -> None:
+    from hotfolder.naming import OUTPUT_FIELDS
+
+    template = parse_template("{dir}/{stem}.{ext}", OUTPUT_FIELDS)
+    relative = template.render(dir=folder, stem="shoe", ext="png")
+    assert relative == f"{expected}/shoe.png"
+    root = tmp_path / "out"
+    assert join_inside(root, relative).resolve().is_relative_to(root.resolve())
+
+
+def test_dir_through_a_symlinked_subfolder_cannot_leave_the_root(tmp_path: Path) -> None:
+    from hotfolder.naming import OUTPUT_FIELDS
+
+    root, outside = tmp_path / "out", tmp_path / "elsewhere"
+    root.mkdir()
+    outside.mkdir()
+    os.symlink(outside, root / "products")
+    relative = parse_template("{dir}/{stem}.{ext}", OUTPUT_FIELDS).render(
+        dir="products", stem="shoe", ext="png"
+    )
+    with pytest.raises(SinkError, match="leave the sink folder"):
+        join_inside(root, relative)
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("origin", "folder", "expected"),
+    [
+        ("/in/products/summer/a.jpg", "/in", "products/summer"),
+        ("/in/a.jpg", "/in", ""),
+        ("/elsewhere/a.jpg", "/in", ""),
+        (None, "/in", ""),
+        ("/in/a.jpg", None, ""),
+    ],
+)
+def test_the_source_folder_is_the_inputs_subfolder(origin, folder, expected) -> None:
+    from hotfolder.job import Job
+    from hotfolder.naming import source_folder
+
+    job = Job(source="/in/.hotfolder/processing/x/a.jpg", chain="c", origin=origin, folder=folder)
+    assert source_folder(job) == expected

@@ -176,3 +176,35 @@ def test_why_a_name_is_not_taken():
     assert names.why_not("a-proof.jpg") == "ignored"
     assert names.why_not("draft-1.jpg") == "excluded"
     assert names.why_not("readme.txt") == "not in include"
+
+
+def test_an_old_file_found_by_a_scan_is_taken_at_once_unless_held_open(tmp_path):
+    """A scan (start-up, rescan) finding a file whose mtime is older than the quiet period,
+    and that no program has open for writing, takes it at the first look; a recent one, or
+    one a writer still holds, waits the quiet period as before."""
+    import time
+
+    from hotfolder.daemon.readiness import held_for_writing
+
+    old, recent = tmp_path / "old.png", tmp_path / "recent.png"
+    for path in (old, recent):
+        path.write_bytes(_encoded("PNG"))
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+
+    state, _ = check(Candidate(str(old), scanned=True), 60.0, now=100.0)
+    assert state == "ready", f"{old} is an hour old and closed: it should be taken at once"
+    recent_cand = Candidate(str(recent), scanned=True)
+    assert check(recent_cand, 60.0, now=100.0)[0] == "wait"
+    assert recent_cand.why == "quiet period"
+    # named by an event rather than found by a scan: the quiet period applies as before
+    assert check(Candidate(str(old)), 60.0, now=100.0)[0] == "wait"
+
+    with old.open("ab"):  # a writer has it open (it appends nothing yet)
+        if held_for_writing(str(old)) is None:
+            pytest.skip("this file system grants no read leases: nothing tells a held file")
+        held = Candidate(str(old), scanned=True)
+        assert check(held, 60.0, now=100.0)[0] == "wait"
+        assert check(held, 60.0, now=200.0)[0] == "wait"  # however long it is quiet
+        assert held.why == "open for writing"
+    assert check(held, 60.0, now=201.0)[0] == "ready"  # closed: taken

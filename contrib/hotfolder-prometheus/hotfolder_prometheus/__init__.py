@@ -1,8 +1,11 @@
 """hotfolder-prometheus: metrics of the job lifecycle for Prometheus.
 
-Set ``HOTFOLDER_PROMETHEUS_PORT`` (and optionally ``HOTFOLDER_PROMETHEUS_ADDR``, default
-``127.0.0.1``) in the daemon's environment; when the plugin loads, it serves
-``http://ADDR:PORT/metrics``:
+Set the port in the config; ``hotfolder run`` then serves ``http://ADDRESS:PORT/metrics``
+(no other command binds it)::
+
+    [plugins.prometheus]
+    port = 9464
+    address = "127.0.0.1"      # the default
 
 =====================================  ===============================================
 ``hotfolder_jobs_total``               job runs by ``chain`` and ``state``
@@ -14,7 +17,7 @@ Set ``HOTFOLDER_PROMETHEUS_PORT`` (and optionally ``HOTFOLDER_PROMETHEUS_ADDR``,
 ``hotfolder_simulated_spend_usd_total``  the same for simulated (sandbox) answers
 =====================================  ===============================================
 
-Without the variable nothing is served and the hooks only count. See README.md.
+Without a port nothing is served and the hooks only count. See README.md.
 """
 
 from __future__ import annotations
@@ -23,18 +26,49 @@ from typing import TYPE_CHECKING
 
 import hotfolder
 from hotfolder_prometheus.metrics import Metrics
-from hotfolder_prometheus.server import ADDR_ENV, PORT_ENV, serve, serve_from_env
+from hotfolder_prometheus.server import ADDR_ENV, PORT_ENV, Exporter, serve, where
+from hotfolder_prometheus.settings import PrometheusSettings
 
 if TYPE_CHECKING:
-    from hotfolder import HotfolderError, Job, JobResult
+    from hotfolder import HotfolderError, Job, JobResult, RuntimeView
 
-__all__ = ["ADDR_ENV", "METRICS", "PORT_ENV", "SERVER", "Metrics", "serve", "serve_from_env"]
+__all__ = [
+    "ADDR_ENV",
+    "EXPORTER",
+    "METRICS",
+    "PORT_ENV",
+    "Exporter",
+    "Metrics",
+    "PrometheusSettings",
+    "serve",
+    "where",
+]
 
 #: The metrics of this process, updated by the hooks below.
 METRICS = Metrics()
-#: The HTTP server, when ``$HOTFOLDER_PROMETHEUS_PORT`` is set: started on load, so that
-#: ``hotfolder run`` answers scrapes before its first job.
-SERVER = serve_from_env(METRICS.registry)
+#: Serves them while ``hotfolder run`` runs, from its start: scrapes are answered before the
+#: first job.
+EXPORTER = Exporter(METRICS.registry)
+
+
+@hotfolder.hookimpl
+def hotfolder_plugin_settings() -> type[PrometheusSettings]:
+    return PrometheusSettings
+
+
+@hotfolder.hookimpl
+def hotfolder_daemon_started(runtime: RuntimeView) -> None:
+    EXPORTER.hotfolder_daemon_started(runtime)
+
+
+@hotfolder.hookimpl
+def hotfolder_daemon_reloaded(runtime: RuntimeView) -> None:
+    EXPORTER.hotfolder_daemon_reloaded(runtime)
+
+
+@hotfolder.hookimpl
+def hotfolder_daemon_stopped() -> None:
+    EXPORTER.hotfolder_daemon_stopped()
 
 
 @hotfolder.hookimpl

@@ -8,13 +8,22 @@ from collections.abc import Iterator
 import hotfolder_prometheus
 import httpx
 import pytest
-from hotfolder_prometheus import ADDR_ENV, PORT_ENV, Metrics, serve, serve_from_env
+from hotfolder_prometheus import (
+    ADDR_ENV,
+    PORT_ENV,
+    Exporter,
+    Metrics,
+    PrometheusSettings,
+    serve,
+    where,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
-from hotfolder.errors import InputError, Rejected
+from hotfolder.config import validate_config
+from hotfolder.errors import ConfigError, InputError, Rejected
 from hotfolder.job import Job
-from hotfolder.plugins import make_plugin_manager, plugin_info
-from hotfolder.testing import hot_folder, make_image, run_chain, sandbox
+from hotfolder.plugins import build_registry, make_plugin_manager, plugin_info
+from hotfolder.testing import hot_folder, make_image, make_runtime, run_chain, sandbox
 
 UPSCALE = [{"op": "venice.upscale", "scale": 2}]
 
@@ -96,28 +105,70 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_the_environment_names_the_port(monkeypatch):
+CHAINS = {"web": {"outputs": [{"sink": "folder", "path": "out"}]}}
+
+
+def test_the_config_names_the_port_and_a_typo_gets_a_did_you_mean(tmp_path):
+    raw = {"plugins": {"prometheus": {"port": 9464}}, "chains": CHAINS}
+    runtime = make_runtime(raw, hotfolder_prometheus, base_dir=tmp_path)
+    assert runtime.plugin_settings(PrometheusSettings) == PrometheusSettings(port=9464)
+    assert make_runtime({}, hotfolder_prometheus).plugin_settings(PrometheusSettings).port is None
+
+    registry = build_registry(make_plugin_manager())  # installed: named by its entry point
+    bad = {"plugins": {"prometheus": {"prot": 9464, "address": ""}}, "chains": CHAINS}
+    with pytest.raises(ConfigError) as caught:
+        validate_config(bad, registry)
+    assert "plugins.prometheus.prot: unknown key; did you mean 'port'?" in str(caught.value)
+    assert "plugins.prometheus.address: String should have at least 1 character" in str(
+        caught.value
+    )
+    with pytest.raises(ConfigError, match=r"plugins\.prometheus\.port: .*less than or equal"):
+        validate_config({"plugins": {"prometheus": {"port": 70000}}}, registry)
+
+
+def test_the_exporter_serves_where_the_settings_say_and_stops(monkeypatch):
     monkeypatch.delenv(PORT_ENV, raising=False)
-    assert serve_from_env(Metrics().registry) is None
+    exporter = Exporter(Metrics().registry)
+    exporter.apply(PrometheusSettings())
+    assert exporter.server is None  # no port: nothing served
 
     port = _free_port()
-    monkeypatch.setenv(PORT_ENV, str(port))
-    monkeypatch.setenv(ADDR_ENV, "127.0.0.1")
-    server = serve_from_env(Metrics().registry)
-    assert server is not None
+    exporter.apply(PrometheusSettings(port=port))
     try:
         assert ("hotfolder_jobs_in_flight", ()) in scrape(port)
-        # A second process (a one-shot command) with the same setting only warns.
-        assert serve_from_env(Metrics().registry) is None
+        # A second process with the same setting only warns.
+        other = Exporter(Metrics().registry)
+        other.apply(PrometheusSettings(port=port))
+        assert other.server is None
+        moved = _free_port()
+        exporter.apply(PrometheusSettings(port=moved))  # a reload that moves the port
+        assert ("hotfolder_jobs_in_flight", ()) in scrape(moved)
+        with pytest.raises(httpx.ConnectError):
+            scrape(port)
     finally:
-        server.shutdown()
-        server.server_close()
+        exporter.hotfolder_daemon_stopped()
+    with pytest.raises(httpx.ConnectError):
+        scrape(moved)
+
+
+def test_the_deprecated_environment_still_names_the_port(monkeypatch):
+    monkeypatch.setenv(PORT_ENV, "9464")
+    monkeypatch.setenv(ADDR_ENV, "0.0.0.0")
+    assert where(PrometheusSettings()) == ("0.0.0.0", 9464)
+    # The config wins over the environment.
+    assert where(PrometheusSettings(port=9000)) == ("127.0.0.1", 9000)
+    monkeypatch.delenv(PORT_ENV)
+    assert where(PrometheusSettings()) is None
 
 
 @pytest.mark.parametrize("value", ["http", "0", "70000"])
-def test_a_bad_port_is_a_warning_not_a_crash(monkeypatch, value):
+def test_a_bad_port_in_the_environment_is_a_warning_not_a_crash(monkeypatch, value):
     monkeypatch.setenv(PORT_ENV, value)
-    assert serve_from_env(Metrics().registry) is None
+    assert where(PrometheusSettings()) is None
+
+
+def test_importing_the_plugin_serves_nothing():
+    assert hotfolder_prometheus.EXPORTER.server is None
 
 
 def test_the_installed_plugin_counts_into_the_module_metrics(tmp_path):

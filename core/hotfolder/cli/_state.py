@@ -33,6 +33,7 @@ COMMAND_PLUGINS: tuple[str, ...] = (
     "hotfolder.cli.commands.account",
     "hotfolder.cli.commands.sandbox",
     "hotfolder.cli.commands.web",
+    "hotfolder.cli.commands.worker",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,6 +7,10 @@
                      ├─ done ────> archive/<YYYY-MM-DD>/photo.jpg  (or deleted, or put back)
                      └─ failed ──> failed/photo.jpg + failed/photo.jpg.error.json
 
+A companion prompt file (``photo.prompt.txt``, :mod:`hotfolder.prompts`) is claimed with its
+image, into the same processing folder, and goes wherever the image goes, renamed alike
+(``photo.<job-id>.jpg`` takes ``photo.<job-id>.prompt.txt`` with it).
+
 The journal records where a file is going *before* it is moved (``place``), so a crash between
 the two is finished at the next start by :func:`finish_move`. Every name made here fits the file
 system's limit of 255 bytes, with room for the ``.error.json`` beside it: a name that would not
@@ -34,6 +38,7 @@ from hotfolder.fsutil import atomic_write, fsync_dir
 from hotfolder.job import new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reason
 from hotfolder.pauses import iso_time
+from hotfolder.prompts import PROMPT_SUFFIX, companion
 
 PROCESSING = "processing"
 CHECKPOINTS = "checkpoints"
@@ -65,8 +70,10 @@ def job_dir(folder_root: Path, job_id: str) -> Path:
     return processing_root(folder_root) / job_id
 
 
-def claim(folder_root: Path, rel: str) -> Claimed | None:
-    """Rename ``<folder>/<rel>`` into a new processing folder; None if it vanished first."""
+def claim(folder_root: Path, rel: str, *, with_prompt: bool = False) -> Claimed | None:
+    """Rename ``<folder>/<rel>`` into a new processing folder, and with ``with_prompt`` its
+    prompt file after it (the image first: a crash between the two leaves a job without its
+    prompt, never a prompt taken for a job); None if the image vanished first."""
     job_id = new_job_id()
     target_dir = job_dir(folder_root, job_id)
     target_dir.mkdir(parents=True)
@@ -76,11 +83,19 @@ def claim(folder_root: Path, rel: str) -> Claimed | None:
     except FileNotFoundError:
         target_dir.rmdir()
         return None
+    if with_prompt:
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(companion(folder_root / rel), companion(target))
     return Claimed(job_id, rel, target, Signature.of(os.lstat(target)))
 
 
 def input_path(folder_root: Path, job_id: str, rel: str) -> Path:
     return job_dir(folder_root, job_id) / PurePosixPath(rel).name
+
+
+def prompt_path(folder_root: Path, job_id: str, rel: str) -> Path:
+    """Where a claimed image's prompt file is, when it came with one."""
+    return companion(input_path(folder_root, job_id, rel))
 
 
 def checkpoint_dir(folder_root: Path, job_id: str) -> Path:
@@ -101,7 +116,7 @@ def failed_target(root: Path, rel: str, job_id: str) -> Path:
 
 def _free_name(target: Path, job_id: str, *, reserve: int) -> Path:
     first = fitting_name(target, reserve=reserve)
-    if not os.path.lexists(first) and not os.path.lexists(_error_file(first)):
+    if not any(os.path.lexists(p) for p in (first, _error_file(first), companion(first))):
         return first
     return fitting_name(target, tag=job_id, reserve=reserve)
 
@@ -135,6 +150,25 @@ def move_into(source: Path, target: Path) -> None:
     fsync_dir(target.parent)
 
 
+def move_with_prompt(source: Path, target: Path) -> None:
+    """Move an image to ``target`` (see :func:`move_into`), and its prompt file, if it has
+    one, beside it under the matching name (never over another file)."""
+    prompt = companion(source)
+    move_into(source, target)
+    if os.path.lexists(prompt):
+        move_into(prompt, _prompt_target(target))
+
+
+def _prompt_target(image: Path) -> Path:
+    """``NAME.prompt.txt`` beside ``image``, or, when that is taken (or too long), a name
+    with a tag that is not, still ending in ``.prompt.txt``."""
+    target = companion(image)
+    if os.path.lexists(target) or len(target.name.encode()) > NAME_MAX_BYTES:
+        tagged = fitting_name(image, tag=new_job_id(), reserve=len(PROMPT_SUFFIX))
+        target = companion(tagged)
+    return target
+
+
 def write_error(target: Path, info: dict[str, Any]) -> None:
     """``<target>.error.json`` next to a failed original."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -151,13 +185,19 @@ def finish_move(
     if os.path.lexists(source):
         if place == "deleted":
             source.unlink()
+            companion(source).unlink(missing_ok=True)
         elif place == "kept":
             back = folder_root / rel
-            if os.path.lexists(back):
+            if os.path.lexists(back) or os.path.lexists(companion(back)):
                 back = fitting_name(back, tag=job_id, reserve=0)
-            move_into(source, back)
+            move_with_prompt(source, back)
         elif place:
-            move_into(source, Path(place))
+            move_with_prompt(source, Path(place))
+    elif os.path.lexists(prompt := companion(source)):  # a crash between the two moves
+        if place == "deleted":
+            prompt.unlink()
+        elif place:
+            move_into(prompt, _prompt_target(folder_root / rel if place == "kept" else Path(place)))
     if keep_checkpoints and has_checkpoints(folder_root, job_id):
         return
     remove_job_dir(folder_root, job_id)

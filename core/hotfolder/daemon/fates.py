@@ -2,8 +2,10 @@
 
 A file in a watched folder is *taken* (a job in the journal), *quarantined* or failed (a failed
 job), *waiting* (with why: being written, open for writing, empty, incomplete image, the quiet
-period) or *ignored* (with why: not in ``include``, a format the gate does not accept, excluded,
-a temp name, a subfolder of a folder that is not recursive). Jobs are journal rows already; the
+period, its prompt file) or *ignored* (with why: not in ``include``, a format the gate does not
+accept, excluded, a temp name, a subfolder of a folder that is not recursive, no route and no
+fallback chain). A companion prompt file (``NAME.prompt.txt``) is none of these: it goes with
+its image, and waits for it (listed as waiting) until it comes. Jobs are journal rows already; the
 :class:`Board` keeps the other two per folder, logs each ignored or long-waiting file once, by
 name, with its reason and fix, and writes the lists to the journal's meta table
 (``ignored:<folder>``, ``waiting:<folder>``) only when they change, at most
@@ -28,8 +30,11 @@ from hotfolder.pauses import iso_time
 LIST_CAP = 100
 #: A file waiting this long is logged once and listed by ``status`` (an empty one at once).
 LONG_WAIT_SECONDS = 5.0
+#: Why a file that passes the name filter is not taken: no route matches it, and the folder
+#: has no chain of its own.
+NO_ROUTE = "matches no route"
 #: Reasons that ``on_unmatched = "fail"`` sends to the failed place.
-UNMATCHED = frozenset({"not in include", "unsupported format"})
+UNMATCHED = frozenset({"not in include", "unsupported format", NO_ROUTE})
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,10 @@ def ignored_fate(rel: str, why: str) -> Ignored:
         return Ignored("in the folder's ignore list", "remove the matching pattern from ignore")
     if why == "excluded":
         return Ignored(why, "remove the matching pattern from the folder's exclude")
+    if why == NO_ROUTE:
+        return Ignored(
+            why, "add a route whose match takes it, or give the folder a chain for the rest"
+        )
     reader = imaging.reader_for(rel)
     if reader is not None and reader not in imaging.DEFAULT_FORMATS:
         return Ignored(

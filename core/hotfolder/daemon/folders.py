@@ -1,5 +1,5 @@
-"""One watched folder as the daemon sees it: its places, its name filter, what it must not
-watch, and its one-daemon-at-a-time lock."""
+"""One watched folder as the daemon sees it: its places, its name filter, its routes, what it
+must not watch, and its one-daemon-at-a-time lock."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from typing import IO
 from hotfolder.config import Config
 from hotfolder.daemon import settings
 from hotfolder.daemon.readiness import NameFilter
+from hotfolder.daemon.routes import Router
 from hotfolder.daemon.settings import FolderSection
 from hotfolder.errors import ConfigError, HotfolderError
+from hotfolder.prompts import steps_using_prompt
 
 
 @dataclass
@@ -27,6 +29,10 @@ class FolderPlan:
     filter: NameFilter
     #: Folders inside ``root`` never scanned: outputs, archive, failed, ``.hotfolder``.
     excluded: tuple[Path, ...]
+    router: Router = field(default_factory=Router)
+    #: The chains of this folder with a step whose prompt uses ``{prompt}``: their images
+    #: wait for their prompt file (see :mod:`hotfolder.prompts`).
+    prompt_chains: frozenset[str] = frozenset()
     lock_file: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -35,8 +41,18 @@ class FolderPlan:
         return str(self.root)
 
     @property
-    def chain(self) -> str:
+    def chain(self) -> str | None:
+        """The folder's own chain: the fallback of its routes (None: it has routes only)."""
         return self.section.chain
+
+    def chain_for(self, rel: str) -> str | None:
+        """The chain of the file at ``rel``: its route's, else the folder's; None when no
+        route takes it and the folder has no chain of its own."""
+        return self.router.chain_for(rel)
+
+    def needs_prompt(self, rel: str) -> bool:
+        """Whether the chain of the file at ``rel`` uses its prompt file (``{prompt}``)."""
+        return self.chain_for(rel) in self.prompt_chains
 
     def rel(self, path: str | Path) -> str | None:
         """``path`` relative to the folder (``/``-separated), or None when it is outside it
@@ -103,13 +119,16 @@ def folder_problems(config: Config, plans: list[FolderPlan] | None = None) -> li
     plans = _plans(config) if plans is None else plans
     problems: list[str] = []
     for i, plan in enumerate(plans):
-        outputs = output_roots(config, plan.chain)
-        if plan.root in outputs:
-            problems.append(
-                f"folders[{i}]: chain {plan.chain!r} writes its outputs into the watched "
-                f"folder {plan.root} itself; give its folder sink a subfolder (never watched) "
-                "or a folder elsewhere"
-            )
+        outputs: set[Path] = set()
+        for name in plan.section.chain_names:
+            roots = output_roots(config, name)
+            outputs |= roots
+            if plan.root in roots:
+                problems.append(
+                    f"folders[{i}]: chain {name!r} writes its outputs into the watched "
+                    f"folder {plan.root} itself; give its folder sink a subfolder (never "
+                    "watched) or a folder elsewhere"
+                )
         if any(p.root == plan.root for p in plans[:i]):
             problems.append(f"folders[{i}]: {plan.root} is listed twice; keep one entry")
             continue
@@ -130,12 +149,17 @@ def folder_problems(config: Config, plans: list[FolderPlan] | None = None) -> li
 def _plans(config: Config) -> list[FolderPlan]:
     """The plans, each outer folder excluding the folders nested in its tree."""
     plans = [
-        plan_folder(section, output_roots(config, section.chain))
+        plan_folder(section, {r for c in section.chain_names for r in output_roots(config, c)})
         for section in config.sections(FolderSection)
     ]
     for plan in plans:
         nested = {p.root for p in plans if p.root != plan.root and p.root.is_relative_to(plan.root)}
         plan.excluded = tuple(sorted({*plan.excluded, *nested}))
+        plan.prompt_chains = frozenset(
+            name
+            for name in plan.section.chain_names
+            if name in config.chains and steps_using_prompt(config.chains[name].steps)
+        )
     return plans
 
 
@@ -159,7 +183,8 @@ def plan_folder(section: FolderSection, output_roots: set[Path] | None = None) -
         ignore=tuple(section.ignore),
         case_sensitive=section.case_sensitive,
     )
-    return FolderPlan(section, root, archive, failed, name_filter, inside)
+    router = Router(tuple(section.routes), section.chain, section.case_sensitive)
+    return FolderPlan(section, root, archive, failed, name_filter, inside, router)
 
 
 def output_roots(config: Config, chain_name: str) -> set[Path]:

@@ -8,27 +8,41 @@ by the local-file policy of ``[resolvers.path]``, the same one the path resolver
 What is not taken, and what waits long, is kept on a :class:`~hotfolder.daemon.fates.Board`
 for the log and ``status``; with ``on_unmatched = "fail"`` a file the folder does not take is
 watched like any other and, once complete, failed with its reason instead of claimed.
+
+Each file's chain is its route's (:mod:`hotfolder.daemon.routes`), recorded with its job. A
+companion prompt file (``NAME.prompt.txt``) is watched for readiness only
+(:class:`~hotfolder.daemon.companions.PromptFiles`) and claimed with its image; an image whose
+chain uses ``{prompt}`` and gets no prompt file within ``quiet_seconds`` plus
+``prompt_wait_seconds`` of being ready is failed unread, so no paid call goes out without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from loguru import logger
 
 from hotfolder.daemon import claim
-from hotfolder.daemon.fates import Board, Ignored, ignored_fate
+from hotfolder.daemon.companions import PROMPT_POLICY, PromptFiles, hear
+from hotfolder.daemon.fates import NO_ROUTE, Board, Ignored, ignored_fate
 from hotfolder.daemon.folders import FolderPlan
 from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.readiness import Candidate, Signature, check
 from hotfolder.daemon.watcher import HintKind, survey
 from hotfolder.job import new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reason
+from hotfolder.pauses import iso_time
+from hotfolder.prompts import companion, is_prompt_file
 
-#: Most files claimed per tick, so that the event loop stays responsive in a flood.
-BATCH = 200
+#: Most files claimed per tick (and so per journal transaction).
+BATCH = 1000
+#: How long one tick may spend looking at due files before it claims the ready ones and
+#: yields to the event loop: a scan of thousands is claimed over a few ticks, and the loop
+#: stays responsive in a flood (claiming costs about as long again).
+LOOK_BUDGET_SECONDS = 0.05
 
 
 class Intake:
@@ -44,6 +58,11 @@ class Intake:
         self._due: dict[str, float] = {}
         #: Candidates the folder does not take, to be failed once complete.
         self._unmatched: dict[str, Ignored] = {}
+        self.prompts = PromptFiles()
+        #: prompt file path -> the image candidate it belongs to
+        self._images: dict[str, str] = {}
+        #: image path -> when (monotonic) it was first ready while its prompt file was not
+        self._ready_at: dict[str, float] = {}
         self.unreachable: dict[str, str] = {}
         self.board = Board(journal)
         for plan in plans:
@@ -55,6 +74,7 @@ class Intake:
         folders are dropped."""
         for key in [k for k in self.plans if k not in {p.key for p in plans}]:
             self.board.forget(key)
+            self.prompts.forget(key)
         self.plans = {p.key: p for p in plans}
         self.policy = policy
         for path, (plan, cand) in list(self.candidates.items()):
@@ -67,9 +87,17 @@ class Intake:
 
     def hint(self, plan: FolderPlan, path: str, kind: HintKind) -> None:
         """An event named ``path``; runs on the event loop."""
+        known = path in self.candidates or path in self.prompts.seen
+        if not known and not os.path.lexists(path):
+            return  # gone already: mostly the daemon's own looks at a file it has since claimed
         plan = self.plans.get(plan.key, plan)
         rel = plan.rel(path)
         if rel is None or PurePosixPath(rel).name.startswith("."):
+            return
+        if _is_prompt(plan, rel, plan.filter.why_not(rel)):
+            self.prompts.heard(plan.key, path, kind)
+            if (image := self._images.get(path)) in self._due:
+                self._due[image] = 0.0  # its image looks again
             return
         fate = self._fate(plan, rel)
         if fate is not None and not (fate.unmatched and plan.section.on_unmatched == "fail"):
@@ -77,17 +105,9 @@ class Intake:
                 self.board.ignore(plan.key, rel, fate)
             return
         cand = self._add(plan, path, fate)
-        if kind == "opened":
-            cand.opened += 1
-        elif kind == "closed":
-            cand.opened = max(0, cand.opened - 1)
-        elif kind == "arrived":
-            cand.opened = max(0, cand.opened - 1) if cand.opened else 0
-            try:
-                cand.arrived = Signature.of(stat_path(path, self.policy))
-            except FileNotFoundError:
-                self._drop(path)
-                return
+        if not hear(cand, path, kind, self.policy):
+            self._drop(path)
+            return
         self._due[path] = 0.0
 
     def scan(self, plan: FolderPlan) -> int:
@@ -95,8 +115,13 @@ class Intake:
         read is reported once and tried again at the next scan."""
         count = 0
         ignored: dict[str, Ignored] = {}
+        prompts: set[str] = set()
         try:
             for rel, why in survey(plan):
+                if _is_prompt(plan, rel, why):
+                    prompts.add(str(plan.root / rel))
+                    continue
+                why = why or (NO_ROUTE if plan.chain_for(rel) is None else None)
                 fate = None if why is None else ignored_fate(rel, why)
                 if fate is not None and not (
                     fate.unmatched and plan.section.on_unmatched == "fail"
@@ -105,9 +130,10 @@ class Intake:
                     continue
                 path = str(plan.root / rel)
                 if path not in self.candidates:
-                    self._add(plan, path, fate)
+                    self._add(plan, path, fate).scanned = True
                     count += 1
             self.board.surveyed(plan.key, ignored)
+            self._surveyed_prompts(plan, prompts)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if self.unreachable.get(plan.key) != reason:
@@ -120,9 +146,33 @@ class Intake:
             logger.info("{} can be read again", plan.root)
         return count
 
+    def _surveyed_prompts(self, plan: FolderPlan, present: set[str]) -> None:
+        """A scan found exactly the prompt files ``present`` in ``plan``'s folder: gone ones
+        are dropped; those with no image beside them yet are listed as waiting for it."""
+        for path in self.prompts.in_folder(plan.key):
+            if path not in present:
+                self.prompts.drop(path)
+                if (rel := plan.rel(path)) is not None:
+                    self.board.done_waiting(plan.key, rel)
+        for path in sorted(present):
+            cand = self.prompts.add(plan.key, path)
+            rel = plan.rel(path)
+            if rel is None:
+                continue
+            if (image := self._images.get(path)) is not None:
+                self.board.done_waiting(plan.key, rel)
+                if image in self._due:
+                    self._due[image] = 0.0
+            else:
+                self.board.wait(
+                    plan.key, rel, "no image yet", cand.seen_at, time.time() - cand.seen_at
+                )
+
     @staticmethod
     def _fate(plan: FolderPlan, rel: str) -> Ignored | None:
         why = plan.filter.why_not(rel)
+        if why is None and plan.chain_for(rel) is None:
+            why = NO_ROUTE
         return None if why is None else ignored_fate(rel, why)
 
     def _add(self, plan: FolderPlan, path: str, fate: Ignored | None = None) -> Candidate:
@@ -131,6 +181,7 @@ class Intake:
             self._due[path] = 0.0
             if fate is not None:
                 self._unmatched[path] = fate
+            self._images[str(companion(Path(path)))] = path
             if (rel := plan.rel(path)) is not None:
                 self.board.unignore(plan.key, rel)
         return self.candidates[path][1]
@@ -139,6 +190,10 @@ class Intake:
         found = self.candidates.pop(path, None)
         self._due.pop(path, None)
         self._unmatched.pop(path, None)
+        self._ready_at.pop(path, None)
+        prompt = str(companion(Path(path)))
+        if self._images.get(prompt) == path:
+            del self._images[prompt]
         if found is not None and (rel := found[0].rel(path)) is not None:
             self.board.done_waiting(found[0].key, rel)
 
@@ -147,10 +202,12 @@ class Intake:
     def tick(self) -> int:
         """Check the due candidates; claim and record the ready ones. Returns claims made."""
         now = time.monotonic()
-        ready: list[tuple[FolderPlan, str, os.stat_result]] = []
+        ready: list[tuple[FolderPlan, str, os.stat_result, bool]] = []
         for path, due in list(self._due.items()):
-            if due > now or len(ready) >= BATCH:
+            if due > now:
                 continue
+            if len(ready) >= BATCH or time.monotonic() - now >= LOOK_BUDGET_SECONDS:
+                break
             plan, cand = self.candidates[path]
             quiet = plan.section.quiet_seconds
             try:
@@ -170,9 +227,17 @@ class Intake:
                 self._drop(path)
                 self._reject(plan, path, fate)
             elif state == "ready":
-                self._drop(path)
                 assert st is not None
-                ready.append((plan, path, st))
+                pairing, look_at = self._pair(plan, cand, now)
+                if pairing == "wait":
+                    self._waits(plan, cand, now)
+                    self._due[path] = look_at
+                    continue
+                self._drop(path)
+                if pairing == "late":
+                    self._no_prompt(plan, path, now)
+                else:
+                    ready.append((plan, path, st, pairing == "with"))
             else:
                 self._waits(plan, cand, now)
                 # Look again when the quiet period could be over (sooner after a change); an
@@ -192,26 +257,62 @@ class Intake:
             waited = time.time() - cand.seen_at
             self.board.wait(plan.key, rel, cand.why or "quiet period", cand.seen_at, waited)
 
-    def _claim(self, ready: list[tuple[FolderPlan, str, os.stat_result]]) -> int:
+    def _pair(self, plan: FolderPlan, cand: Candidate, now: float) -> tuple[str, float]:
+        """What a ready image's prompt file says: ``"with"`` (claim the two), ``"alone"``
+        (claim the image alone), ``"late"`` (its chain needs a prompt file that did not
+        come: fail it) or ``"wait"`` (look again at the time returned)."""
+        path = cand.path
+        prompt = str(companion(Path(path)))
+        quiet = plan.section.quiet_seconds
+        found = self.prompts.check(plan.key, prompt, quiet, now)
+        if found == "ready":
+            return "with", 0.0
+        if found == "unsafe":
+            self.prompts.drop(prompt)
+            with contextlib.suppress(FileNotFoundError):
+                why = unsafe_reason(os.lstat(prompt), PROMPT_POLICY) or "not a regular file"
+                self._quarantine(plan, prompt, why)
+            found = "none"
+        rel = plan.rel(path) or ""
+        if found == "none" and not plan.needs_prompt(rel):
+            return "alone", 0.0
+        if path not in self._ready_at:
+            self._ready_at[path] = now
+            logger.debug("{}: ready; waits for its prompt file {}", path, Path(prompt).name)
+        deadline = self._ready_at[path] + quiet + plan.section.prompt_wait_seconds
+        if now >= deadline:
+            return ("late" if plan.needs_prompt(rel) else "alone"), 0.0
+        cand.why = "prompt file" if found == "none" else "prompt being written"
+        # Its prompt file's event wakes it sooner; one being written is looked at as often
+        # as any file in its quiet period.
+        step = max(quiet, 1.0) if found == "none" else max(min(quiet, 0.5) / 2, 0.05)
+        return "wait", min(deadline, now + step)
+
+    def _claim(self, ready: list[tuple[FolderPlan, str, os.stat_result, bool]]) -> int:
         jobs: list[NewJob] = []
-        for plan, path, st in ready:
+        for plan, path, st, with_prompt in ready:
             rel = plan.rel(path)
-            if rel is None:
-                continue
+            chain = None if rel is None else plan.chain_for(rel)
+            if rel is None or chain is None:
+                continue  # the folder's routes changed since it was seen: the next scan says
             sig = str(Signature.of(st))
             if plan.section.after == "keep" and self.journal.seen(plan.key, rel, sig):
                 continue  # put back after processing; not new
             try:
-                claimed = claim.claim(plan.root, rel)
+                claimed = claim.claim(plan.root, rel, with_prompt=with_prompt)
             except OSError as exc:
                 logger.error("{}: cannot claim it ({}); trying again later", path, exc.strerror)
                 continue
             if claimed is None:
                 continue
+            if with_prompt:
+                prompt = companion(Path(path))
+                self.prompts.drop(str(prompt))
+                self.board.done_waiting(plan.key, str(PurePosixPath(rel).with_name(prompt.name)))
             if reason := unsafe_reason(stat_path(claimed.path, self.policy), self.policy):
                 # Swapped for a link between the look and the claim: its job fails unread.
                 logger.warning("{}: {}; it will be failed without being read", path, reason)
-            jobs.append(NewJob(claimed.id, plan.key, rel, plan.chain, sig))
+            jobs.append(NewJob(claimed.id, plan.key, rel, chain, sig))
         if jobs:
             self.journal.add(jobs)
             for job in jobs:
@@ -222,42 +323,77 @@ class Intake:
     def _reject(self, plan: FolderPlan, path: str, fate: Ignored) -> None:
         """``on_unmatched = "fail"``: move a file the folder does not take to the failed
         place with its ``.error.json``, and record it as a failed job."""
+        hint = f'{fate.fix} (or set on_unmatched = "leave" to leave such files be)'
+        if target := self._fail_unclaimed(plan, path, fate.reason, hint):
+            logger.warning(
+                "{} failed to {}: {}; to take it: {}", path, target, fate.reason, fate.fix
+            )
+
+    def _no_prompt(self, plan: FolderPlan, path: str, now: float) -> None:
+        """The image's chain uses ``{prompt}`` and no prompt file came in time: it fails
+        unread (with a prompt file still being written, that one goes with it)."""
+        rel = plan.rel(path) or ""
+        prompt = companion(PurePosixPath(rel)).name
+        waited = now - self._ready_at.get(path, now)
+        allowed = plan.section.quiet_seconds + plan.section.prompt_wait_seconds
+        reason = (
+            f"its chain {plan.chain_for(rel)!r} uses {{prompt}} and its prompt file {prompt} "
+            f"was not complete beside it within {allowed:g}s (quiet_seconds + "
+            "prompt_wait_seconds)"
+        )
+        hint = (
+            f"drop the image again with {prompt} (its prompt, UTF-8 text) beside it, or raise "
+            "prompt_wait_seconds for the folder"
+        )
+        if target := self._fail_unclaimed(plan, path, reason, hint):
+            logger.error("{} failed to {} after {:.1f}s: {}", path, target, waited, reason)
+
+    def _fail_unclaimed(self, plan: FolderPlan, path: str, reason: str, hint: str) -> Path | None:
+        """Move a file (and its prompt file) to the failed place with its ``.error.json``
+        without running it, and record it as a failed job; where it went, or None."""
         rel = plan.rel(path)
         if rel is None:
-            return
+            return None
         job_id = new_job_id()
         target = claim.failed_target(plan.failed, rel, job_id)
+        # the same fields as every other error file (claim.quarantine, a failed job's)
         error = {
             "class": "InputError",
-            "message": f"{rel} was not processed: {fate.reason}",
-            "hint": f'{fate.fix} (or set on_unmatched = "leave" to leave such files be)',
+            "message": f"{rel} was not processed: {reason}",
+            "hint": hint,
+            "step": None,
             "status": None,
             "request_id": None,
             "attempts": 0,
+            "time": iso_time(time.time()),
             "job": job_id,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "file": rel,
+            "folder": plan.key,
+            "chain": plan.chain_for(rel) or plan.chain,
         }
         try:
-            claim.move_into(plan.root / rel, target)
+            claim.move_with_prompt(plan.root / rel, target)
             claim.write_error(target, error)
         except FileNotFoundError:
-            return
+            return None
         except OSError as exc:
             logger.error("{}: cannot move it to the failed place ({})", path, exc.strerror)
-            return
-        logger.warning("{} failed to {}: {}; to take it: {}", path, target, fate.reason, fate.fix)
+            return None
+        self.prompts.drop(str(companion(Path(path))))
         self.journal.add_failed(
-            NewJob(job_id, plan.key, rel, plan.chain),
+            NewJob(job_id, plan.key, rel, plan.chain_for(rel) or plan.chain or ""),
             place=str(target),
             error={k: error[k] for k in ("class", "message", "hint")},
         )
+        return target
 
     def _quarantine(self, plan: FolderPlan, path: str, reason: str) -> None:
         rel = plan.rel(path)
         if rel is None:
             return
         try:
-            job_id, target = claim.quarantine(plan.root, plan.failed, rel, reason)
+            chain = plan.chain_for(rel) or plan.chain
+            job_id, target = claim.quarantine(plan.root, plan.failed, rel, reason, chain=chain)
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -265,7 +401,7 @@ class Intake:
             return
         logger.error("{} quarantined to {}: {}", path, target, reason)
         self.journal.add_failed(
-            NewJob(job_id, plan.key, rel, plan.chain),
+            NewJob(job_id, plan.key, rel, plan.chain_for(rel) or plan.chain or ""),
             place=str(target),
             error={
                 "class": "UnsafeInputError",
@@ -273,3 +409,9 @@ class Intake:
                 "hint": "drop the file itself (a regular file with one link) into the folder",
             },
         )
+
+
+def _is_prompt(plan: FolderPlan, rel: str, why: str | None) -> bool:
+    """Whether ``rel`` is a companion prompt file the folder watches for its image: one its
+    filter takes, or leaves out only for not being an image (``*.txt`` is not in include)."""
+    return is_prompt_file(rel) and why in (None, "not in include")

@@ -16,7 +16,9 @@ The schema version is ``PRAGMA user_version``; :data:`SCHEMA` lists one script p
 and opening a journal for writing runs the scripts it has not had yet, in one transaction (a
 read-only open leaves an older journal as it is, and reads it as it is). Version 2 added
 ``simulated_usd``: what a job's simulated paid steps would have cost, kept apart from
-``cost_usd``, the money it spent.
+``cost_usd``, the money it spent. Version 3 added ``jobs_names``, an FTS5 trigram index of
+the names kept by triggers (the dashboard's name search, :mod:`hotfolder.web.queries`), and
+the index ``jobs_finished`` (the day's spend).
 """
 
 from __future__ import annotations
@@ -70,9 +72,43 @@ SCHEMA: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN simulated_usd REAL
     """,
+    # v3: the dashboard's name search (a trigram index of names, kept by triggers) and the
+    # day's spend (``finished >= ?``) answered from indexes instead of a scan of every job
+    """
+    CREATE VIRTUAL TABLE jobs_names USING fts5(
+        name, content = 'jobs', content_rowid = 'seq', tokenize = 'trigram'
+    );
+    CREATE TRIGGER jobs_names_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO jobs_names (rowid, name) VALUES (new.seq, new.name);
+    END;
+    CREATE TRIGGER jobs_names_delete AFTER DELETE ON jobs BEGIN
+        INSERT INTO jobs_names (jobs_names, rowid, name) VALUES ('delete', old.seq, old.name);
+    END;
+    CREATE TRIGGER jobs_names_update AFTER UPDATE OF name ON jobs BEGIN
+        INSERT INTO jobs_names (jobs_names, rowid, name) VALUES ('delete', old.seq, old.name);
+        INSERT INTO jobs_names (rowid, name) VALUES (new.seq, new.name);
+    END;
+    INSERT INTO jobs_names (jobs_names) VALUES ('rebuild');
+    CREATE INDEX jobs_finished ON jobs (finished, cost_usd, simulated_usd);
+    """,
 )
 #: The schema version that added ``jobs.simulated_usd``.
 _SIMULATED_USD_SINCE = 2
+#: The schema version that added the name index ``jobs_names`` (FTS5, trigram).
+NAME_INDEX_SINCE = 3
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of ``script`` one by one (a trigger's body keeps its ``;``)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending.strip()
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending.strip()
 
 
 class JournalError(HotfolderError):
@@ -167,9 +203,8 @@ class Journal:
             # read again under the write lock: another process may have migrated meanwhile
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             for script in SCHEMA[version:]:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in _statements(script):
+                    self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={len(SCHEMA)}")
 
     @contextlib.contextmanager

@@ -2,7 +2,10 @@
 
 A file is *ready* when the writer is done with it: the platform reported close-after-write or
 a rename into the folder and the file has not changed since, or its size and mtime stayed the
-same for the folder's quiet period. Then the header is checked: an empty file is a placeholder
+same for the folder's quiet period. A file found by a scan (at start-up, or by a rescan) whose
+mtime is already older than the quiet period and that no program holds open for writing (the
+read lease below is granted) has been unchanged that long: it is taken at once. Then the
+header is checked: an empty file is a placeholder
 (browsers create one before the download), and an image shorter than its own structure says is
 still being written, so both wait: a JPEG or PNG without its end marker, a WebP shorter than
 its RIFF header's length, a TIFF whose IFDs or strips lie past its end, a BMP shorter than its
@@ -15,6 +18,10 @@ elsewhere a file seen opened (an open event without its close) is taken after
 (:mod:`hotfolder.localfiles`: not a regular file, a link, a hard-linked file unless
 ``[resolvers.path]`` allows them) is
 *unsafe*: it is quarantined with its reason and never read.
+
+A companion prompt file (``NAME.prompt.txt``) goes through the same checks, and its image
+waits for it: while it is being written, and, when the image's chain uses ``{prompt}``, for it
+to come at all (``quiet_seconds`` plus the folder's ``prompt_wait_seconds``).
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ import contextlib
 import errno
 import fcntl
 import fnmatch
+import functools
 import os
+import re
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -76,20 +86,18 @@ class NameFilter:
     def _norm(self, text: str) -> str:
         return text if self.case_sensitive else text.lower()
 
-    def _any(self, patterns: tuple[str, ...], rel: str) -> bool:
-        name = PurePosixPath(rel).name
-        for pattern in patterns:
-            pat = self._norm(pattern)
-            if fnmatch.fnmatchcase(self._norm(name), pat) or fnmatch.fnmatchcase(
-                self._norm(rel), pat
-            ):
-                return True
-        return False
+    def _any(self, patterns: tuple[str, ...], rel: str, name: str | None = None) -> bool:
+        """Whether any of ``patterns`` matches ``rel``'s name (``name`` when given) or ``rel``."""
+        matcher = _matcher(patterns, self.case_sensitive)
+        if matcher is None:
+            return False
+        name = PurePosixPath(rel).name if name is None else name
+        return bool(matcher.match(self._norm(name)) or matcher.match(self._norm(rel)))
 
     def ignored(self, rel: str) -> bool:
         """Whether any part of ``rel`` is a temp, junk or hidden name (or in ``ignore``)."""
         patterns = DEFAULT_IGNORE + self.ignore
-        return any(self._any(patterns, part) for part in PurePosixPath(rel).parts)
+        return any(self._any(patterns, part, part) for part in PurePosixPath(rel).parts)
 
     def wanted(self, rel: str) -> bool:
         """Whether ``rel`` (a path relative to the folder, ``/``-separated) is to be taken."""
@@ -99,15 +107,27 @@ class NameFilter:
         """Why ``rel`` is not taken: ``"temp name"`` (built-in ignore list, dotfiles),
         ``"ignored"`` (the folder's ``ignore``), ``"excluded"`` or ``"not in include"``;
         None when it is taken."""
-        if any(self._any(DEFAULT_IGNORE, part) for part in PurePosixPath(rel).parts):
+        parts = PurePosixPath(rel).parts
+        if any(self._any(DEFAULT_IGNORE, part, part) for part in parts):
             return "temp name"
-        if self.ignored(rel):
+        if any(self._any(self.ignore, part, part) for part in parts):
             return "ignored"
-        if self._any(self.exclude, rel):
+        name = parts[-1] if parts else ""
+        if self._any(self.exclude, rel, name):
             return "excluded"
-        if rel.lower().endswith(MANIFEST_SUFFIXES) or self._any(self.include, rel):
+        if rel.lower().endswith(MANIFEST_SUFFIXES) or self._any(self.include, rel, name):
             return None
         return "not in include"
+
+
+@functools.lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...], case_sensitive: bool) -> re.Pattern[str] | None:
+    """One compiled regular expression for a set of globs (``fnmatch`` rules), None for none:
+    a name is matched once, not once per glob (every event's name is)."""
+    if not patterns:
+        return None
+    globs = patterns if case_sensitive else tuple(p.lower() for p in patterns)
+    return re.compile("|".join(fnmatch.translate(glob) for glob in globs))
 
 
 @dataclass(frozen=True)
@@ -270,6 +290,8 @@ class Candidate:
     why: str = ""
     #: When it was first seen (``time.time()``), for ``status``.
     seen_at: float = 0.0
+    #: Found by a scan rather than named by an event: its mtime may say it is long finished.
+    scanned: bool = False
 
 
 #: Why a candidate waits, and what brings it in.
@@ -281,6 +303,12 @@ WAIT_REASONS: dict[str, str] = {
     "if it is a leftover)",
     "incomplete image": "its image data is shorter than its header says (or has no end "
     "marker); it is taken once complete, or once unchanged for 10 quiet periods",
+    "prompt file": "its chain uses {prompt}: it is taken once its NAME.prompt.txt is beside "
+    "it and complete, or failed after quiet_seconds plus prompt_wait_seconds without one",
+    "prompt being written": "its prompt file is still being written; the two are taken "
+    "together once it is complete",
+    "no image yet": "a prompt file: it is taken with its image (the same name with an image "
+    "extension) once that is dropped beside it",
 }
 
 
@@ -297,17 +325,22 @@ def check(
     if unsafe_reason(st, policy):
         return "unsafe", st
     sig = Signature.of(st)
+    settled = False
     if sig != candidate.sig:
         first = candidate.sig is None
         candidate.sig = sig
         candidate.stable_since = now
         if candidate.arrived is not None and candidate.arrived != sig:
             candidate.arrived = None
-        if candidate.arrived is None:
+        if first and candidate.arrived is None and candidate.scanned:
+            age = _settled_for(candidate, st, quiet)
+            settled = age is not None
+            candidate.stable_since = now - (age or 0.0)
+        if candidate.arrived is None and not settled:
             candidate.why = "quiet period" if first else "being written"
             return "wait", st
     stable_for = now - candidate.stable_since
-    closed = candidate.arrived == sig and candidate.opened <= 0
+    closed = (candidate.arrived == sig and candidate.opened <= 0) or settled
     if not closed and stable_for < quiet:
         candidate.why = "quiet period"
         return "wait", st
@@ -327,3 +360,13 @@ def check(
         candidate.why = "incomplete image"
         return "wait", st
     return "ready", st
+
+
+def _settled_for(candidate: Candidate, st: os.stat_result, quiet: float) -> float | None:
+    """How long a file a scan just found has been unchanged, by its mtime, when that is longer
+    than the quiet period and no program holds it open for writing; None when it must wait the
+    quiet period like any other (written recently, held open, or not known: no leases)."""
+    age = time.time() - st.st_mtime
+    if age <= quiet or candidate.opened > 0:
+        return None
+    return age if held_for_writing(candidate.path) is False else None

@@ -24,6 +24,7 @@ from hotfolder.daemon import claim
 from hotfolder.daemon.folders import FolderPlan
 from hotfolder.daemon.journal import FINAL_STATES, JobRow, Journal, NewJob
 from hotfolder.daemon.readiness import Signature
+from hotfolder.prompts import is_prompt_file
 
 
 def recover(journal: Journal, plans: list[FolderPlan]) -> None:
@@ -59,7 +60,9 @@ def reconcile(
                     plan.root, row.id, row.name, row.place, keep_checkpoints=row.state == "failed"
                 )
             continue
-        inputs = [p for p in entry.iterdir() if p.name != claim.CHECKPOINTS]
+        inputs = [
+            p for p in entry.iterdir() if p.name != claim.CHECKPOINTS and not is_prompt_file(p)
+        ]
         if not inputs:
             claim.remove_job_dir(plan.root, entry.name)
             continue
@@ -67,7 +70,8 @@ def reconcile(
             logger.warning("{} holds {} files; leaving it for you to look at", entry, len(inputs))
             continue
         sig = Signature.of(inputs[0].lstat())
-        adopted.append(NewJob(entry.name, plan.key, inputs[0].name, plan.chain, str(sig)))
+        chain = plan.chain_for(inputs[0].name) or plan.chain or ""
+        adopted.append(NewJob(entry.name, plan.key, inputs[0].name, chain, str(sig)))
     if adopted:
         logger.warning(
             "{}: {} file(s) claimed just before a crash were not recorded; queued now",

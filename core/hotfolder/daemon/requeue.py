@@ -28,7 +28,7 @@ def requeue(journal: Journal, row: JobRow, policy: LocalFilePolicy = STRICT) -> 
         if reason := unsafe_reason(place.lstat(), policy):
             msg = f"job {row.id}: {place} is never processed: {reason}"
             raise HotfolderError(msg, hint="drop the file itself into the folder instead")
-        claim.move_into(place, source)
+        claim.move_with_prompt(place, source)
         Path(str(place) + claim.ERROR_SUFFIX).unlink(missing_ok=True)
     journal.update(
         row.id,

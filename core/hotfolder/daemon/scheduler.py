@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -36,12 +37,13 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
 
 from hotfolder.components import JobInput
 from hotfolder.daemon import claim
+from hotfolder.daemon.announce import Announcer
 from hotfolder.daemon.folders import FolderPlan, plan_folder
 from hotfolder.daemon.journal import JobRow, Journal
 from hotfolder.daemon.readiness import Signature
@@ -53,22 +55,58 @@ from hotfolder.errors import (
     PluginError,
     UnsafeInputError,
 )
-from hotfolder.job import Job
+from hotfolder.job import Job, JobResult
 from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFilePolicy, policy_for, read_local
 from hotfolder.pauses import Pausable, Pause, PauseWatch, iso_time, pauses_work
+from hotfolder.prompts import prompt_digest
 from hotfolder.runtime import Runtime
 from hotfolder.waits import Wait
 
 MAX_BACKOFF = 600.0
 #: The longest wait between two tries of a job whose output's place cannot be written.
 HOLD_MAX_SECONDS = 30.0
+#: How often the services' own reports (meta ``services``) are looked at.
+REPORT_EVERY_SECONDS = 1.0
+
+
+class ChainRunner(Protocol):
+    """Runs a job's chain somewhere else than in this process (the workers of a fleet,
+    :class:`hotfolder.fleet.dispatch.FleetRunner`): returns the job's result, or raises its
+    HotfolderError, as the engine would."""
+
+    #: How many jobs may be out at once.
+    capacity: int
+
+    async def start(self, note: Callable[[str, Any], None]) -> None:
+        """Start; ``note(name, value)`` journals what ``status`` shows (meta ``name``)."""
+
+    async def aclose(self) -> None: ...
+
+    async def run(
+        self,
+        job: Job,
+        *,
+        attempt: int,
+        final: bool,
+        chain_digest: str,
+        step_timeout_seconds: float | None,
+        src_sig: str | None,
+    ) -> JobResult: ...
 
 
 class Scheduler:
-    """Runs queued jobs from the journal through the engine, within the limits."""
+    """Runs queued jobs from the journal through the engine, within the limits; with a
+    ``runner``, the chains run there (the input is still read, keyed and journaled here)."""
 
-    def __init__(self, journal: Journal, runtime: Runtime, plans: list[FolderPlan]) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        runtime: Runtime,
+        plans: list[FolderPlan],
+        runner: ChainRunner | None = None,
+    ) -> None:
         self.journal = journal
+        self.runner = runner
         self.runtime = runtime
         self.plans = {p.key: p for p in plans}
         self.inflight: dict[str, tuple[asyncio.Task[None], str]] = {}
@@ -76,6 +114,9 @@ class Scheduler:
             lambda: self.runtime.services(), reprobe_seconds=self.settings.reprobe_seconds
         )
         self._shown_pause: dict[str, Any] | None = None
+        self._shown_reports: list[Any] = []
+        self._reported_at = 0.0
+        self._announcer = Announcer()  # hotfolder_paused / hotfolder_resumed, once per change
         #: Whether jobs were paused since the last time they were all queued again.
         self._jobs_paused = False
         self._probing: asyncio.Task[bool] | None = None
@@ -132,6 +173,7 @@ class Scheduler:
         """Journal the pause for ``status``, probe it when due, and queue the paused jobs
         again once nothing is paused."""
         pause = self.watch.current()
+        self._announcer.pause(self.runtime.pm, pause)
         shown = None
         if pause is not None:
             next_probe = self.watch.next_probe_at()
@@ -154,6 +196,21 @@ class Scheduler:
             self._probing = None
             self.wake.set()
 
+    def _report_services(self) -> None:
+        """Journal what the runtime's services report of themselves (meta ``services``: the
+        Venice client's rate limit now), at most every :data:`REPORT_EVERY_SECONDS` and only
+        when it changed."""
+        now = time.monotonic()
+        if now - self._reported_at < REPORT_EVERY_SECONDS:
+            return
+        self._reported_at = now
+        reports = [
+            s.report() for s in self.runtime.services() if callable(getattr(s, "report", None))
+        ]
+        if reports != self._shown_reports:
+            self._shown_reports = reports
+            self._note("services", reports or None)
+
     def _paused_by(self, runtime: Runtime) -> bool:
         """Whether a service of ``runtime`` is paused (and so owns the pause a job met)."""
         return any(isinstance(s, Pausable) and s.pause for s in runtime.services())
@@ -164,6 +221,10 @@ class Scheduler:
         return next(
             (other for other, k in self._keys.items() if k == key and other != job_id), None
         )
+
+    def note(self, name: str, value: Any) -> None:
+        """Journal what ``status`` shows (meta ``name``), for the runner and companions."""
+        self._note(name, value)
 
     def _note(self, name: str, value: Any) -> None:
         """Journal what ``status`` shows (meta ``name``); a journal that cannot be written
@@ -187,7 +248,8 @@ class Scheduler:
         if self.stopping:
             return
         self._follow_pause()
-        limit = self.settings.concurrency
+        self._report_services()
+        limit = self.runner.capacity if self.runner else self.settings.concurrency
         while len(self.inflight) < limit:
             row = self._next()
             if row is None:
@@ -322,13 +384,27 @@ class Scheduler:
                     )
                     return
             self._keys[row.id] = key
-            result = await engine.run(job, final=final, job_input=job_input)
+            if self.runner is None:
+                result = await engine.run(job, final=final, job_input=job_input)
+            else:  # on a fleet's worker; the hooks hear of it here, where the job is owned
+                remote = functools.partial(
+                    self.runner.run,
+                    job,
+                    attempt=attempt,
+                    final=final,
+                    chain_digest=chain.digest,
+                    step_timeout_seconds=settings.step_timeout_seconds,
+                    src_sig=row.src_sig,
+                )
+                result = await engine.run_by(job, remote, final=final)
         except asyncio.CancelledError:
             # A graceful stop: the job goes back to the queue; this attempt does not count.
             self.journal.update(row.id, state="queued", attempts=attempt - 1)
             raise
         except HotfolderError as exc:
-            if pauses_work(exc) and self._paused_by(runtime):
+            # A worker's pause error paused the fleet's shared account (it may be lifted
+            # already, by a probe here: then the job is queued again at once).
+            if pauses_work(exc) and (self.runner is not None or self._paused_by(runtime)):
                 logger.info("{} (job {}) waits for Venice work to resume", row.name, row.id)
                 self.journal.update(
                     row.id, state="paused", attempts=attempt - 1, error=_error(exc, attempt)
@@ -514,6 +590,8 @@ class Scheduler:
             await asyncio.wait(pending)
 
     async def aclose(self) -> None:
+        if self.runner is not None:
+            await self.runner.aclose()
         if self._probing is not None:
             self._probing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -556,7 +634,10 @@ def _changed_since_claim(source: Path, row: JobRow) -> str | None:
 def _input_sha256(job_input: JobInput, source: Path, policy: LocalFilePolicy) -> str:
     """The sha256 of the claimed file's bytes: the resolved image's (computed once, cached on
     the artifact), or for a job manifest the manifest's own (two manifests naming the same
-    first image may differ in chain, overrides and other images)."""
+    first image may differ in chain, overrides and other images). An image claimed with a
+    prompt file is keyed by both: the same image with another prompt is another job."""
     if source.name.lower().endswith(MANIFEST_SUFFIXES):
         return hashlib.sha256(read_local(source, policy)).hexdigest()
+    if (prompt := prompt_digest(source)) is not None:
+        return hashlib.sha256(f"{job_input.artifact.sha256}:{prompt}".encode()).hexdigest()
     return job_input.artifact.sha256

@@ -23,11 +23,12 @@ from loguru import logger
 
 from hotfolder.config import Config, load_config
 from hotfolder.daemon import claim, recovery
+from hotfolder.daemon.announce import Announcer
 from hotfolder.daemon.folders import FolderPlan, plan_folders
 from hotfolder.daemon.intake import Intake
 from hotfolder.daemon.journal import JOURNAL_NAME, Journal
 from hotfolder.daemon.lock import InstanceLock
-from hotfolder.daemon.scheduler import Scheduler
+from hotfolder.daemon.scheduler import ChainRunner, Scheduler
 from hotfolder.daemon.settings import DaemonSection
 from hotfolder.daemon.watcher import FolderWatch, HintQueue, OverflowAlarm
 from hotfolder.errors import HotfolderError
@@ -45,9 +46,11 @@ TROUBLE_MAX_SECONDS = 10.0
 
 class Companion(Protocol):
     """Something that runs on the daemon's loop beside it (the dashboard): started once the
-    journal is open and recovered, stopped before it closes."""
+    journal is open and recovered, told of each reloaded config, stopped before it closes."""
 
     async def start(self) -> None: ...
+
+    def reloaded(self, config: Config) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -82,7 +85,8 @@ class _Trouble:
 
 class Daemon:
     """``hotfolder run``. ``make_runtime(config)`` builds a runtime for a (re)loaded config;
-    ``companions`` run on the same loop for as long as the daemon does."""
+    ``companions`` run on the same loop for as long as the daemon does; a ``runner`` runs the
+    chains elsewhere (a fleet's workers) while this process watches, claims and journals."""
 
     def __init__(
         self,
@@ -91,8 +95,10 @@ class Daemon:
         registry: Any,
         state_dir: Path,
         companions: Sequence[Companion] = (),
+        runner: ChainRunner | None = None,
     ) -> None:
         self.config = config
+        self.runner = runner
         self.companions = list(companions)
         self.make_runtime = make_runtime
         self.registry = registry
@@ -104,6 +110,7 @@ class Daemon:
         self.watches: dict[str, FolderWatch] = {}
         self._unwatched: set[str] = set()
         self.plans: list[FolderPlan] = []
+        self.announcer = Announcer()  # the lifecycle hooks of docs/plugins.md
 
     # --- life ------------------------------------------------------------------------------
 
@@ -122,8 +129,13 @@ class Daemon:
                 logger.info("{} paused job(s) queued again at start-up", n)
             journal.set_meta("pause", None)
             journal.set_meta("waits", None)
+            journal.set_meta("fleet", None)
             self.intake = Intake(journal, self.plans, policy_for(self.config))
-            self.scheduler = Scheduler(journal, self.make_runtime(self.config), self.plans)
+            self.scheduler = Scheduler(
+                journal, self.make_runtime(self.config), self.plans, runner=self.runner
+            )
+            if self.runner is not None:
+                await self.runner.start(self.scheduler.note)
             self._install_signals()
             alarm.install()
             self._start_watches()
@@ -133,12 +145,14 @@ class Daemon:
             for companion in self.companions:
                 await companion.start()
                 started.append(companion)
+            self.announcer.started(self.scheduler.runtime)
             await self._loop()
         finally:
             alarm.remove()
             for companion in reversed(started):
                 await companion.stop()
             await self._shutdown()
+            self.announcer.stopped()
             if journal is not None:
                 journal.close()
             self.lock.release()
@@ -287,6 +301,9 @@ class Daemon:
         self.config, self.plans = config, plans
         self.intake.replace(plans, policy_for(config))
         self.scheduler.replace(self.make_runtime(config), plans)
+        self.announcer.reloaded(self.scheduler.runtime)
+        for companion in self.companions:
+            companion.reloaded(config)
         self._start_watches()
         self._scan_all()
         logger.info("config reloaded: {} folder(s)", len(plans))
@@ -360,6 +377,8 @@ class Daemon:
                     logger.error("{}", exc)
                     continue
                 recovery.reconcile(self.scheduler.journal, plan, busy=set(self.scheduler.inflight))
+            there = plan.lock_file is not None  # locked: there and watched (or soon)
+            self.announcer.folder(self.scheduler.runtime.pm, plan.root, reachable=there)
             watch = self.watches.get(plan.key)
             if watch is None or watch.alive():
                 continue

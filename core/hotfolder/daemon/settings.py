@@ -1,6 +1,6 @@
 """The daemon's tables: ``[daemon]`` (how the service schedules, retries, stops and where it
-keeps state) and ``[[folders]]`` (each watched folder and its chain), and the helpers that turn
-a folder's settings into concrete paths.
+keeps state) and ``[[folders]]`` (each watched folder, its chain and its routes), and the
+helpers that turn a folder's settings into concrete paths.
 
 This module is also the built-in plugin that registers both tables with the config loader.
 """
@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import platformdirs
-from pydantic import Field
+from loguru import logger
+from pydantic import Field, model_validator
 
 from hotfolder import imaging
+from hotfolder.daemon.routes import Route, unreachable_routes
 from hotfolder.hookspecs import hookimpl
 from hotfolder.schema import ConfigPath, Section
 
@@ -35,10 +37,14 @@ class FolderSection(Section):
 
     table = "folders"
     array = True
-    chain_fields = ("chain",)
+    chain_fields = ("chain", "routes.chain")
 
     path: ConfigPath
-    chain: str
+    #: The chain of every file no route takes (None: such files are ignored).
+    chain: str | None = None
+    #: ``{ match = GLOB, chain = NAME }``: the first route whose glob matches a file's path
+    #: relative to the folder picks its chain (see :mod:`hotfolder.daemon.routes`).
+    routes: list[Route] = []
     #: Names taken: by default every extension of the formats the ``[imaging]`` gate accepts
     #: by default (JPEG and MPO, PNG, WebP, TIFF, GIF, BMP, HEIC/HEIF, AVIF).
     include: list[str] = Field(default_factory=imaging.include_globs)
@@ -68,6 +74,32 @@ class FolderSection(Section):
     on_duplicate: Literal["skip", "reprocess"] = "skip"
     #: Jobs of this folder running at once (None: only ``[daemon] concurrency`` applies).
     concurrency: int | None = Field(default=None, ge=1)
+    #: An image whose chain uses ``{prompt}`` and has no ``NAME.prompt.txt`` beside it when
+    #: it is ready waits ``quiet_seconds`` and then this long for one; then it fails.
+    prompt_wait_seconds: float = Field(default=60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _a_chain_for_something(self) -> FolderSection:
+        if self.chain is None and not self.routes:
+            msg = (
+                "the folder names no chain: give it chain = NAME, or routes = "
+                '[{ match = "GLOB", chain = NAME }, ...]'
+            )
+            raise ValueError(msg)
+        for warning in unreachable_routes(
+            self.routes, fallback=self.chain, recursive=self.recursive,
+            case_sensitive=self.case_sensitive,
+        ):  # fmt: skip
+            logger.warning("config: [[folders]] path = {!r}: {}", str(self.path), warning)
+        return self
+
+    @property
+    def chain_names(self) -> tuple[str, ...]:
+        """Every chain the folder's files may go through: the routes' chains, then its own."""
+        names = [route.chain for route in self.routes]
+        if self.chain is not None:
+            names.append(self.chain)
+        return tuple(dict.fromkeys(names))
 
 
 class DaemonSection(Section):

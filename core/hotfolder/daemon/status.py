@@ -1,7 +1,7 @@
 """What ``hotfolder status`` reports, read from the journal (never from the daemon's memory):
 per folder the jobs by state, those in flight (and what they wait for: a Venice rate slot)
 and the last errors; why Venice work is paused, since when, the next check and the fix; what
-was spent today."""
+was spent today; a fleet's workers and queue."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
             "daemon": {"running": pid is not None, "pid": pid},
             "paused": journal.meta("pause") if pid is not None else None,
             "held": (journal.meta("held") or {}) if pid is not None else {},
+            "fleet": journal.meta("fleet") if pid is not None else None,
+            "services": (journal.meta("services") or []) if pid is not None else [],
             "spent_today_usd": round(journal.spent_since(midnight), 6),
             "simulated_today_usd": round(journal.simulated_since(midnight), 6),
             "folders": folders,
@@ -127,6 +129,42 @@ def _fate_lines(folder: dict[str, Any], shown: int = 5) -> list[str]:
     return lines
 
 
+def _service_lines(services: list[dict[str, Any]]) -> list[str]:
+    """``venice: 3 of 20 image requests in the last minute; a slot is free now``."""
+    lines = []
+    for service in services:
+        rate = service.get("rate") or {}
+        if rate.get("sent") is None:
+            continue
+        free = rate.get("free_in_seconds") or 0
+        when = "a slot is free now" if free <= 0 else f"the next slot is free in {free:g}s"
+        fleet = " (the fleet's, shared)" if service.get("shared") else ""
+        lines.append(
+            f"{service['service']}: {rate['sent']} of {rate['limit']} image requests in the "
+            f"last minute{fleet}; {when}"
+        )
+    return lines
+
+
+def _fleet_lines(fleet: dict[str, Any] | None) -> list[str]:
+    """The workers of a fleet (``[executor] kind = "dramatiq"``) seen recently, and the
+    queue; as the watcher last checked them."""
+    if not fleet:
+        return []
+    workers = fleet.get("workers") or []
+    lines = [
+        f"fleet: {len(workers)} worker(s) seen, {fleet.get('queued', 0)} job(s) queued in "
+        f"Redis, {fleet.get('jobs_out', 0)} out (checked {_iso(fleet.get('checked'))})"
+    ]
+    for worker in workers:
+        lines.append(
+            f"  {worker['host']} pid {worker['pid']}: {worker['done']} done, "
+            f"{worker['failed']} failed, {worker['running']} running, last seen "
+            f"{_iso(worker['last_seen'])}"
+        )
+    return lines
+
+
 def render(status: dict[str, Any]) -> str:
     """The status as a few readable lines."""
     daemon = status["daemon"]
@@ -152,6 +190,8 @@ def render(status: dict[str, Any]) -> str:
             lines.append("  goes on after: a reload (SIGHUP) or a restart with the fix")
         elif pause.get("next_probe"):
             lines.append(f"  next check: {pause['next_probe']}")
+    lines.extend(_service_lines(status.get("services") or []))
+    lines.extend(_fleet_lines(status.get("fleet")))
     for folder in status["folders"]:
         counts = ", ".join(f"{n} {s}" for s, n in folder["counts"].items() if n) or "no jobs"
         note = " (not in the config)" if folder["configured"] is False else ""

@@ -39,20 +39,32 @@ from watchdog.observers.polling import PollingObserverVFS
 
 from hotfolder.daemon.folders import FolderPlan
 
-#: How long watchdog's inotify backend holds an IN_MOVED_FROM to pair it with its IN_MOVED_TO.
-#: Every claim renames a file out of its watched folder, a move with no pair in that watch,
-#: and watchdog's default of 0.5 s would hold every later event of the folder behind it
-#: (measured: drop-to-start p50 of 298 ms, 29 ms without the hold; docs/benchmarks.md). The
-#: kernel queues both halves of a rename together, so a short hold still pairs real moves.
+#: How long watchdog's inotify backend holds a folder's IN_MOVED_FROM to pair it with its
+#: IN_MOVED_TO (it must, to move its watches along). A file's is not held at all: hotfolder only
+#: needs where a file went (an unpaired move-in is "arrived" as a paired one is), and holding
+#: each claim's rename out of the folder held every later event behind it (watchdog's default
+#: of 0.5 s: drop-to-start p50 of 298 ms; docs/benchmarks.md).
 MOVE_PAIRING_SECONDS = 0.02
 
 
 def _shorten_move_pairing() -> None:
     try:
-        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+        from watchdog.observers.inotify_move_event_grouper import (
+            InotifyMoveEventGrouper,
+            PathedInotifyEvent,
+        )
     except ImportError:  # not Linux, or a watchdog that groups moves some other way
         return
     InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
+    if getattr(InotifyMoveEventGrouper.put_event, "_hotfolder", False):
+        return
+
+    def put_event(self: InotifyMoveEventGrouper, event: PathedInotifyEvent) -> None:
+        grouped = self._group_moved_to_event(event) if event.ev.is_moved_to else event
+        self._queue.put(grouped, delay=event.ev.is_moved_from and event.ev.is_directory)
+
+    put_event._hotfolder = True  # type: ignore[attr-defined]
+    InotifyMoveEventGrouper.put_event = put_event  # type: ignore[method-assign]
 
 
 HintKind = Literal["changed", "arrived", "opened", "closed"]
@@ -177,11 +189,13 @@ class FolderWatch:
         observer.start()
         self.observer = observer
         logger.info(
-            "watching {} ({} observer{}, chain {!r})",
+            "watching {} ({} observer{}, {})",
             self.plan.root,
             "polling" if self.polling else "native",
             f" every {section.poll_seconds:g}s" if self.polling else "",
-            section.chain,
+            f"chain {section.chain!r}"
+            if not section.routes
+            else f"routes to chains {', '.join(section.chain_names)}",
         )
 
     def alive(self) -> bool:

@@ -68,7 +68,7 @@ from hotfolder.venice.cost import SpendLedger, api_cache_file, request_usd
 from hotfolder.venice.errors import error_from_response, network_error
 from hotfolder.venice.headers import RateLimitState, ResultHeaders, as_bool, request_id
 from hotfolder.venice.limiter import CircuitBreaker, RateLimiter, Throttle
-from hotfolder.venice.pausing import VenicePause
+from hotfolder.venice.pausing import SERVICE_NAME, VenicePause
 from hotfolder.venice.requests import (
     BackgroundRemoveRequest,
     EditRequest,
@@ -78,6 +78,7 @@ from hotfolder.venice.requests import (
 )
 from hotfolder.venice.retry import retrying
 from hotfolder.venice.settings import VeniceSection
+from hotfolder.venice.sharing import FailureGate, SendLimiter, SharedAccount
 from hotfolder.venice.wire import (
     ENDPOINTS,
     Endpoint,
@@ -132,7 +133,9 @@ class VeniceClient:
     ``time.time`` for the pause and the budget's day. ``persist=False`` keeps the model list
     and the spend ledger in memory only (a sandbox's, which gets a new port each run);
     otherwise they are kept in the cache folder. Without ``api_key`` the client starts
-    paused with ``missing_key`` (the error saying where the key was looked for).
+    paused with ``missing_key`` (the error saying where the key was looked for). ``shared``
+    keeps the rate limit, breaker, pause and spend where every process of a fleet sees them
+    (:mod:`.sharing`).
     """
 
     def __init__(
@@ -146,12 +149,14 @@ class VeniceClient:
         clock: Callable[[], float] = time.time,
         persist: bool = True,
         missing_key: AuthError | None = None,
+        shared: SharedAccount | None = None,
     ) -> None:
         self.settings = settings or VeniceSection()
         self.base_url = base_url.rstrip("/")
         if api_key:
             register_secret(api_key)  # scrubbed from every log line and error message
         self._has_key = bool(api_key)
+        self._shared = shared is not None
         self._sleep = sleep
         s = self.settings
         self._http = httpx.AsyncClient(
@@ -173,30 +178,49 @@ class VeniceClient:
             ttl_seconds=s.models_ttl_seconds,
         )
         self.ledger = SpendLedger(
-            cache_dir, base_url=self.base_url, max_usd_per_day=s.max_usd_per_day, clock=clock
+            cache_dir,
+            base_url=self.base_url,
+            max_usd_per_day=s.max_usd_per_day,
+            clock=clock,
+            store=shared.spend_store() if shared else None,
         )
         self.pausing = VenicePause(
-            balance=lambda: self.balance(probe=True), budget_fits=self.ledger.fits, clock=clock
+            balance=lambda: self.balance(probe=True),
+            budget_fits=self.ledger.fits,
+            clock=clock,
+            store=shared.pause_store() if shared else None,
         )
         if not api_key:
             missing_key = missing_key or AuthError(
                 "no Venice API key was given", hint="export VENICE_API_KEY=..."
             )
             self.pausing.enter(missing_key, lifts_by_probe=False)
-        self.throttle = Throttle(
-            RateLimiter(s.requests_per_minute, sleep=sleep),
-            CircuitBreaker(
+        limiter: SendLimiter
+        breaker: FailureGate
+        if shared is not None:
+            limiter = shared.rate_limiter(s.requests_per_minute)
+            breaker = shared.circuit_breaker(s.breaker_failures, s.breaker_window_seconds)
+        else:
+            limiter = RateLimiter(s.requests_per_minute, sleep=sleep)
+            breaker = CircuitBreaker(
                 s.breaker_failures,
                 s.breaker_window_seconds,
                 memory=api_cache_file(cache_dir, "failures", self.base_url),
-            ),
+            )
+        self.throttle = Throttle(
+            limiter,
+            breaker,
             max_in_flight=s.max_connections,
             gate=lambda image: self.pausing.check(image=image),
         )
 
     @classmethod
     def from_settings(
-        cls, settings: VeniceSection, *, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        settings: VeniceSection,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        shared: SharedAccount | None = None,
     ) -> VeniceClient:
         """A client for ``[venice]``: the key from its SecretRef and the effective base URL
         (``$VENICE_BASE_URL`` wins). Without a key the client starts paused, with an AuthError
@@ -215,6 +239,7 @@ class VeniceClient:
             api_key=api_key,
             settings=settings,
             transport=transport,
+            shared=shared,
         )
 
     def __repr__(self) -> str:
@@ -224,6 +249,12 @@ class VeniceClient:
     def pause(self) -> Pause | None:
         """The pause in force (a refused key, no balance, the budget spent), or None."""
         return self.pausing.current
+
+    def report(self) -> dict[str, Any]:
+        """What ``status`` shows of the client: its rate limit now (shared by the fleet when
+        the client is part of one)."""
+        return {"service": SERVICE_NAME, "rate": self.throttle.limiter.state(),
+                "shared": self._shared}  # fmt: skip
 
     async def probe(self) -> bool:
         """Check whether paused work can go on: one ``GET /billing/balance`` for a key or

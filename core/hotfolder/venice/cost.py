@@ -14,7 +14,8 @@ Prices come from the model list's ``pricing`` (see :mod:`hotfolder.venice.catalo
 every call with it, and ``--dry-run`` estimates with it from the cached model list.
 
 The ledger is a small JSON file per API root in the cache folder, re-read before each check
-so that several hotfolder processes on one machine see each other's spend.
+so that several hotfolder processes on one machine see each other's spend; a fleet keeps it in
+a shared store instead (:mod:`hotfolder.venice.sharing`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from hotfolder.venice.requests import (
     UpscaleRequest,
     UpscaleScale,
 )
+from hotfolder.venice.sharing import SpendStore
 
 BACKGROUND_REMOVE_USD = 0.03
 ENHANCE_PROMPT_USD = 0.04
@@ -124,10 +126,13 @@ class SpendLedger:
         base_url: str,
         max_usd_per_day: float | None,
         clock: Callable[[], float] = time.time,
+        store: SpendStore | None = None,
     ) -> None:
         """``folder`` None keeps the ledger in memory only (a sandbox on loopback); ``clock``
-        tells the day (``time.time`` but for tests)."""
+        tells the day (``time.time`` but for tests); ``store`` keeps it where several
+        processes share it (a fleet's Redis), instead of the folder."""
         self._clock = clock
+        self._store = store
         self.path = api_cache_file(folder, "spend", base_url)
         self.max_usd_per_day = max_usd_per_day
         self._reserved = 0.0
@@ -169,6 +174,9 @@ class SpendLedger:
         self._reserved = max(0.0, self._reserved - reserved)
         if not actual:
             return
+        if self._store is not None:
+            self._store.add(self._today(), actual)
+            return
         days = self._read()
         today = self._today()
         days[today] = round(float(days.get(today, 0.0)) + actual, 6)
@@ -183,6 +191,8 @@ class SpendLedger:
             logger.warning("cannot record Venice spend in {}: {}", self.path, exc)
 
     def _read(self) -> dict[str, float]:
+        if self._store is not None:
+            return self._store.read()
         if self.path is None:
             return dict(self._memory)
         try:

@@ -29,6 +29,7 @@ from loguru import logger
 
 from hotfolder.fsutil import atomic_write
 from hotfolder.venice.headers import RateLimitState
+from hotfolder.venice.sharing import FailureGate, SendLimiter
 from hotfolder.waits import waiting
 
 Clock = Callable[[], float]
@@ -85,6 +86,12 @@ class RateLimiter:
         if self._remaining is not None and self._remaining <= 0:
             waits.append(self._reset_at - now)
         return max(waits)
+
+    def state(self) -> dict[str, Any]:
+        """For ``status``: the limit, the sends in the current window, seconds until the
+        next slot is free (0: now)."""
+        wait = max(0.0, self._wait())
+        return {"limit": self.capacity, "sent": len(self._sent), "free_in_seconds": round(wait, 1)}
 
     def observe(self, state: RateLimitState) -> None:
         """Follow a response's ``x-ratelimit-*-requests`` headers."""
@@ -221,8 +228,8 @@ class Throttle:
 
     def __init__(
         self,
-        limiter: RateLimiter,
-        breaker: CircuitBreaker,
+        limiter: SendLimiter,
+        breaker: FailureGate,
         *,
         max_in_flight: int,
         gate: Callable[[bool], None] = lambda image: None,

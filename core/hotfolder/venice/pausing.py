@@ -13,10 +13,15 @@ A held-back request raises the pause's error at once, without being sent and wit
 (see :mod:`hotfolder.pauses`). :meth:`VenicePause.probe` is the only way out: for ``auth`` and
 ``balance`` one ``GET /billing/balance`` that passes the pause, for ``budget`` a look at the
 ledger. A key that works again on an empty account turns an ``auth`` pause into ``balance``.
+
+With a :class:`~hotfolder.venice.sharing.PauseStore` the pause lives there, as plain data:
+every process of a fleet sees a pause entered by any of them, and a probe by any of them
+lifts it for all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -25,6 +30,7 @@ from loguru import logger
 
 from hotfolder.errors import AuthError, BalanceError, BudgetExceeded, HotfolderError, VeniceError
 from hotfolder.pauses import Pause, iso_time, next_local_midnight
+from hotfolder.venice.sharing import PauseStore
 
 __all__ = ["SERVICE_NAME", "VenicePause", "can_pay"]
 
@@ -48,15 +54,55 @@ class VenicePause:
         balance: Callable[[], Awaitable[Mapping[str, Any]]],
         budget_fits: Callable[[float], bool],
         clock: Callable[[], float] = time.time,
+        store: PauseStore | None = None,
     ) -> None:
         self._balance = balance
         self._budget_fits = budget_fits
         self._clock = clock
-        self.current: Pause | None = None
+        self._store = store
+        self._current: Pause | None = None
         self._error: VeniceError | None = None
         self._needed_usd = 0.0
         #: How many times work was paused, for logs and tests.
         self.entered = 0
+
+    @property
+    def current(self) -> Pause | None:
+        """The pause in force, or None (with a store: as the store says now)."""
+        if self._store is not None:
+            self._pull(self._store.load())
+        return self._current
+
+    def state(self) -> dict[str, Any] | None:
+        """The pause as plain data, for a :class:`~hotfolder.venice.sharing.PauseStore`."""
+        if self._current is None or self._error is None:
+            return None
+        error = self._error
+        return {
+            "pause": dataclasses.asdict(self._current),
+            "error": {"class": type(error).__name__, "message": error.message,
+                      "hint": error.hint, "status": error.status, "code": error.code},
+            "needed_usd": self._needed_usd,
+        }  # fmt: skip
+
+    def _pull(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            self._current, self._error, self._needed_usd = None, None, 0.0
+            return
+        pause = Pause(**state["pause"])
+        if pause == self._current:
+            return
+        error = state["error"]
+        kind = next(cls for cls, name in _KINDS.items() if name == pause.kind)
+        self._current = pause
+        self._error = kind(
+            error["message"], hint=error["hint"], status=error["status"], code=error["code"]
+        )
+        self._needed_usd = float(state.get("needed_usd") or 0.0)
+
+    def _push(self) -> None:
+        if self._store is not None:
+            self._store.save(self.state())
 
     def enter(
         self, error: VeniceError, *, needed_usd: float | None = None, lifts_by_probe: bool = True
@@ -64,13 +110,15 @@ class VenicePause:
         """Pause for ``error`` (an AuthError, BalanceError or BudgetExceeded);
         ``lifts_by_probe=False`` when only a new client can end it (no key was given)."""
         kind = _KINDS[type(error)]
+        current = self.current
         self._needed_usd = max(self._needed_usd, needed_usd or 0.0)
-        if self.current is not None and self.current.kind == kind:
-            return  # the requests in flight when it began say the same
+        if current is not None and current.kind == kind:
+            self._push()  # the requests in flight when it began say the same
+            return
         now = self._clock()
         not_before = next_local_midnight(now) if kind == "budget" else None
-        since = self.current.since if self.current is not None else now
-        self.current = Pause(
+        since = current.since if current is not None else now
+        self._current = Pause(
             SERVICE_NAME,
             kind,
             error.message,
@@ -80,6 +128,7 @@ class VenicePause:
             lifts_by_probe=lifts_by_probe,
         )
         self._error = error
+        self._push()
         self.entered += 1
         if not lifts_by_probe:
             until = "the config is reloaded with a key, or hotfolder restarted with one"
@@ -96,9 +145,10 @@ class VenicePause:
 
     def check(self, *, image: bool) -> None:
         """Raise the pause's error if it holds back this kind of request."""
-        if self.current is None or self._error is None:
+        current = self.current
+        if current is None or self._error is None:
             return
-        if self.current.kind == "auth" or image:
+        if current.kind == "auth" or image:
             error = self._error
             raise type(error)(
                 error.message,
@@ -135,11 +185,12 @@ class VenicePause:
         return False
 
     def _lift(self, why: str) -> bool:
-        assert self.current is not None
-        logger.info("Venice work resumes: {} (paused since {})", why, iso_time(self.current.since))
-        self.current = None
+        assert self._current is not None
+        logger.info("Venice work resumes: {} (paused since {})", why, iso_time(self._current.since))
+        self._current = None
         self._error = None
         self._needed_usd = 0.0
+        self._push()
         return True
 
 

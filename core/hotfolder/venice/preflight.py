@@ -16,6 +16,11 @@ sends that URL instead of the bytes when the endpoint takes URLs, the bytes are 
 URL's, Venice would take them as they are, and Venice can fetch the URL: https with every
 address public (:func:`hotfolder.netsafe.check_url`), or on a host listed in
 ``[venice] send_urls_from``.
+
+Venice takes every image as sRGB and ignores an embedded profile, so an input tagged with
+another one (Display P3 from an iPhone, Adobe RGB (1998), ProPhoto RGB) is converted to sRGB
+(:func:`hotfolder.imaging.to_srgb`) and re-encoded for the upload, never sent by URL:
+:func:`upload_input` does it (``venice.*`` steps note it in their record as ``colour``).
 """
 
 from __future__ import annotations
@@ -187,18 +192,21 @@ def sendable_url(artifact: Artifact, send_urls_from: Collection[str] = ()) -> st
 
 def upload_input(artifact: Artifact, *, url: str | None = None) -> ImageInput:
     """What to send for ``artifact``: ``url`` when given (see :func:`sendable_url`), else its
-    bytes, re-encoded when Venice would not take the format, when it is animated, or when its
-    pixels are stored turned and only its EXIF orientation makes them upright. Raises
-    InputError for 25 MB and more."""
+    bytes, re-encoded when Venice would not take the format, when it is animated, when its
+    pixels are stored turned and only its EXIF orientation makes them upright, or when its
+    colour profile is not sRGB (the pixels are converted to sRGB first). Raises InputError for
+    25 MB and more."""
     if url is not None:
         return ImageInput(url=url)
     upload = artifact
     if _needs_reencode(artifact):
-        alpha = "A" in artifact.image.getbands()
+        pixels, _ = imaging.to_srgb(artifact.image)
+        alpha = "A" in pixels.getbands()
+        srgb = artifact.with_image(pixels) if pixels is not artifact.image else artifact
         upload = (
-            artifact.with_format("PNG", {"compress_level": 3})
+            srgb.with_format("PNG", {"compress_level": 3})
             if alpha
-            else artifact.with_format("JPEG", {"quality": 95})
+            else srgb.with_format("JPEG", {"quality": 95})
         )
     data = upload.data
     if len(data) >= MAX_UPLOAD_BYTES:
@@ -214,9 +222,11 @@ def upload_input(artifact: Artifact, *, url: str | None = None) -> ImageInput:
 
 
 def _needs_reencode(artifact: Artifact) -> bool:
-    """Whether Venice would not take the bytes as they are: another format, animated, or
-    turned upright only by their EXIF orientation."""
+    """Whether Venice would not take the bytes as they are: another format, animated, turned
+    upright only by their EXIF orientation, or in a colour space other than sRGB."""
     if artifact.format not in UPLOAD_FORMATS:
         return True
     found = imaging.probe(artifact.data, artifact.limits, name=artifact.name)
-    return found.frames > 1 or found.orientation != 1
+    if found.frames > 1 or found.orientation != 1:
+        return True
+    return imaging.foreign_profile(found.icc_profile) is not None

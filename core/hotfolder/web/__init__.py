@@ -9,6 +9,8 @@ Modules, one job each:
 - :mod:`.settings`: ``[web]`` (``listen``, ``token``), the listen address and its rule
   (loopback, or a token).
 - :mod:`.queries`: read-only SQL over the journal (pages of jobs, filters, failed jobs).
+- :mod:`.status`: the status the overview and ``/api/status`` show, computed again only when
+  the journal, the daemon or the config changed.
 - :mod:`.thumbs`: thumbnails of the files the journal names for a job, through the imaging
   gate, cached.
 - :mod:`.security`: the token, CSRF and the security headers.

@@ -36,10 +36,7 @@ def _row(row: JobRow) -> dict[str, Any]:
 
 
 async def status(request: Request) -> Response:
-    from hotfolder.daemon.status import collect
-
-    dash = _dash(request)
-    return json_reply(await asyncio.to_thread(collect, dash.state_dir, dash.config))
+    return json_reply(await asyncio.to_thread(_dash(request).status))
 
 
 async def jobs(request: Request) -> Response:

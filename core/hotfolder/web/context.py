@@ -1,5 +1,6 @@
 """What every route of the dashboard shares: where the journal is, the config (if any), the
-token, whether retrying is allowed, the thumbnail cache; and the one thing it changes, retry."""
+token, whether retrying is allowed, the thumbnail and status caches; and the one thing it
+changes, retry. A daemon's reload (SIGHUP) hands it the new config (:meth:`Dashboard.reload`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hotfolder.config import Config
 from hotfolder.daemon.journal import JOURNAL_NAME, JobRow, Journal
 from hotfolder.errors import HotfolderError
 from hotfolder.imaging import ImagingSection
+from hotfolder.web.status import StatusCache
 from hotfolder.web.thumbs import Thumbnails
 
 
@@ -32,11 +34,25 @@ class Dashboard:
     #: Seconds between looks at the journal for the live updates.
     poll_seconds: float = 1.0
     thumbs: Thumbnails = field(init=False)
+    #: The status shown (computed again only when the journal, the daemon or the config changed).
+    statuses: StatusCache = field(init=False)
     #: Set when the server stops, so live-update streams end.
     stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.thumbs = Thumbnails(self.config.imaging if self.config else ImagingSection())
+        self.statuses = StatusCache(self.state_dir)
+
+    def reload(self, config: Config) -> None:
+        """Show ``config`` from now on (the daemon reloaded it: SIGHUP). The token, the listen
+        address and the trusted hosts stay as they were when the server started."""
+        self.config = config
+        self.thumbs = Thumbnails(config.imaging)
+        logger.info("dashboard: showing the reloaded config")
+
+    def status(self) -> dict[str, Any]:
+        """What ``hotfolder status --json`` says now; call from a worker thread."""
+        return self.statuses.get(self.config)
 
     @property
     def journal_path(self) -> Path:

@@ -2,10 +2,10 @@
 
 Each stream keeps one read-only connection to the journal and looks at ``PRAGMA
 data_version`` every ``poll_seconds`` (constant time: it changes whenever another connection
-commits). When it changed, the stream sends ``event: jobs`` with the counts by state; the
-page's script then fetches its live part again. A comment line every
-:data:`KEEPALIVE_SECONDS` keeps proxies from closing an idle stream. Streams end when the
-client goes or the server stops.
+commits). When it changed, or the daemon reloaded its config (SIGHUP), the stream sends
+``event: jobs`` with the counts by state; the page's script then fetches its live part again.
+A comment line every :data:`KEEPALIVE_SECONDS` keeps proxies from closing an idle stream.
+Streams end when the client goes or the server stops.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ class JournalWatch:
         self._db: sqlite3.Connection | None = None
         self._version: int | None = None
 
-    def changed(self) -> dict[str, int] | None:
+    def changed(self, force: bool = False) -> dict[str, int] | None:
         """The counts by state when the journal changed since the last call (the first call
-        always counts as a change), else None."""
+        always counts as a change, and so does any with ``force``), else None."""
         if self._db is None:
             if not self.path.is_file():
                 return None
@@ -45,7 +45,7 @@ class JournalWatch:
                 f"file:{self.path}?mode=ro", uri=True, timeout=30, check_same_thread=False
             )
         version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
-        if version == self._version:
+        if version == self._version and not force:
             return None
         self._version = version
         rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
@@ -62,9 +62,11 @@ async def _stream(request: Request, dash: Dashboard) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     last_sent = loop.time()
     yield "retry: 2000\n\n"
+    shown = dash.config
     try:
         while not dash.stopping.is_set():
-            counts = await asyncio.to_thread(watch.changed)
+            counts = await asyncio.to_thread(watch.changed, dash.config is not shown)
+            shown = dash.config
             if counts is not None:
                 yield f"event: jobs\ndata: {json.dumps({'counts': counts})}\n\n"
                 last_sent = loop.time()

@@ -6,7 +6,10 @@ Call these from a thread (``asyncio.to_thread``), never on the event loop.
 
 Lists are newest first, by ``seq`` (the primary key), ``PAGE_SIZE`` rows a page. A state or
 folder filter is answered from the journal's ``(folder, state)`` and ``(state, ...)`` indexes;
-a name filter (``q``, a substring) scans, stopping once a page is filled.
+a name filter (``q``, a substring) from the trigram index ``jobs_names`` (schema v3) when it
+matches few rows, then checked with the same ``LIKE`` as before, so the rows are the same; a
+filter that matches many rows, is shorter than three characters, or meets a journal from
+before v3 scans, newest first (a page fills at once when many rows match).
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotfolder.daemon.journal import STATES, JobRow, JournalError
+from hotfolder.daemon.journal import NAME_INDEX_SINCE, STATES, JobRow, JournalError
 
 PAGE_SIZE = 50
 #: Longest name filter taken (longer ones are cut).
 MAX_QUERY = 200
+#: Shortest name filter the trigram index answers (shorter ones scan).
+TRIGRAM = 3
+#: Most candidates a name filter takes from the index (more: it scans, newest first).
+SPARSE = 2000
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,23 @@ def reading(path: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
-def _where(f: JobFilter) -> tuple[str, list[Any]]:
+def _phrase(q: str) -> str:
+    return '"' + q.replace('"', '""') + '"'
+
+
+def use_name_index(db: sqlite3.Connection, q: str | None) -> bool:
+    """Whether to find the names matching ``q`` from the trigram index: the journal has one
+    (schema v3 on), ``q`` is long enough for it, and it matches at most :data:`SPARSE` rows
+    (more, and a scan newest first fills a page at once; the index would only slow it)."""
+    if q is None or len(q) < TRIGRAM:
+        return False
+    if int(db.execute("PRAGMA user_version").fetchone()[0]) < NAME_INDEX_SINCE:
+        return False
+    sql = "SELECT COUNT(*) FROM (SELECT rowid FROM jobs_names WHERE jobs_names MATCH ? LIMIT ?)"
+    return int(db.execute(sql, (_phrase(q), SPARSE + 1)).fetchone()[0]) <= SPARSE
+
+
+def _where(f: JobFilter, name_index: bool) -> tuple[str, list[Any]]:
     sql, args = " WHERE 1", []
     if f.state:
         sql += " AND state = ?"
@@ -94,6 +117,11 @@ def _where(f: JobFilter) -> tuple[str, list[Any]]:
         sql += " AND folder = ?"
         args.append(f.folder)
     if f.q:
+        if name_index:
+            # the index finds the candidates (it folds case beyond ASCII, so they include
+            # every row LIKE matches); LIKE below keeps exactly the rows it always kept
+            sql += " AND seq IN (SELECT rowid FROM jobs_names WHERE jobs_names MATCH ?)"
+            args.append(_phrase(f.q))
         escaped = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         sql += " AND name LIKE ? ESCAPE '\\'"
         args.append(f"%{escaped}%")
@@ -102,8 +130,8 @@ def _where(f: JobFilter) -> tuple[str, list[Any]]:
 
 def jobs(path: Path, f: JobFilter) -> JobPage:
     """One page of jobs matching ``f``, newest first, with the total count."""
-    where, args = _where(f)
     with reading(path) as db:
+        where, args = _where(f, use_name_index(db, f.q))
         total = int(db.execute("SELECT COUNT(*) FROM jobs" + where, args).fetchone()[0])
         rows = db.execute(
             "SELECT * FROM jobs" + where + " ORDER BY seq DESC LIMIT ? OFFSET ?",

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import uvicorn
 from loguru import logger
 
+from hotfolder.config import Config
 from hotfolder.errors import ConfigError
 from hotfolder.web.app import create_app
 from hotfolder.web.context import Dashboard
@@ -98,6 +99,10 @@ class WebServer:
                 await asyncio.sleep(0.01)
         logger.info("dashboard: {} (state in {})", self.url, self.dashboard.state_dir)
 
+    def reloaded(self, config: Config) -> None:
+        """The daemon reloaded its config (SIGHUP): show the new folders and chains."""
+        self.dashboard.reload(config)
+
     async def stop(self) -> None:
         """Stop serving: live-update streams end, open requests get a moment to finish."""
         self.dashboard.stopping.set()
@@ -109,3 +114,4 @@ class WebServer:
                 logger.exception("the dashboard stopped with an error")
         if self._sock is not None:
             self._sock.close()
+        await asyncio.to_thread(self.dashboard.statuses.close)

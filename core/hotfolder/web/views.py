@@ -52,10 +52,8 @@ def not_found(request: Request, what: str) -> Response:
 
 
 async def overview(request: Request) -> Response:
-    from hotfolder.daemon.status import collect
-
     dash = _dash(request)
-    status = await asyncio.to_thread(collect, dash.state_dir, dash.config)
+    status = await asyncio.to_thread(dash.status)
     name = "_overview.html" if _partial(request) else "overview.html"
     return page(
         request.app.state.templates, request, name, status=status, states=STATES,

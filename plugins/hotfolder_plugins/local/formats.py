@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 import hotfolder
+from hotfolder import imaging
 from hotfolder_plugins.local.params import Colour, ImageFormat
 
 #: Encoder options that carry metadata; ``strip-metadata`` removes them from save options.
@@ -17,6 +20,11 @@ class Convert(hotfolder.Operation):
     Converting encoded input to its own format with no options passes it on untouched, so a
     JPEG is not re-compressed for nothing. A simulated image carries the simulated mark in
     whichever format it is written.
+
+    ``icc = "keep"`` (the default) keeps the pixels and their embedded colour profile as they
+    are; ``icc = "srgb"`` converts pixels tagged with another RGB profile (Display P3, Adobe RGB
+    (1998), ProPhoto RGB) to sRGB and tags them so, for viewers and services that ignore
+    profiles; the step's record notes it (``colour``).
     """
 
     name = "convert"
@@ -34,6 +42,8 @@ class Convert(hotfolder.Operation):
         lossless: bool | None = None
         #: What transparent pixels become in a JPEG, which has no alpha.
         background: Colour = "white"
+        #: The embedded colour profile: ``keep`` it, or convert the pixels to ``srgb``.
+        icc: Literal["keep", "srgb"] = "keep"
 
         @model_validator(mode="after")
         def _options_fit_format(self) -> Convert.Params:
@@ -55,6 +65,11 @@ class Convert(hotfolder.Operation):
         encoder = params.model_dump(
             include={"quality", "compress_level", "lossless"}, exclude_none=True
         )
+        if params.icc == "srgb" and image.foreign_profile is not None:
+            pixels, profile = imaging.to_srgb(image.image)
+            if profile is not None:
+                context.record.notes["colour"] = f"converted from {profile} to sRGB"
+                image = image.with_image(pixels)
         if params.format == image.format and not encoder and not image.is_decoded:
             return image
         return image.with_format(params.format, {**encoder, "background": params.background})

@@ -45,7 +45,9 @@ class AutoOrient(hotfolder.Operation):
 
     Decoding already does this (every decoded artifact is upright), so on decoded input this is
     a no-op. It matters for encoded input that would otherwise travel on as the original
-    bytes: those are decoded (upright) when their orientation is not 1, else left untouched.
+    bytes: when their orientation is not 1 they are marked to be encoded again from the
+    upright pixels (:meth:`~hotfolder.Artifact.upright`), but not decoded here, so that a
+    ``resize`` that follows still decodes a JPEG at a reduced size; else left untouched.
     """
 
     name = "auto-orient"
@@ -56,7 +58,7 @@ class AutoOrient(hotfolder.Operation):
             return image
         if imaging.probe(image.data, image.limits, name=image.name).orientation == 1:
             return image
-        return image.with_image(image.image)
+        return image.upright()
 
 
 #: Large shrinks first ``reduce()`` by a whole factor while keeping at least this many times

@@ -7,5 +7,6 @@
 ``service``       ``run``, ``status``, ``retry``: the daemon and its journal
 ``account``       ``models``, ``balance``: what Venice offers and what is left to spend
 ``sandbox``       ``sandbox``: serve the local stand-in for Venice's image API
+``worker``        ``worker``: run a fleet's chains (``[executor] kind = "dramatiq"``)
 ================  ==========================================================================
 """

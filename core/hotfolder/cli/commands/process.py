@@ -6,6 +6,12 @@ that ends with work paused or failed can be started again and pays for nothing t
 Venice work pauses (:mod:`hotfolder.pauses`), jobs wait up to ``--wait-paused`` seconds for it
 to resume, probing every ``[daemon] reprobe_seconds``, then the run ends with exit code 1 and
 the fix.
+
+A file's companion prompt file (``NAME.prompt.txt`` beside ``NAME.ext``, see
+:mod:`hotfolder.prompts`) gives ``{prompt}`` in its chain's Venice steps its text; a prompt
+file is never an input of its own. A job whose chain uses ``{prompt}`` and whose prompt file is
+missing or unreadable fails before any step runs. Files found in a folder given on the command
+line know their subfolder in it (``{dir}`` in output names).
 """
 
 from __future__ import annotations
@@ -30,11 +36,18 @@ from loguru import logger
 from hotfolder.cli._logging import stderr_console
 from hotfolder.cli._state import EXIT_FAILED, EXIT_OK, CliState, pass_state
 from hotfolder.engine import Engine
-from hotfolder.errors import ConfigError, HotfolderError
+from hotfolder.errors import ConfigError, HotfolderError, InputError
 from hotfolder.hookspecs import hookimpl
 from hotfolder.job import Job
 from hotfolder.localfiles import MANIFEST_SUFFIXES
 from hotfolder.pauses import Pause, PauseWatch, pauses_work
+from hotfolder.prompts import (
+    is_prompt_file,
+    prompt_digest,
+    prompt_file_of,
+    read_prompt,
+    steps_using_prompt,
+)
 from hotfolder.waits import Wait
 
 if TYPE_CHECKING:
@@ -58,28 +71,35 @@ def expand_sources(
     include: tuple[str, ...],
     *,
     skip: tuple[Path, ...] = (),
-) -> Iterator[str]:
-    """Each source as a reference: a folder becomes the files inside it.
+) -> Iterator[tuple[str, str | None]]:
+    """Each source as a reference, with the folder it was found in (None for one named): a
+    folder becomes the files inside it.
 
-    A file, URL or ``data:`` URI named is always taken. Of a folder's files, hidden ones and
-    those inside ``skip`` (the chain's own output folders) never are, and the others only when
-    they match ``include`` (empty: every file).
+    A file, URL or ``data:`` URI named is always taken, but for a prompt file (it goes with
+    its image). Of a folder's files, hidden ones, prompt files and those inside ``skip`` (the
+    chain's own output folders) never are, and the others only when they match ``include``
+    (empty: every file).
     """
     for source in sources:
         path = Path(source)
         if "://" in source or source.startswith("data:") or not path.is_dir():
-            yield source
+            if "://" not in source and is_prompt_file(path):
+                logger.info("{} is a prompt file: it goes with its image, not alone", source)
+                continue
+            yield source, None
             continue
         walker = path.rglob("*") if recursive else path.iterdir()
         for entry in sorted(walker):
             relative = entry.relative_to(path).parts
             if any(part.startswith(".") for part in relative) or entry.is_dir():
                 continue
+            if is_prompt_file(entry):
+                continue
             if include and not any(fnmatch.fnmatch(entry.name.lower(), p.lower()) for p in include):
                 continue
             if skip and _inside(entry, skip):
                 continue
-            yield str(entry)
+            yield str(entry), source
 
 
 def _inside(entry: Path, folders: tuple[Path, ...]) -> bool:
@@ -173,7 +193,8 @@ def process(
     elif not include:
         include = default_include()
     skip = _output_folders(config, chain_name)
-    refs = list(expand_sources(sources, recursive, include, skip=skip))
+    found = list(expand_sources(sources, recursive, include, skip=skip))
+    refs = [ref for ref, _ in found]
     if chain_name is None and (plain := [r for r in refs if not is_manifest(r)]):
         msg = f"no --chain given for {_short(plain[0])}"
         raise ConfigError(
@@ -181,7 +202,9 @@ def process(
             hint="pass --chain NAME (a job manifest may name its own chain instead)",
         )
     job_list = [
-        Job(source=ref, chain=chain_name or "", seq=n) for n, ref in enumerate(refs, start=1)
+        # a file found in a folder keeps where: {dir} in output names is its subfolder there
+        Job(source=ref, chain=chain_name or "", seq=n, origin=folder and ref, folder=folder)
+        for n, (ref, folder) in enumerate(found, start=1)
     ]
     if not job_list:
         logger.warning(
@@ -362,6 +385,7 @@ class _Run:
             if not await self.resumed():
                 return Outcome(job, "paused", self.last_pause.describe() if self.last_pause else "")
             try:
+                await asyncio.to_thread(self._check_prompt, job)
                 job_input = await self.engine.resolve(job)
                 job.checkpoint_dir = await asyncio.to_thread(self._checkpoint_dir, job, job_input)
                 await self.engine.run(job, job_input=job_input)
@@ -377,9 +401,31 @@ class _Run:
                 await asyncio.to_thread(shutil.rmtree, job.checkpoint_dir, True)
             return Outcome(job, "done")
 
+    def _check_prompt(self, job: Job) -> None:
+        """When the job's chain uses ``{prompt}``, read its prompt file now: a missing or
+        unreadable one fails the job before any step (paid or not) runs."""
+        if not job.chain or is_manifest(job.source):
+            return  # a manifest's steps are checked when they run
+        steps = self.runtime.config.chain(job.chain).steps
+        using = steps_using_prompt(steps)
+        if not using:
+            return
+        path = prompt_file_of(job.source)
+        if path is None:
+            msg = (
+                f"{job.display}: chain {job.chain!r} step {using[0]} uses {{prompt}}, which "
+                "only a local image file with a prompt file beside it can fill"
+            )
+            raise InputError(msg, hint="pass the image file, with NAME.prompt.txt beside it")
+        read_prompt(path)
+
     def _checkpoint_dir(self, job: Job, job_input: Any) -> Path:
         chain = self.runtime.config.chain(job_input.chain or job.chain)
-        return self.checkpoints / f"{job_input.artifact.sha256[:32]}-{chain.digest[:16]}"
+        name = f"{job_input.artifact.sha256[:32]}-{chain.digest[:16]}"
+        local = prompt_file_of(job.source) is not None
+        if local and (digest := prompt_digest(Path(job.source))) is not None:
+            name += f"-{digest[:16]}"  # the same image with another prompt is another job
+        return self.checkpoints / name
 
     async def resumed(self) -> bool:
         """True once nothing is paused; False when ``--wait-paused`` ran out first."""

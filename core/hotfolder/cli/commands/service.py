@@ -26,6 +26,8 @@ from hotfolder.errors import ConfigError, HotfolderError
 from hotfolder.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hotfolder.config import Config
     from hotfolder.runtime import Runtime
 
@@ -67,6 +69,7 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None, web: str | None)
     grace_seconds); SIGHUP reloads the config. One daemon runs per state dir. With --web
     (or [web] listen) the dashboard is served from the same process.
     """
+    from hotfolder.cli import _fleet
     from hotfolder.cli.local_sandbox import sandbox_if
     from hotfolder.daemon.service import Daemon
     from hotfolder.runtime import Runtime
@@ -75,16 +78,29 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None, web: str | None)
     config = state.config()
     directory = resolve_state_dir(state_dir or state.state_dir, config.section(DaemonSection))
     pm, registry = state.plugin_manager(), state.registry()
+    fleet = _fleet.executor(config)
+    if fleet is not None and sandbox:
+        fail(
+            "--sandbox starts a sandbox inside this process, which the fleet's workers cannot "
+            "reach: start `hotfolder sandbox` and point the watcher and every worker at it "
+            "with VENICE_BASE_URL (see docs/scale-out.md)"
+        )
     with sandbox_if(sandbox, config.section(VeniceSection)) as local:
 
-        def make_runtime(cfg: Config) -> Runtime:
+        def local_runtime(cfg: Config) -> Runtime:
             runtime = Runtime(cfg, pm, registry)
             return local.attach(runtime) if local is not None else runtime
 
         if local is None:
             _say_which_chains_wait_for_a_key(config)
         companions = _dashboard(config, directory, web)
-        asyncio.run(Daemon(config, make_runtime, registry, directory, companions).run())
+        make_runtime: Callable[[Config], Runtime] = local_runtime
+        runner = None
+        if fleet is not None:
+            make_runtime = _fleet.sharing_account(local_runtime, fleet)
+            runner = _fleet.runner(fleet)
+        daemon = Daemon(config, make_runtime, registry, directory, companions, runner=runner)
+        asyncio.run(daemon.run())
 
 
 def _say_which_chains_wait_for_a_key(config: Config) -> None:
@@ -96,9 +112,10 @@ def _say_which_chains_wait_for_a_key(config: Config) -> None:
         return
     waiting = sorted(
         {
-            folder.chain
+            name
             for folder in config.sections(FolderSection)
-            if any(step.op.name.startswith("venice.") for step in config.chain(folder.chain).steps)
+            for name in folder.chain_names
+            if any(step.op.name.startswith("venice.") for step in config.chain(name).steps)
         }
     )
     if waiting:

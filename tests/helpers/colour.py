@@ -1,0 +1,197 @@
+"""Colour test material made here, with no profile files from elsewhere: ICC v4 matrix/TRC
+profiles built from a colour space's published primaries (Display P3, Adobe RGB (1998),
+ProPhoto RGB), and CIE76 ΔE computed from the sRGB formulas (IEC 61966-2-1) by hand, so that
+the check does not lean on the LittleCMS that made the conversion.
+
+A matrix/TRC profile is what cameras and phones embed for these spaces: a white point, three
+colorants (the primaries as XYZ, adapted to the D50 of the profile connection space with the
+Bradford transform, as ICC requires) and a tone curve.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+Matrix = tuple[tuple[float, float, float], ...]
+XY = tuple[float, float]
+
+D65: XY = (0.3127, 0.3290)
+D50: XY = (0.3457, 0.3585)
+#: The ICC profile connection space's illuminant, as the spec gives it in s15Fixed16.
+PCS_D50 = (0.9642, 1.0, 0.8249)
+
+#: (red, green, blue) primaries and white point, as xy chromaticities.
+SPACES: dict[str, tuple[tuple[XY, XY, XY], XY]] = {
+    "Display P3": (((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), D65),
+    "Adobe RGB (1998)": (((0.640, 0.330), (0.210, 0.710), (0.150, 0.060)), D65),
+    "ProPhoto RGB": (((0.7347, 0.2653), (0.1596, 0.8404), (0.0366, 0.0001)), D50),
+}
+#: The sRGB curve (Display P3 uses it): parametric curve type 3 (g, a, b, c, d).
+SRGB_CURVE = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
+#: Adobe RGB (1998): a pure gamma of 563/256; ProPhoto: 1.8.
+CURVES: dict[str, tuple[float, ...]] = {
+    "Display P3": SRGB_CURVE,
+    "Adobe RGB (1998)": (563 / 256,),
+    "ProPhoto RGB": (1.8,),
+}
+_BRADFORD: Matrix = (
+    (0.8951, 0.2664, -0.1614),
+    (-0.7502, 1.7135, 0.0367),
+    (0.0389, -0.0685, 1.0296),
+)
+
+
+def icc_profile(space: str) -> bytes:
+    """An ICC v4 display profile of ``space`` (a key of :data:`SPACES`)."""
+    primaries, white = SPACES[space]
+    to_xyz = _adapt(_rgb_to_xyz(primaries, white), _xyz(white), PCS_D50)
+    columns = [tuple(to_xyz[row][col] for row in range(3)) for col in range(3)]
+    curve = _para(CURVES[space])
+    tags = [
+        (b"desc", _mluc(space)),
+        (b"cprt", _mluc("No copyright, test material")),
+        (b"wtpt", _xyz_tag(PCS_D50)),
+        (b"rXYZ", _xyz_tag(columns[0])),
+        (b"gXYZ", _xyz_tag(columns[1])),
+        (b"bXYZ", _xyz_tag(columns[2])),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    return _assemble(tags)
+
+
+def srgb_to_lab(rgb: Sequence[int]) -> tuple[float, float, float]:
+    """CIELAB (D65 white) of an 8-bit sRGB colour, from the sRGB and CIE formulas."""
+    linear = [_srgb_linear(v / 255) for v in rgb[:3]]
+    matrix = _rgb_to_xyz(SPACES_SRGB, D65)
+    x, y, z = (sum(matrix[r][c] * linear[c] for c in range(3)) for r in range(3))
+    wx, wy, wz = _xyz(D65)
+    fx, fy, fz = (_lab_f(v) for v in (x / wx, y / wy, z / wz))
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def delta_e76(a: Sequence[int], b: Sequence[int]) -> float:
+    """CIE76 ΔE between two 8-bit sRGB colours (about 2.3 is a just noticeable difference)."""
+    la, lb = srgb_to_lab(a), srgb_to_lab(b)
+    return float(sum((p - q) ** 2 for p, q in zip(la, lb, strict=True)) ** 0.5)
+
+
+SPACES_SRGB: tuple[XY, XY, XY] = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
+
+
+def _srgb_linear(v: float) -> float:
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+def _lab_f(t: float) -> float:
+    delta = 6 / 29
+    return t ** (1 / 3) if t > delta**3 else t / (3 * delta**2) + 4 / 29
+
+
+def _xyz(xy: XY) -> tuple[float, float, float]:
+    x, y = xy
+    return x / y, 1.0, (1 - x - y) / y
+
+
+def _rgb_to_xyz(primaries: tuple[XY, XY, XY], white: XY) -> Matrix:
+    """The matrix taking linear RGB to XYZ (white Y = 1) for these primaries."""
+    columns = [_xyz(p) for p in primaries]
+    m = tuple(tuple(columns[c][r] for c in range(3)) for r in range(3))
+    scale = _solve(m, _xyz(white))
+    return tuple(tuple(m[r][c] * scale[c] for c in range(3)) for r in range(3))
+
+
+def _adapt(m: Matrix, source: tuple[float, ...], target: tuple[float, ...]) -> Matrix:
+    """``m`` followed by a Bradford adaptation from the ``source`` white to ``target``."""
+    cone_s = _apply(_BRADFORD, source)
+    cone_t = _apply(_BRADFORD, target)
+    diag: Matrix = tuple(
+        tuple(cone_t[i] / cone_s[i] if i == j else 0.0 for j in range(3)) for i in range(3)
+    )
+    adapt = _mul(_inverse(_BRADFORD), _mul(diag, _BRADFORD))
+    return _mul(adapt, m)
+
+
+def _apply(m: Matrix, v: Sequence[float]) -> tuple[float, float, float]:
+    a, b, c = (sum(m[r][k] * v[k] for k in range(3)) for r in range(3))
+    return a, b, c
+
+
+def _mul(a: Matrix, b: Matrix) -> Matrix:
+    return tuple(
+        tuple(sum(a[r][k] * b[k][c] for k in range(3)) for c in range(3)) for r in range(3)
+    )
+
+
+def _det(m: Matrix) -> float:
+    return (
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    )
+
+
+def _inverse(m: Matrix) -> Matrix:
+    d = _det(m)
+    cof = [
+        [
+            (m[(r + 1) % 3][(c + 1) % 3] * m[(r + 2) % 3][(c + 2) % 3])
+            - (m[(r + 1) % 3][(c + 2) % 3] * m[(r + 2) % 3][(c + 1) % 3])
+            for c in range(3)
+        ]
+        for r in range(3)
+    ]
+    return tuple(tuple(cof[c][r] / d for c in range(3)) for r in range(3))
+
+
+def _solve(m: Matrix, v: Sequence[float]) -> tuple[float, float, float]:
+    return _apply(_inverse(m), v)
+
+
+def _s15(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def _xyz_tag(xyz: Sequence[float]) -> bytes:
+    return b"XYZ \0\0\0\0" + b"".join(_s15(v) for v in xyz)
+
+
+def _para(params: tuple[float, ...]) -> bytes:
+    kind = 0 if len(params) == 1 else 3
+    return b"para\0\0\0\0" + struct.pack(">HH", kind, 0) + b"".join(_s15(p) for p in params)
+
+
+def _mluc(text: str) -> bytes:
+    encoded = text.encode("utf-16-be")
+    header = b"mluc\0\0\0\0" + struct.pack(">II", 1, 12)
+    return header + b"enUS" + struct.pack(">II", len(encoded), 28) + encoded
+
+
+def _assemble(tags: list[tuple[bytes, bytes]]) -> bytes:
+    table_size = 4 + 12 * len(tags)
+    offset = 128 + table_size
+    table = struct.pack(">I", len(tags))
+    data = b""
+    for signature, body in tags:
+        padded = body + b"\0" * (-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += padded
+    size = 128 + table_size + len(data)
+    header = (
+        struct.pack(">I", size)
+        + b"\0\0\0\0"  # preferred CMM
+        + bytes([4, 0x30, 0, 0])  # version 4.3
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 24  # platform, flags, manufacturer, model, attributes
+        + struct.pack(">I", 0)  # rendering intent: perceptual
+        + b"".join(_s15(v) for v in PCS_D50)
+        + b"\0" * 4  # creator
+        + b"\0" * 16  # profile id (none)
+        + b"\0" * 28
+    )
+    assert len(header) == 128
+    return header + table + data
