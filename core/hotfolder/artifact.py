@@ -25,12 +25,30 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hotfolder import imaging
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from PIL import Image
+
+
+class SourceFile(Protocol):
+    """A file that holds an artifact's bytes (:class:`hotfolder.localfiles.LocalFile`): read
+    whole, or opened for streaming (a binary reader that is also a context manager); either
+    raises InputError when the file no longer holds the bytes first read (``sha256``)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    def read_bytes(self) -> bytes: ...
+
+    def open(self) -> AbstractContextManager[Any]: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +74,8 @@ class Artifact:
     #: step that shrinks next decodes it at a reduced size): :attr:`data` is encoded from the
     #: upright pixels instead of passing them on.
     _sideways: bool = field(default=False, repr=False)
+    #: Where the bytes are when they are not held (:meth:`from_file`): read again when needed.
+    _file: SourceFile | None = field(default=None, repr=False)
 
     @classmethod
     def from_bytes(
@@ -65,7 +85,27 @@ class Artifact:
         limits = limits or imaging.ImagingSection()
         probe = imaging.probe(data, limits, name=name)
         info = {"frames": probe.frames} if probe.frames > 1 and probe.format != "JPEG" else {}
-        return cls(name=name, format=probe.format, limits=limits, info=info, _data=data)
+        artifact = cls(name=name, format=probe.format, limits=limits, info=info, _data=data)
+        artifact.__dict__["header"] = probe
+        return artifact
+
+    @classmethod
+    def from_file(
+        cls,
+        file: SourceFile,
+        data: bytes,
+        *,
+        name: str,
+        limits: imaging.ImagingSection | None = None,
+    ) -> Artifact:
+        """Wrap the bytes ``data`` just read from ``file`` without keeping them: the header is
+        checked now, and the bytes are read again from ``file`` whenever they are needed (an
+        input waiting for a Venice slot holds no copy of itself; an upload streams from the
+        file, see :attr:`file`)."""
+        held = cls.from_bytes(data, name=name, limits=limits)
+        artifact = replace(held, _data=None, _file=file)
+        artifact.__dict__.update(header=held.header, sha256=file.sha256)
+        return artifact
 
     @classmethod
     def from_image(
@@ -93,16 +133,14 @@ class Artifact:
         """The decoded pixels, upright, in a working mode (see :func:`imaging.decode`)."""
         if self._image is not None:
             return self._image
-        assert self._data is not None
-        return imaging.decode(self._data, self.limits, name=self.name)
+        return imaging.decode(self._raw(), self.limits, name=self.name)
 
     @property
     def upright_size(self) -> tuple[int, int]:
         """Width and height of the upright pixels, read from the header when not decoded."""
         if self.is_decoded:
             return self.image.size
-        assert self._data is not None
-        return imaging.probe(self._data, self.limits, name=self.name).upright_size
+        return self.header.upright_size
 
     def image_at_least(self, size: tuple[int, int]) -> Image.Image:
         """Upright pixels at least twice ``size`` on each side, or the whole image: for a
@@ -110,28 +148,56 @@ class Artifact:
         scale (:func:`imaging.decode` ``at_least``), which is several times faster for a
         camera photo; a final Lanczos to ``size`` keeps the quality of a full decode. The
         result is not kept: :attr:`image` stays the whole picture."""
-        if self.is_decoded or self._data is None:
+        if self.is_decoded or not self._encoded:
             return self.image
         wanted = (2 * size[0], 2 * size[1])
-        return imaging.decode(self._data, self.limits, name=self.name, at_least=wanted)
+        return imaging.decode(self._raw(), self.limits, name=self.name, at_least=wanted)
 
     def upright(self) -> Artifact:
         """This image with its EXIF orientation applied, without decoding now: every decode is
         upright already, and the bytes, when asked for, are encoded from those pixels. A step
         that shrinks next still decodes a JPEG at a reduced DCT scale."""
-        if self._data is None or self.is_decoded or self._sideways:
+        if not self._encoded or self.is_decoded or self._sideways:
             return self
         return replace(self, _sideways=True, info=dict(self.info))
 
-    @cached_property
+    @property
     def data(self) -> bytes:
         """The encoded bytes in ``format`` with ``save_options``; when :attr:`simulated`, with
-        the simulated mark in their metadata (:func:`imaging.mark_simulated`)."""
-        if self._data is not None and not self._sideways:
-            data = self._data
+        the simulated mark in their metadata (:func:`imaging.mark_simulated`). The bytes of
+        an artifact made :meth:`from_file` are read from the file each time, not kept."""
+        if (file := self.file) is not None:
+            return file.read_bytes()
+        if (made := self.__dict__.get("_made")) is not None:
+            return made  # type: ignore[no-any-return]
+        if self._encoded and not self._sideways:
+            data = self._raw()
         else:
             data = imaging.encode(self.image, self.format, self.save_options)
-        return imaging.mark_simulated(data, name=self.name) if self.simulated else data
+        made = imaging.mark_simulated(data, name=self.name) if self.simulated else data
+        self.__dict__["_made"] = made
+        return made
+
+    @property
+    def file(self) -> SourceFile | None:
+        """The local file that holds exactly :attr:`data`, when the bytes are not kept (see
+        :meth:`from_file`): a reader can stream them from it instead of asking for
+        :attr:`data`. None when the bytes are made here (decoded, re-encoded, marked)."""
+        if self._file is None or self._sideways or self.simulated:
+            return None
+        return self._file
+
+    @property
+    def _encoded(self) -> bool:
+        """Whether encoded bytes came in (held, or in a file), as opposed to pixels."""
+        return self._data is not None or self._file is not None
+
+    def _raw(self) -> bytes:
+        """The bytes that came in, as they came."""
+        if self._data is not None:
+            return self._data
+        assert self._file is not None, "an artifact holds bytes, a file or pixels"
+        return self._file.read_bytes()
 
     @property
     def icc_profile(self) -> bytes | None:
@@ -139,8 +205,13 @@ class Artifact:
         if self.is_decoded:
             icc = self.image.info.get("icc_profile")
             return bytes(icc) if icc else None
-        assert self._data is not None
-        return imaging.probe(self._data, self.limits, name=self.name).icc_profile
+        return self.header.icc_profile
+
+    @cached_property
+    def header(self) -> imaging.Probe:
+        """What the header of the bytes that came in says (format, size, orientation, frames,
+        profile); read once."""
+        return imaging.probe(self._raw(), self.limits, name=self.name)
 
     @property
     def foreign_profile(self) -> str | None:
@@ -181,14 +252,21 @@ class Artifact:
 
     def with_image(self, image: Image.Image, **changes: Any) -> Artifact:
         """A new artifact with other pixels; other fields as given or as here."""
-        return replace(self, _image=image, _data=None, **_own_info(self, changes))
+        return replace(self, _image=image, _data=None, _file=None, **_own_info(self, changes))
 
     def with_data(self, data: bytes, *, format: str | None = None, **changes: Any) -> Artifact:
         """A new artifact with other encoded bytes; the format is read from the header."""
         fmt = format or imaging.probe(data, self.limits, name=self.name).format
         changes = _own_info(self, changes)
         return replace(
-            self, _data=data, _image=None, _sideways=False, format=fmt, save_options={}, **changes
+            self,
+            _data=data,
+            _file=None,
+            _image=None,
+            _sideways=False,
+            format=fmt,
+            save_options={},
+            **changes,
         )
 
     def with_format(self, format: str, save_options: dict[str, Any] | None = None) -> Artifact:
@@ -197,6 +275,7 @@ class Artifact:
             self,
             _image=self.image,
             _data=None,
+            _file=None,
             format=format,
             save_options=dict(save_options or {}),
             info=dict(self.info),

@@ -34,7 +34,7 @@ import os
 import struct
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -259,15 +259,17 @@ def decode(
     return working
 
 
-def verify(data: bytes, limits: ImagingSection, *, name: str) -> Probe:
+def verify(data: bytes | Callable[[], bytes], limits: ImagingSection, *, name: str) -> Probe:
     """Check that ``data`` decodes whole, without keeping its pixels; returns the probe.
 
     At most one such decode per CPU runs at a time, so many jobs checking large files at
-    once do not hold all their pixels together.
+    once do not hold all their pixels together; ``data`` may be a function that reads the
+    bytes, called once a turn has come, so that the waiting jobs do not hold them either.
     """
-    found = probe(data, limits, name=name)
     with _VERIFY_SLOTS:
-        decode(data, limits, name=name)
+        raw = data() if callable(data) else data
+        found = probe(raw, limits, name=name)
+        decode(raw, limits, name=name)
     return found
 
 

@@ -14,11 +14,12 @@ config without importing the resolver.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from hotfolder.errors import InputError, UnsafeInputError
 
@@ -120,6 +121,134 @@ def read_local(path: Path, policy: LocalFilePolicy = STRICT) -> bytes:
     are :class:`~hotfolder.errors.UnsafeInputError`, other problems
     :class:`~hotfolder.errors.InputError`.
     """
+    fd = _open_checked(path, policy)
+    try:
+        return _read_capped(path, fd, policy.max_bytes)
+    finally:
+        os.close(fd)
+
+
+class LocalFile:
+    """A local file read once, whose bytes are read again only when needed: an input waiting
+    for its turn holds a descriptor's worth of memory, not its bytes.
+
+    :meth:`read` opens and reads it under the policy (as :func:`read_local`) and remembers what
+    it saw: the file's identity, size and times (``fstat``) and the bytes' sha256. Each later
+    :meth:`read_bytes` or :meth:`open` opens it again under the same policy and refuses, with
+    an InputError, a file that is not the one read: another file at that path, other bytes.
+    """
+
+    def __init__(self, path: Path, policy: LocalFilePolicy, st: os.stat_result, sha256: str):
+        self.path = path
+        self.policy = policy
+        self.size = st.st_size
+        self.sha256 = sha256
+        self._signature = _signature(st)
+
+    def __repr__(self) -> str:
+        return f"LocalFile({str(self.path)!r}, {self.size} bytes)"
+
+    @classmethod
+    def read(cls, path: Path, policy: LocalFilePolicy = STRICT) -> tuple[LocalFile, bytes]:
+        """The file at ``path`` and its bytes, read as :func:`read_local` reads them."""
+        fd = _open_checked(path, policy)
+        try:
+            st = os.fstat(fd)
+            data = _read_capped(path, fd, policy.max_bytes)
+        finally:
+            os.close(fd)
+        if len(data) != st.st_size:
+            raise _changed(path)
+        return cls(path, policy, st, hashlib.sha256(data).hexdigest()), data
+
+    def read_bytes(self) -> bytes:
+        """The bytes again; InputError when the file is no longer the one read."""
+        fd = self._reopen()
+        try:
+            data = _read_capped(self.path, fd, self.size)
+        except InputError:
+            raise _changed(self.path) from None
+        finally:
+            os.close(fd)
+        if len(data) != self.size or hashlib.sha256(data).hexdigest() != self.sha256:
+            raise _changed(self.path)
+        return data
+
+    def open(self) -> CheckedReader:
+        """A reader of the bytes, for streaming them: it raises InputError instead of giving
+        its last (empty) read when what it read is not the bytes read first."""
+        return CheckedReader(self, os.fdopen(self._reopen(), "rb", buffering=0))
+
+    def _reopen(self) -> int:
+        fd = _open_checked(self.path, self.policy)
+        if _signature(os.fstat(fd)) != self._signature:
+            os.close(fd)
+            raise _changed(self.path)
+        return fd
+
+
+class CheckedReader:
+    """A binary reader of a :class:`LocalFile` that checks, at its end, that it read the bytes
+    the file had when first read (their sha256); :meth:`seek` back to 0 starts over (an HTTP
+    client sending the body again). Closes its descriptor with :meth:`close`."""
+
+    def __init__(self, source: LocalFile, raw: BinaryIO) -> None:
+        self._source = source
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self._read = 0
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def tell(self) -> int:
+        return self._read
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if (offset, whence) != (0, os.SEEK_SET):
+            msg = "a checked reader seeks only back to its start"
+            raise OSError(errno.ESPIPE, msg)
+        self._raw.seek(0)
+        self._hash, self._read = hashlib.sha256(), 0
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._source.size - self._read
+        chunk = self._raw.read(left + 1 if size < 0 else min(size, left + 1))
+        if chunk:
+            self._read += len(chunk)
+            if self._read > self._source.size:
+                raise _changed(self._source.path)
+            self._hash.update(chunk)
+            return chunk
+        if self._read != self._source.size or self._hash.hexdigest() != self._source.sha256:
+            raise _changed(self._source.path)
+        return b""
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> CheckedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _signature(st: os.stat_result) -> tuple[int, ...]:
+    """What identifies a file's content without reading it: device, inode, size, and the
+    modification and change times (a write moves both; the change time cannot be set back)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _changed(path: Path) -> InputError:
+    msg = f"{path} changed while hotfolder was working on it"
+    hint = "write files elsewhere and move them in when complete, then drop it again"
+    return InputError(msg, hint=hint)
+
+
+def _open_checked(path: Path, policy: LocalFilePolicy) -> int:
+    """``path`` opened under ``policy`` and checked on the descriptor; the caller closes it."""
     try:
         fd = _open(path, policy)
     except FileNotFoundError as exc:
@@ -134,9 +263,10 @@ def read_local(path: Path, policy: LocalFilePolicy = STRICT) -> bytes:
         raise InputError(msg) from exc
     try:
         _check_opened(path, os.fstat(fd), policy)
-        return _read_capped(path, fd, policy.max_bytes)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def _check_opened(path: Path, st: os.stat_result, policy: LocalFilePolicy) -> None:
@@ -153,18 +283,24 @@ def _check_opened(path: Path, st: os.stat_result, policy: LocalFilePolicy) -> No
 
 
 def _read_capped(path: Path, fd: int, max_bytes: int | None) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while max_bytes is None or size <= max_bytes:
-        want = 1 << 20 if max_bytes is None else min(1 << 20, max_bytes + 1 - size)
-        if not (chunk := os.read(fd, want)):
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if max_bytes is not None and size > max_bytes:
+    """What ``fd`` holds, at most ``max_bytes``: read in one call of the file's size (one
+    buffer, not chunks joined into a second), and on until the end if it grew meanwhile."""
+    expected = os.fstat(fd).st_size
+    cap = max_bytes if max_bytes is not None else max(expected, 1 << 20)
+    data = os.read(fd, min(expected, cap) + 1)
+    if len(data) > expected:  # it grew, or it is not what fstat said: read on in chunks
+        chunks, size = [data], len(data)
+        while max_bytes is None or size <= max_bytes:
+            want = 1 << 20 if max_bytes is None else min(1 << 20, max_bytes + 1 - size)
+            if not (chunk := os.read(fd, want)):
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    if max_bytes is not None and len(data) > max_bytes:
         msg = f"{path} grew past the limit of {max_bytes} bytes while being read"
         raise InputError(msg, hint="write files elsewhere and move them in when complete")
-    return b"".join(chunks)
+    return data
 
 
 def _kind(mode: int) -> str:

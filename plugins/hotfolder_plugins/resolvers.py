@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import hotfolder
 from hotfolder import ConfigError, InputError, UnsafeInputError, netsafe, suggest
-from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFilePolicy, read_local
+from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFile, LocalFilePolicy, read_local
 from hotfolder.naming import url_file_name
 
 if TYPE_CHECKING:
@@ -54,7 +54,8 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\0",
 
 
 class PathResolver(hotfolder.Resolver):
-    """A local file, opened without following a link and read from the opened file only."""
+    """A local file, opened without following a link and read from the opened file only; its
+    bytes are not kept but read again when needed, each time checked to be the same."""
 
     name = "path"
     summary = "a local file; links, hard links and special files are refused"
@@ -82,8 +83,8 @@ class PathResolver(hotfolder.Resolver):
         path = local_path(ref, context.base_dir)
         limits = context.runtime.limits
         policy = replace(self.params.local_file_policy, max_bytes=limits.max_bytes)
-        data = read_local(path, policy)
-        artifact = hotfolder.Artifact.from_bytes(data, name=path.name, limits=limits)
+        file, data = LocalFile.read(path, policy)
+        artifact = hotfolder.Artifact.from_file(file, data, name=path.name, limits=limits)
         return hotfolder.JobInput(artifact=artifact, source=str(path), base_dir=path.parent)
 
 

@@ -113,13 +113,20 @@ def _shot(driver, tmp_path: Path, name: str) -> None:
 
 
 def _text(driver) -> str:
-    """The page's text; empty while a navigation replaces the page under it."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """The page's text; empty while a navigation replaces the page under it: the body found
+    may be the old page's, gone by the time its text is asked for (chromedriver says so as a
+    stale element, or, when the new page commits in between, as an inspector error that the
+    node "does not belong to the document")."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
     try:
         return str(driver.find_element("tag name", "body").text)
     except StaleElementReferenceException:
         return ""
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc.msg):
+            return ""
+        raise
 
 
 def test_dashboard_live_jobs_thumbnails_failure_and_retry(project, browser, tmp_path):

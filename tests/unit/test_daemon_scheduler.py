@@ -23,7 +23,7 @@ from hotfolder.daemon.folders import plan_folders
 from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.scheduler import Scheduler
 from hotfolder.errors import AuthError, BudgetExceeded, Unavailable, VeniceError
-from hotfolder.localfiles import read_local
+from hotfolder.localfiles import STRICT, LocalFile
 from hotfolder.pauses import Pause
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
@@ -273,11 +273,13 @@ def test_a_job_reads_its_file_once(setup, monkeypatch):
     root, journal, drop, make, settle = setup
     reads = []
 
-    def counting(path, policy):
-        reads.append(path.name)
-        return read_local(path, policy)
+    class Counting(LocalFile):
+        @classmethod
+        def read(cls, path, policy=STRICT):
+            reads.append(path.name)
+            return super().read(path, policy)
 
-    monkeypatch.setattr(resolvers, "read_local", counting)
+    monkeypatch.setattr(resolvers, "LocalFile", Counting)
 
     async def scenario() -> None:
         scheduler = await make()
@@ -290,7 +292,7 @@ def test_a_job_reads_its_file_once(setup, monkeypatch):
         await scheduler.aclose()
 
     asyncio.run(scenario())
-    assert reads == ["a.png"]  # resolved once: hashed for the key, then run from memory
+    assert reads == ["a.png"]  # resolved once: hashed for the key as it was read
 
 
 def test_a_job_whose_finishing_raises_is_failed_with_its_original_kept(setup, monkeypatch):

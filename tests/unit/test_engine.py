@@ -85,7 +85,7 @@ def test_without_a_checkpoint_folder_every_run_pays(tmp_path):
     assert CALLS == ["a", "a"]
 
 
-def test_an_input_resolved_first_is_not_read_again(tmp_path):
+def _resize_engine(tmp_path):
     pm = make_plugin_manager(load_entrypoints=False, extra=[(Plugin(), "paid")])
     registry = build_registry(pm)
     raw = {
@@ -96,20 +96,47 @@ def test_an_input_resolved_first_is_not_read_again(tmp_path):
             }
         }
     }
-    engine = Engine(Runtime(validate_config(raw, registry), pm, registry))
+    return Engine(Runtime(validate_config(raw, registry), pm, registry))
+
+
+def test_an_input_resolved_first_is_not_resolved_again(tmp_path, monkeypatch):
+    engine = _resize_engine(tmp_path)
     Image.new("RGB", (300, 200), (10, 20, 30)).save(tmp_path / "in.png")
     sha256 = hashlib.sha256((tmp_path / "in.png").read_bytes()).hexdigest()
     job = Job(source=str(tmp_path / "in.png"), chain="c")
 
+    async def resolved_again(*args, **kwargs):
+        raise AssertionError("resolved again")
+
     async def scenario():
         job_input = await engine.resolve(job)
-        (tmp_path / "in.png").unlink()  # run() must not need the file any more
+        monkeypatch.setattr(engine.runtime, "resolve", resolved_again)
         return await engine.run(job, job_input=job_input)
 
     result = asyncio.run(scenario())
     assert result.input_sha256 == sha256
     with Image.open(result.outputs[0].location) as im:
         assert im.size == (100, 67)
+
+
+def test_a_file_changed_after_it_was_resolved_is_refused_not_used(tmp_path):
+    """A resolved local file keeps no copy of its bytes: they are read again when needed, and
+    a file that no longer holds them is an input error naming it, never other bytes used."""
+    engine = _resize_engine(tmp_path)
+    source = tmp_path / "in.png"
+    Image.new("RGB", (300, 200), (10, 20, 30)).save(source)
+    job = Job(source=str(source), chain="c")
+
+    async def scenario():
+        job_input = await engine.resolve(job)
+        Image.new("RGB", (300, 200), (200, 20, 30)).save(source)  # same size, other pixels
+        return await engine.run(job, job_input=job_input)
+
+    with pytest.raises(InputError) as caught:
+        asyncio.run(scenario())
+    assert str(source) in caught.value.message
+    assert "changed while hotfolder was working on it" in caught.value.message
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_a_failed_resolve_is_reported_as_a_failed_run(tmp_path):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -11,6 +12,7 @@ from hotfolder.config import validate_config
 from hotfolder.errors import InputError, UnsafeInputError
 from hotfolder.localfiles import (
     STRICT,
+    LocalFile,
     LocalFilePolicy,
     open_regular,
     policy_for,
@@ -98,3 +100,57 @@ def test_the_policy_comes_from_resolvers_path():
     raw = {"resolvers": {"path": {"allow_hardlinks": True, "follow_symlinks": True}}}
     policy = policy_for(validate_config(raw, registry))
     assert policy == LocalFilePolicy(follow_symlinks=True, allow_hardlinks=True)
+
+
+def test_a_local_file_is_read_again_only_while_it_holds_the_same_bytes(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"x" * 200_000)
+    file, data = LocalFile.read(path)
+    assert data == b"x" * 200_000
+    assert (file.size, file.sha256) == (200_000, hashlib.sha256(data).hexdigest())
+    assert file.read_bytes() == data
+    with file.open() as reader:  # streamed in the chunks asked for, then checked at the end
+        chunks = iter(lambda: reader.read(65_536), b"")
+        assert [len(c) for c in chunks] == [65_536, 65_536, 65_536, 3_392]
+        reader.seek(0)  # a retry sends it again from the start
+        assert reader.read() == data
+        assert reader.read() == b""
+    path.write_bytes(b"y" * 200_000)  # the same size, other bytes
+    for again in (file.read_bytes, lambda: file.open().read()):
+        with pytest.raises(InputError) as caught:
+            again()
+        assert caught.value.message == f"{path} changed while hotfolder was working on it"
+        assert "move them in when complete" in (caught.value.hint or "")
+
+
+def test_a_reader_refuses_bytes_changed_while_it_streams_them(tmp_path):
+    """A writer changing the file after the reader opened it (the file's times were checked
+    then): the last read raises instead of ending, so that a request is never completed."""
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"a" * 1000)
+    file, _ = LocalFile.read(path)
+    with file.open() as reader:
+        assert reader.read(500) == b"a" * 500
+        with path.open("r+b") as writer:  # the same size, another byte in the part not read
+            writer.seek(900)
+            writer.write(b"b")
+        assert reader.read(999) == b"a" * 400 + b"b" + b"a" * 99
+        with pytest.raises(InputError, match="changed while hotfolder was working on it"):
+            reader.read(999)
+    path.write_bytes(b"a" * 1001)  # grown
+    with pytest.raises(InputError, match="changed"):
+        file.read_bytes()
+
+
+def test_a_local_file_is_reopened_under_its_policy(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"data")
+    file, _ = LocalFile.read(path)
+    path.unlink()
+    (tmp_path / "elsewhere").write_bytes(b"data")
+    path.symlink_to(tmp_path / "elsewhere")  # a link swapped in: never read through
+    with pytest.raises(UnsafeInputError, match="symbolic link"):
+        file.read_bytes()
+    path.unlink()
+    with pytest.raises(InputError, match="does not exist"):
+        file.open()

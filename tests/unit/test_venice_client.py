@@ -22,7 +22,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from hotfolder.artifact import Artifact
-from hotfolder.errors import AuthError, OperationError, Rejected, Unavailable
+from hotfolder.errors import AuthError, InputError, OperationError, Rejected, Unavailable
+from hotfolder.localfiles import LocalFile
 from hotfolder.venice import (
     BackgroundRemoveRequest,
     EditRequest,
@@ -167,6 +168,38 @@ def test_local_bytes_go_as_multipart_files_with_string_values(tmp_path):
     assert len(request.content) < len(data) + 1024  # form overhead only: no base64 inflation
     assert result.cost_usd == pytest.approx(0.05 + 0.04)  # qwen-image-2-edit + enhance_prompt
     assert result.notes == {"model": "qwen-image-2-edit", "input_sent_as": "bytes"}
+
+
+def test_a_local_file_is_streamed_from_the_file_and_sent_whole_again_on_a_retry(tmp_path):
+    """An input read from a local file keeps no copy of its bytes: the upload streams them
+    from the file, in chunks, and a retry after a 503 sends them all again."""
+    path = tmp_path / "cat.png"
+    path.write_bytes(png((700, 700)))
+    file, data = LocalFile.read(path)
+    image = Artifact.from_file(file, data, name="cat.png")
+    del data
+    assert image.file is file
+    answers = iter([httpx.Response(503, json={"error": "busy"}), image_response(png((1024, 1024)))])
+    rec = Recorder(with_models(lambda r: next(answers)))
+    result = run(call(make_client(rec, tmp_path), "edit", image, EditRequest(prompt="blue")))
+    first, second = rec.image_requests
+    for request in (first, second):
+        assert parse_multipart(request)["image"] == ("cat.png", path.read_bytes(), "image/png")
+        assert int(request.headers["content-length"]) == len(request.content)
+    assert result.notes["input_sent_as"] == "bytes"
+
+
+def test_a_file_changed_before_its_upload_is_an_input_error_and_nothing_is_sent(tmp_path):
+    path = tmp_path / "cat.png"
+    path.write_bytes(png((300, 300)))
+    file, data = LocalFile.read(path)
+    image = Artifact.from_file(file, data, name="cat.png")
+    path.write_bytes(png((300, 300), "RGBA"))
+    rec = Recorder(with_models(lambda r: image_response(png((1024, 1024)))))
+    with pytest.raises(InputError) as caught:
+        run(call(make_client(rec, tmp_path), "edit", image, EditRequest(prompt="blue")))
+    assert caught.value.message == f"{path} changed while hotfolder was working on it"
+    assert rec.image_requests == []
 
 
 def test_multi_edit_repeats_the_images_part(tmp_path):

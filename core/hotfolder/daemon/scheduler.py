@@ -412,7 +412,9 @@ class Scheduler:
                 self._jobs_paused = True
                 self.wake.set()
                 return
-            await self._after_error(row, plan, exc, attempt)
+            # a file changed under the job fails its next read (see LocalFile): run it again
+            if not await self._again_if_changed(source, row, plan, attempt):
+                await self._after_error(row, plan, exc, attempt)
             return
         except Exception as exc:
             logger.exception("job {} ({}) hit a bug", row.id, row.name)
@@ -421,23 +423,32 @@ class Scheduler:
             )
             await self._after_error(row, plan, error, attempt)
             return
-        if changed := _changed_since_claim(source, row):
-            logger.warning(
-                "{} (job {}) changed while it was processed (size:mtime:inode {} -> {}): its "
-                "outputs came from older bytes; running it again on the new ones",
-                row.name, row.id, row.src_sig, changed,
-            )  # fmt: skip
-            await asyncio.to_thread(shutil.rmtree, claim.checkpoint_dir(plan.root, row.id), True)
-            self.journal.update(
-                row.id,
-                state="queued",
-                attempts=attempt - 1,
-                not_before=time.time() + 0.5,
-                src_sig=changed,
-            )
+        if await self._again_if_changed(source, row, plan, attempt):
             return
         self._unhold(row)
         await self._done(row, plan, result)
+
+    async def _again_if_changed(
+        self, source: Path, row: JobRow, plan: FolderPlan, attempt: int
+    ) -> bool:
+        """Queue the job again, this attempt not counted, when its file changed since it was
+        claimed (a writer that still held it open): what came out, or the error, came from
+        bytes that are no longer the file's."""
+        if not (changed := _changed_since_claim(source, row)):
+            return False
+        logger.warning(
+            "{} (job {}) changed while it was processed (size:mtime:inode {} -> {}): running "
+            "it again on the new bytes", row.name, row.id, row.src_sig, changed,
+        )  # fmt: skip
+        await asyncio.to_thread(shutil.rmtree, claim.checkpoint_dir(plan.root, row.id), True)
+        self.journal.update(
+            row.id,
+            state="queued",
+            attempts=attempt - 1,
+            not_before=time.time() + 0.5,
+            src_sig=changed,
+        )
+        return True
 
     async def _after_error(
         self, row: JobRow, plan: FolderPlan, exc: HotfolderError, attempt: int

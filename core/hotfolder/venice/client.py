@@ -400,9 +400,10 @@ class VeniceClient:
         times = _Times()
         try:
             path = endpoint.path.lstrip("/")
-            response = await self._send(
-                "POST", path, body.request_kwargs(), image=True, cost_usd=cost_usd, times=times
-            )
+            with body.request_kwargs() as kwargs:
+                response = await self._send(
+                    "POST", path, kwargs, image=True, cost_usd=cost_usd, times=times
+                )
             booked = cost_usd  # a 200 is charged, whatever its bytes turn out to be
             result = await self._read_image(endpoint, response, limits, times)
         finally:

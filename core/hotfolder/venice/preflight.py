@@ -58,7 +58,7 @@ def check_pixels(
     if artifact.is_decoded:
         width, height = artifact.image.size
     else:
-        found = imaging.verify(artifact.data, artifact.limits, name=artifact.name)
+        found = imaging.verify(lambda: artifact.data, artifact.limits, name=artifact.name)
         width, height = found.upright_size
     pixels = width * height
     if pixels < min_pixels:
@@ -195,7 +195,8 @@ def upload_input(artifact: Artifact, *, url: str | None = None) -> ImageInput:
     bytes, re-encoded when Venice would not take the format, when it is animated, when its
     pixels are stored turned and only its EXIF orientation makes them upright, or when its
     colour profile is not sRGB (the pixels are converted to sRGB first). Raises InputError for
-    25 MB and more."""
+    25 MB and more. An input whose bytes are in a file (:attr:`Artifact.file`) and go as they
+    are is streamed from it when sent, not read here."""
     if url is not None:
         return ImageInput(url=url)
     upload = artifact
@@ -208,14 +209,15 @@ def upload_input(artifact: Artifact, *, url: str | None = None) -> ImageInput:
             if alpha
             else srgb.with_format("JPEG", {"quality": 95})
         )
-    data = upload.data
-    if len(data) >= MAX_UPLOAD_BYTES:
-        msg = (
-            f"{artifact.name} is {len(data):,} bytes; Venice takes files under {MAX_UPLOAD_BYTES:,}"
-        )
+    file = upload.file
+    data = upload.data if file is None else None
+    size = file.size if file is not None else len(data or b"")
+    if size >= MAX_UPLOAD_BYTES:
+        msg = f"{artifact.name} is {size:,} bytes; Venice takes files under {MAX_UPLOAD_BYTES:,}"
         raise InputError(msg, hint=_FIT_HINT)
     return ImageInput(
         data=data,
+        file=file,
         media_type=UPLOAD_FORMATS[upload.format],
         filename=f"{artifact.stem or 'image'}.{upload.extension}",
     )
@@ -226,7 +228,11 @@ def _needs_reencode(artifact: Artifact) -> bool:
     upright only by their EXIF orientation, or in a colour space other than sRGB."""
     if artifact.format not in UPLOAD_FORMATS:
         return True
-    found = imaging.probe(artifact.data, artifact.limits, name=artifact.name)
+    found = (
+        artifact.header  # the bytes sent are the file's, as they came
+        if artifact.file is not None
+        else imaging.probe(artifact.data, artifact.limits, name=artifact.name)
+    )
     if found.frames > 1 or found.orientation != 1:
         return True
     return imaging.foreign_profile(found.icc_profile) is not None

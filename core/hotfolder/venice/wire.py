@@ -12,7 +12,9 @@ endpoint             image field         URL inputs      model field
 remove
 ===================  ==================  ==============  =========================
 
-Local bytes go as multipart file parts (no base64 inflation); form values are strings
+Local bytes go as multipart file parts (no base64 inflation), streamed from their file when
+the input has one (:class:`UploadFile`: nothing held while the request waits for its slot, and
+no more than a chunk at a time handed to the socket); form values are strings
 (``"true"``/``"false"``, ``"2"``). A URL input goes as JSON where the endpoint takes one;
 multi-edit's multipart form takes files only, so a mix of URLs and files is sent as JSON with
 the files as ``data:`` URLs. Fields the endpoint does not declare are refused here, so an
@@ -29,9 +31,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 EndpointName = Literal["edit", "multi-edit", "upscale", "background-remove"]
 
@@ -78,28 +81,54 @@ ENDPOINTS: dict[EndpointName, Endpoint] = {
 }
 
 
+class UploadFile(Protocol):
+    """Bytes to upload that stay in a file until sent (:class:`hotfolder.localfiles.LocalFile`
+    is one): ``open`` gives a binary reader (a context manager that closes it) that can be
+    read again after ``seek(0)``."""
+
+    @property
+    def size(self) -> int: ...
+
+    def open(self) -> AbstractContextManager[Any]: ...
+
+    def read_bytes(self) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class ImageInput:
-    """One input image: bytes to upload, or a public URL the API fetches itself."""
+    """One input image: bytes to upload (held, or in a file), or a public URL the API fetches
+    itself."""
 
     data: bytes | None = None
     media_type: str = "application/octet-stream"
     filename: str = "image"
     url: str | None = None
+    file: UploadFile | None = None
 
     def __post_init__(self) -> None:
-        if (self.data is None) == (self.url is None):
-            msg = "an ImageInput holds either data or a url"
+        if [self.data, self.url, self.file].count(None) != 2:
+            msg = "an ImageInput holds data, a file or a url"
             raise ValueError(msg)
 
     def __repr__(self) -> str:
         if self.url is not None:
             return f"ImageInput(url={self.url!r})"
-        return f"ImageInput({self.filename!r}, {self.media_type}, {len(self.data or b'')} bytes)"
+        return f"ImageInput({self.filename!r}, {self.media_type}, {self.size} bytes)"
+
+    @property
+    def size(self) -> int:
+        """How many bytes are uploaded (0 for a URL)."""
+        return self.file.size if self.file is not None else len(self.data or b"")
+
+    def content(self) -> bytes:
+        """The bytes to upload, read from the file when they are in one."""
+        if self.file is not None:
+            return self.file.read_bytes()
+        assert self.data is not None
+        return self.data
 
     def base64(self) -> str:
-        assert self.data is not None
-        return base64.b64encode(self.data).decode("ascii")
+        return base64.b64encode(self.content()).decode("ascii")
 
     def data_url(self) -> str:
         return f"data:{self.media_type};base64,{self.base64()}"
@@ -107,18 +136,37 @@ class ImageInput:
 
 @dataclass(frozen=True)
 class Body:
-    """A request body: ``json`` bytes, or multipart ``data`` (text) plus ``files``."""
+    """A request body: ``json`` bytes, or multipart ``data`` (text) plus ``files`` (the inputs
+    with bytes or a file to stream)."""
 
     kind: Literal["json", "multipart"]
     json: bytes | None = None
     data: dict[str, str] | None = None
-    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    files: list[tuple[str, ImageInput]] | None = None
 
-    def request_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``httpx.AsyncClient.build_request``."""
+    @contextmanager
+    def request_kwargs(self) -> Iterator[dict[str, Any]]:
+        """Keyword arguments for ``httpx.AsyncClient.build_request``, valid inside the block:
+        a file input is open for streaming meanwhile (read again from its start for a retry),
+        and closed after."""
         if self.kind == "json":
-            return {"content": self.json, "headers": {"content-type": "application/json"}}
-        return {"data": self.data, "files": self.files}
+            yield {"content": self.json, "headers": {"content-type": "application/json"}}
+            return
+        with ExitStack() as stack:
+            files = [
+                (
+                    field,
+                    (
+                        image.filename,
+                        stack.enter_context(image.file.open())
+                        if image.file is not None
+                        else image.data or b"",
+                        image.media_type,
+                    ),
+                )
+                for field, image in self.files or []
+            ]
+            yield {"data": self.data, "files": files}
 
 
 def build_body(endpoint: Endpoint, fields: Mapping[str, Any], images: Sequence[ImageInput]) -> Body:
@@ -137,10 +185,7 @@ def build_body(endpoint: Endpoint, fields: Mapping[str, Any], images: Sequence[I
         raise ValueError(msg)
     if urls:
         return _json_body(endpoint, values, images)
-    files = [
-        (endpoint.image_field, (image.filename, image.data or b"", image.media_type))
-        for image in images
-    ]
+    files = [(endpoint.image_field, image) for image in images]
     return Body("multipart", data={k: form_value(v) for k, v in values.items()}, files=files)
 
 
