@@ -26,6 +26,7 @@ from tests.bench import (
     fleet,
     local_chain,
     memory,
+    real_rate,
     startup_scan,
     venice_throughput,
     wire_bytes,
@@ -42,6 +43,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     startup_scan,
     dashboard,
     fleet,
+    real_rate,
 )
 FULL_REPS = 3
 

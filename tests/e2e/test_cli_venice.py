@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,29 @@ def test_models_and_balance_with_sandbox_say_it_is_the_sandbox(project):
     assert models.code == balance.code == 0, models.output + balance.output
     assert "Venice models (the local sandbox)" in models.stdout
     assert "the local sandbox (simulated" in balance.stdout
+
+
+COPIES = 24
+
+
+def test_copies_of_one_image_in_one_run_each_get_their_own_paid_result(project):
+    """Byte-identical inputs run at once have one checkpoint folder each: none loses its
+    checkpoint to its twin's clean-up, every one is paid once and gives its own output."""
+    (project / "in").mkdir()
+    Image.new("RGB", (400, 300), "olive").save(project / "in" / "a.png")
+    for n in range(1, COPIES):
+        subprocess.run(["cp", "a.png", f"copy-{n}.png"], cwd=project / "in", check=True)
+    with start_sandbox(SandboxConfig(requests_per_minute=600, latency_ms=200)) as sandbox:
+        env = {"VENICE_BASE_URL": sandbox.base_url, "VENICE_API_KEY": SECRET}
+        run = hotfolder("process", "in", "--chain", "upscale", "--jobs", "8", cwd=project, env=env)
+        stats = sandbox.stats()
+    assert run.code == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    outputs = sorted(p.name for p in (project / "up").iterdir())
+    assert outputs == sorted(["a.png", *(f"copy-{n}.png" for n in range(1, COPIES))])
+    assert stats["paid_total"] == COPIES
+    for out in outputs:
+        with Image.open(project / "up" / out) as im:
+            assert im.size == (800, 600)
+    checkpoints = project / ".xdg-cache" / "hotfolder" / "checkpoints"
+    assert not checkpoints.exists() or not list(checkpoints.iterdir())  # all done: cleaned up

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import hashlib
 import os
 import shutil
 import sys
@@ -361,6 +362,7 @@ class _Run:
         self.last_pause: Pause | None = None
         self._deadline: float | None = None
         self._probe_lock = asyncio.Lock()
+        self._in_use: dict[Path, asyncio.Lock] = {}
 
     async def all(self, concurrency: int) -> list[Outcome]:
         limit = asyncio.Semaphore(concurrency)
@@ -388,7 +390,10 @@ class _Run:
                 await asyncio.to_thread(self._check_prompt, job)
                 job_input = await self.engine.resolve(job)
                 job.checkpoint_dir = await asyncio.to_thread(self._checkpoint_dir, job, job_input)
-                await self.engine.run(job, job_input=job_input)
+                # the same input named twice: one at a time, each its own paid result
+                async with self._in_use.setdefault(job.checkpoint_dir, asyncio.Lock()):
+                    await self.engine.run(job, job_input=job_input)
+                    await asyncio.to_thread(shutil.rmtree, job.checkpoint_dir, True)
             except HotfolderError as exc:
                 if pauses_work(exc) and self.watch.current() is not None:
                     continue  # wait for it to end, then run the job again
@@ -397,8 +402,6 @@ class _Run:
                     job=job.id, file=job.display, chain=job.chain, step=exc.step, hint=exc.hint
                 ).error("{}", exc if named else f"{job.display}: {exc}")
                 return Outcome(job, "paused" if pauses_work(exc) else "failed", str(exc))
-            if job.checkpoint_dir is not None:
-                await asyncio.to_thread(shutil.rmtree, job.checkpoint_dir, True)
             return Outcome(job, "done")
 
     def _check_prompt(self, job: Job) -> None:
@@ -420,8 +423,12 @@ class _Run:
         read_prompt(path)
 
     def _checkpoint_dir(self, job: Job, job_input: Any) -> Path:
+        """The job's own checkpoint folder, the same in the next run of the same command: by
+        the input's bytes, the chain and where the input came from (two copies of one image
+        are two jobs, each with its own paid result)."""
         chain = self.runtime.config.chain(job_input.chain or job.chain)
-        name = f"{job_input.artifact.sha256[:32]}-{chain.digest[:16]}"
+        source = hashlib.sha256(job.source.encode()).hexdigest()[:16]
+        name = f"{job_input.artifact.sha256[:32]}-{chain.digest[:16]}-{source}"
         local = prompt_file_of(job.source) is not None
         if local and (digest := prompt_digest(Path(job.source))) is not None:
             name += f"-{digest[:16]}"  # the same image with another prompt is another job
