@@ -105,14 +105,17 @@ def _claimed(tmp_path: Path, name: str = "a.jpg") -> Job:
                checkpoint_dir=job_dir / "paid", origin=str(tmp_path / "inbox" / name))  # fmt: skip
 
 
-async def _with_fleet(tmp_path, redis_server, body):
-    """A FleetRunner and a FleetWorker on one stub broker; ``body(runner)`` sends jobs."""
+async def _with_fleet(tmp_path, redis_server, body, workers=None):
+    """A FleetRunner and a FleetWorker on one stub broker; ``body(runner)`` sends jobs; the
+    worker is added to ``workers`` when given."""
     broker = StubBroker(middleware=[AsyncIO()])
     settings = ExecutorSection(kind="dramatiq", redis_url=redis_server.url,
                                namespace=f"t{id(tmp_path)}")  # fmt: skip
     runtime = make_runtime(CHAIN, base_dir=tmp_path)
     worker = FleetWorker(settings, lambda: runtime, broker=broker, client=redis_server.client())
     runner = FleetRunner(settings, broker=broker)
+    if workers is not None:
+        workers.append(worker)
     await runner.start()
     worker.start()
     try:
@@ -133,7 +136,8 @@ def test_a_job_sent_runs_on_a_worker_and_its_outcome_comes_back(tmp_path, redis_
                                  step_timeout_seconds=None, src_sig="s1")  # fmt: skip
         return first, again
 
-    first, again = asyncio.run(_with_fleet(tmp_path, redis_server, body))
+    workers = []
+    first, again = asyncio.run(_with_fleet(tmp_path, redis_server, body, workers))
     out = tmp_path / "out" / "a.png"
     with Image.open(out) as image:
         assert (image.format, image.size) == ("PNG", (64, 48))
@@ -144,6 +148,7 @@ def test_a_job_sent_runs_on_a_worker_and_its_outcome_comes_back(tmp_path, redis_
     ]
     record = json.loads((Path(job.checkpoint_dir) / OUTCOME_FILE).read_text())
     assert record["src_sig"] == "s1" and record["outcome"]["state"] == "done"
+    assert workers[0].counts == {"done": 1, "failed": 0, "running": 0}  # the repeat: not run
 
 
 def test_a_worker_with_another_chain_config_refuses_the_job(tmp_path, redis_server):

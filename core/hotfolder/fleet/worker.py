@@ -83,6 +83,12 @@ class FleetWorker:
         self._counts = {"done": 0, "failed": 0, "running": 0}
         self._started = time.time()
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Jobs this worker ran to done or failed, and is running now (what the roster shows);
+        a repeated message answered from a finished job's record is not counted again."""
+        return dict(self._counts)
+
     # --- life ------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -128,7 +134,6 @@ class FleetWorker:
         message = JobMessage.from_dict(data)
         with logger.contextualize(job=message.job_id, file=message.origin, chain=message.chain):
             outcome = await self._outcome(message)
-            self._counts["done" if outcome.state == "done" else "failed"] += 1
             await self._report(outcome)
 
     async def _outcome(self, message: JobMessage) -> Outcome:
@@ -146,6 +151,7 @@ class FleetWorker:
                 hint="see the workers' logs for why (memory? a plugin crash?), then: "
                 f"hotfolder retry {message.job_id}",
             )
+            self._counts["failed"] += 1
             return Outcome.failed(message, error, worker=self.me)
         async with _RunLock(self.client, self.settings, message.job_id, self.me):
             if (done := await asyncio.to_thread(_finished, record, message)) is not None:
@@ -155,6 +161,8 @@ class FleetWorker:
                 outcome = await self._run(message)
             finally:
                 self._counts["running"] -= 1
+            # counted here, where it ran: a repeat of a job done before is not done again
+            self._counts["done" if outcome.state == "done" else "failed"] += 1
             if outcome.state == "done" and record is not None:
                 await asyncio.to_thread(_record, record, message, outcome)
             return outcome
