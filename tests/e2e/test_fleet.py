@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 from collections import Counter
 from contextlib import ExitStack
@@ -65,7 +66,9 @@ outputs = [{{ sink = "folder", path = "out", name = "{{stem}}.{{ext}}" }}]
 class Fleet:
     """A watcher and ``workers`` workers over ``root``, against ``sandbox`` and ``redis``."""
 
-    def __init__(self, root: Path, sandbox: Any, redis: RedisServer, config: str) -> None:
+    def __init__(
+        self, root: Path, sandbox: Any, redis: RedisServer, config: str, *, web: str = ""
+    ) -> None:
         self.root = root
         self.sandbox = sandbox
         self.redis = redis
@@ -73,7 +76,8 @@ class Fleet:
         (root / "hotfolder.toml").write_text(config)
         self.env = {"VENICE_API_KEY": "fleet-key", "VENICE_BASE_URL": sandbox.base_url}
         self.stack = ExitStack()
-        self.watcher = self.stack.enter_context(Daemon(root, env=self.env))
+        args = ("--web", web) if web else ()
+        self.watcher = self.stack.enter_context(Daemon(root, env=self.env, args=args))
         self.workers: list[Worker] = []
         self.started = 0
 
@@ -113,6 +117,19 @@ class Fleet:
         self.stack.close()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    done = subprocess.run(["curl", "-sf", url], capture_output=True, text=True, check=True)
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
 def image_requests(stats: dict[str, Any], status: str) -> int:
     return sum(v.get(status, 0) for k, v in stats["requests"].items() if k.startswith("/image"))
 
@@ -126,10 +143,11 @@ def assert_each_output_once(root: Path, photos: list[Path]) -> None:
 
 
 def test_three_workers_do_300_files_each_exactly_once(tmp_path):
+    web = f"127.0.0.1:{free_port()}"
     with (
         RedisServer(tmp_path / "redis") as redis,
         start_sandbox(SandboxConfig(requests_per_minute=600)) as sandbox,
-        Fleet(tmp_path, sandbox, redis, fleet_config(redis.url)) as fleet,
+        Fleet(tmp_path, sandbox, redis, fleet_config(redis.url), web=web) as fleet,
     ):
         fleet.start(workers=3)
         photos = fleet.drop(300)
@@ -141,7 +159,15 @@ def test_three_workers_do_300_files_each_exactly_once(tmp_path):
             3 * HEARTBEAT_SECONDS + 10, "the workers' counts in status",
         )  # fmt: skip
         text = fleet.watcher.cli("status").stdout
+        # the dashboard shows the same fleet (its status refreshes every second)
+        api = wait_for(lambda: (a := _get_json(f"http://{web}/api/status"))["fleet"] and sum(
+            w["done"] for w in a["fleet"]["workers"]) == 300 and a, 30,
+            "the dashboard's status to show the workers' counts")  # fmt: skip
+        page = subprocess.run(["curl", "-sf", f"http://{web}/"], capture_output=True, text=True,
+                              check=True).stdout  # fmt: skip
     assert_each_output_once(tmp_path, photos)
+    assert len(api["fleet"]["workers"]) == 3
+    assert 'id="fleet"' in page and "3 worker(s) seen" in page
     assert stats["paid_total"] == 300 and image_requests(stats, "429") == 0
     assert len({r["id"] for r in rows}) == 300
     workers = status["fleet"]["workers"]
