@@ -83,8 +83,14 @@ def test_routes_send_each_file_through_its_chain_into_its_subfolder(tmp_path):
             for photo, rel in zip(photos, names, strict=True):
                 _drop(tmp_path, photo, rel)
             rows = daemon.wait_states(done=6, failed=1)
+            (folder,) = json.loads(daemon.cli("status", "--json").stdout)["folders"]
         stats = sandbox.stats()
     assert {r["name"]: r["chain"] for r in rows} == names
+    assert folder["chain"] == "web"  # status shows the routes, then the chain of the rest
+    assert folder["routes"] == [
+        {"match": "products/**", "chain": "cutout"},
+        {"match": "*_bg.png", "chain": "bg"},
+    ]
     assert stats["paid_total"] == 2  # the two product photos, and nothing else
     out = tmp_path / "out"
     written = sorted(str(p.relative_to(out)) for p in files_under(out) if not p.is_symlink())

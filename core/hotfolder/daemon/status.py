@@ -38,6 +38,7 @@ def collect(state_dir: Path, config: Config | None) -> dict[str, Any]:
                 {
                     "path": key,
                     "chain": plan.chain if plan else None,
+                    "routes": [r.model_dump() for r in plan.section.routes] if plan else [],
                     "configured": plan is not None if config else None,
                     "archive": str(plan.archive) if plan else None,
                     "failed": str(plan.failed) if plan else None,
