@@ -2,7 +2,7 @@
 # Install hotfolder as the systemd service contrib/systemd/hotfolder.service describes, making
 # every path the unit needs. Run from a checkout, as root:
 #
-#   sudo contrib/systemd/install.sh [--root DIR] [--python PYTHON]
+#   sudo contrib/systemd/install.sh [--worker] [--root DIR] [--python PYTHON]
 #
 #   user and group  hotfolder (system user, home /var/lib/hotfolder, no login shell), through
 #                   systemd-sysusers and /etc/sysusers.d/hotfolder.conf
@@ -15,8 +15,11 @@
 #   /var/lib/hotfolder            the state dir (--state-dir; StateDirectory= makes it too)
 #   /etc/systemd/system/hotfolder.service
 #
+# --worker makes a fleet worker's machine instead (docs/scale-out.md): the venv gets the
+# distributed extra (Dramatiq, Redis), and the unit is hotfolder-worker.service.
 # --root DIR does all of it under DIR instead of / (a staging tree or a test); without it the
-# service is then started with: systemctl daemon-reload && systemctl enable --now hotfolder.
+# service is then started with: systemctl daemon-reload && systemctl enable --now hotfolder
+# (hotfolder-worker with --worker).
 # Running it again upgrades hotfolder in the venv and keeps the config and the env file.
 set -eu
 
@@ -24,12 +27,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
 root=""
 python=${PYTHON:-python3}
+unit=hotfolder
+extra=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) root=${2:?--root needs a directory}; shift 2 ;;
         --root=*) root=${1#--root=}; shift ;;
         --python) python=${2:?--python needs a program}; shift 2 ;;
+        --worker) unit=hotfolder-worker; extra="[distributed]"; shift ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -67,7 +73,7 @@ install -d -m 0755 "$root/opt/hotfolder"
 if [ ! -x "$root/opt/hotfolder/.venv/bin/python" ]; then
     "$python" -m venv "$root/opt/hotfolder/.venv"
 fi
-"$root/opt/hotfolder/.venv/bin/python" -m pip install --quiet --upgrade "$source_dir"
+"$root/opt/hotfolder/.venv/bin/python" -m pip install --quiet --upgrade "$source_dir$extra"
 if [ "$source_dir/README.md" != "$root/opt/hotfolder/README.md" ]; then
     install -m 0644 "$source_dir/README.md" "$root/opt/hotfolder/README.md"
 fi
@@ -90,11 +96,11 @@ for dir in /srv/hotfolder /srv/hotfolder/inbox /srv/hotfolder/outbox /var/lib/ho
 done
 
 install -d -m 0755 "$root/etc/systemd/system"
-install -m 0644 "$here/hotfolder.service" "$root/etc/systemd/system/hotfolder.service"
+install -m 0644 "$here/$unit.service" "$root/etc/systemd/system/$unit.service"
 
 echo "hotfolder installed${root:+ under $root}: $root/opt/hotfolder/.venv/bin/hotfolder"
 echo "  config $root/etc/hotfolder/hotfolder.toml, key in $root/etc/hotfolder/env (VENICE_API_KEY=...)"
 echo "  drop images into $root/srv/hotfolder/inbox; results in $root/srv/hotfolder/outbox"
 if [ -z "$root" ]; then
-    echo "start it: systemctl daemon-reload && systemctl enable --now hotfolder"
+    echo "start it: systemctl daemon-reload && systemctl enable --now $unit"
 fi

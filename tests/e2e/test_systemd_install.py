@@ -63,19 +63,17 @@ def _in(root: Path, path: str) -> Path:
     return root / PurePosixPath(path).relative_to("/")
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
+def _install(root: Path, commands: list[str], where: str) -> Path:
+    """Run the install lines of ``commands`` (from ``where``) into ``root``."""
     if os.geteuid() != 0:
         pytest.skip("the install makes a system user and chowns folders: it needs root")
     if shutil.which("systemd-sysusers") is None:
         pytest.skip("systemd-sysusers is missing: apt-get install systemd (make system-tools)")
-    root = tmp_path_factory.mktemp("root")
-    commands = _readme_commands()
     installs = [c for c in commands if "contrib/systemd/install.sh" in c]
     others = [c for c in commands if c not in installs]
-    assert installs, f"README.md: the systemd block runs no install script: {commands}"
+    assert installs, f"{where}: the systemd block runs no install script: {commands}"
     unrun = [c for c in others if not any(w in c for w in NEEDS_SYSTEMD)]
-    assert not unrun, f"README.md: commands this test does not know how to check: {unrun}"
+    assert not unrun, f"{where}: commands this test does not know how to check: {unrun}"
     for command in installs:
         argv = shlex.split(command)
         argv = argv[1:] if argv[0] == "sudo" else argv
@@ -84,6 +82,38 @@ def installed(tmp_path_factory) -> Path:
         )
         assert run.returncode == 0, f"{command} --root {root} failed:\n{run.stdout}{run.stderr}"
     return root
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    return _install(tmp_path_factory.mktemp("root"), _readme_commands(), "README.md")
+
+
+@pytest.fixture(scope="module")
+def installed_worker(tmp_path_factory) -> Path:
+    """A fleet worker's machine, as docs/scale-out.md's systemd block makes it."""
+    text = (REPO / "docs" / "scale-out.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text.split("- systemd:", 1)[1], re.S)
+    assert block, "docs/scale-out.md: the systemd bullet has no ```sh block"
+    lines = [line.split("  #", 1)[0].strip() for line in block.group(1).splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    return _install(tmp_path_factory.mktemp("worker-root"), commands, "docs/scale-out.md")
+
+
+def test_a_worker_install_has_the_fleet_extra_and_the_worker_unit_only(installed_worker):
+    root = installed_worker
+    units = sorted(p.name for p in (root / "etc/systemd/system").iterdir())
+    assert units == ["hotfolder-worker.service"]
+    python = root / "opt/hotfolder/.venv/bin/python"
+    imported = subprocess.run([str(python), "-c", "import dramatiq, redis"], capture_output=True,
+                              text=True)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    program = root / "opt/hotfolder/.venv/bin/hotfolder"
+    config = root / "etc/hotfolder/hotfolder.toml"
+    # the installed config is a local one: the worker says there is no work for it (exit 2)
+    run = subprocess.run([str(program), "--config", str(config), "worker"], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 2 and "[executor]" in run.stderr, run.stderr
 
 
 def test_every_path_the_unit_names_is_made_with_the_right_owner(installed):
@@ -136,14 +166,15 @@ def test_every_path_the_unit_names_is_made_with_the_right_owner(installed):
 
 
 @pytest.mark.parametrize("unit", ["hotfolder.service", "hotfolder-worker.service"])
-def test_systemd_analyze_verifies_the_installed_unit_inside_the_root(installed, tmp_path, unit):
-    """The daemon's unit as the install put it, and a fleet worker's as docs/scale-out.md
-    says to add it (beside the same install)."""
+def test_systemd_analyze_verifies_the_installed_unit_inside_the_root(request, unit):
+    """The daemon's unit as the install put it, and a fleet worker's as the install with
+    ``--worker`` (docs/scale-out.md) put it."""
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is missing: apt-get install systemd (make system-tools)")
     # The root has what the install made; verify also needs systemd's own units and the
     # ExecReload program, which a real system has: take them from this machine.
-    root = installed
+    worker = unit == "hotfolder-worker.service"
+    root = request.getfixturevalue("installed_worker" if worker else "installed")
     for link, target in (("bin", "usr/bin"), ("lib", "usr/lib")):
         if not (root / link).exists():
             (root / link).symlink_to(target)
@@ -154,9 +185,7 @@ def test_systemd_analyze_verifies_the_installed_unit_inside_the_root(installed, 
     for program in ("kill",):
         if not (root / "usr/bin" / program).exists():
             shutil.copy2(f"/usr/bin/{program}", root / "usr/bin" / program)
-    target = root / "etc/systemd/system" / unit
-    if not target.exists():
-        shutil.copy2(REPO / "contrib/systemd" / unit, target)
+    assert (root / "etc/systemd/system" / unit).is_file(), f"the install made no {unit}"
     run = subprocess.run(
         [
             "systemd-analyze", "verify", "--man=no", f"--root={root}",
