@@ -68,3 +68,38 @@ def test_old_files_found_at_start_are_claimed_at_once_in_one_transaction(
     assert (inbox / "new.png").exists()
     waiting = intake.candidates[str(inbox / "new.png")][1]
     assert waiting.why == "quiet period"
+
+
+def test_an_old_file_is_taken_without_opening_it_for_its_header_and_an_empty_one_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scanned file unchanged for longer than an incomplete image waits is taken whatever
+    its header says, so its header is not read (an open is two events); an empty one is still
+    a placeholder, told by its size."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    an_hour_ago = time.time() - 3600
+    cut = inbox / "cut.jpg"
+    cut.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)  # a JPEG without its end marker
+    empty = inbox / "empty.jpg"
+    empty.write_bytes(b"")
+    for path in (cut, empty):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    if held_for_writing(str(cut)) is None:
+        pytest.skip("no read leases here: an old file cannot be told closed, so it waits")
+    headers: list[str] = []
+    header_state = intake_module.check.__globals__["header_state"]
+
+    def counting(path: str, *args: object) -> str:
+        headers.append(path)
+        return str(header_state(path, *args))
+
+    monkeypatch.setitem(intake_module.check.__globals__, "header_state", counting)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    plan = plan_folder(FolderSection(path=inbox, chain="web", quiet_seconds=2))
+    intake = Intake(journal, [plan])
+    assert intake.scan(plan) == 2
+    assert intake.tick() == 1
+    assert [row.name for row in journal.jobs()] == ["cut.jpg"]
+    assert headers == [], f"headers read: {headers}; an hour-old file's is not needed"
+    assert empty.exists() and intake.candidates[str(empty)][1].why == "empty"

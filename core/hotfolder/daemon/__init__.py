@@ -6,7 +6,8 @@ One module per job:
 * :mod:`.folders`: one watched folder as a plan (places, name filter, excluded folders, lock);
 * :mod:`.readiness`: the ignore list, name filters, quiet periods, header checks (what is
   unsafe to read is :mod:`hotfolder.localfiles`' policy, shared with the path resolver);
-* :mod:`.watcher`: watchdog observers, hints and rescans;
+* :mod:`.watcher`: observers (:mod:`.inotify` for a folder that is not recursive on Linux,
+  watchdog's otherwise), hints and rescans;
 * :mod:`.intake`: candidates, readiness, claims and quarantine;
 * :mod:`.claim`: moves between a folder's places (``.hotfolder/processing/<job-id>/``,
   archive, failed), each one rename;

@@ -27,8 +27,9 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -58,6 +59,15 @@ class Claimed:
     rel: str
     path: Path
     sig: Signature
+    #: Its ``lstat`` just after the rename.
+    lstat: os.stat_result | None = field(default=None, repr=False, compare=False)
+
+    def stat(self, policy: LocalFilePolicy = STRICT) -> os.stat_result:
+        """What :func:`~hotfolder.localfiles.stat_path` says of it now (the ``lstat`` taken
+        at the claim, unless the policy follows a link)."""
+        if self.lstat is None or (policy.follow_symlinks and stat.S_ISLNK(self.lstat.st_mode)):
+            return stat_path(self.path, policy)
+        return self.lstat
 
 
 def processing_root(folder_root: Path) -> Path:
@@ -75,18 +85,24 @@ def claim(folder_root: Path, rel: str, *, with_prompt: bool = False) -> Claimed 
     prompt file after it (the image first: a crash between the two leaves a job without its
     prompt, never a prompt taken for a job); None if the image vanished first."""
     job_id = new_job_id()
-    target_dir = job_dir(folder_root, job_id)
-    target_dir.mkdir(parents=True)
-    target = target_dir / PurePosixPath(rel).name
+    # strings, not pathlib: this runs for every file, thousands a second at start-up
+    root = os.fspath(folder_root)
+    target_dir = os.path.join(root, settings.STATE_SUBDIR, PROCESSING, job_id)
     try:
-        os.rename(folder_root / rel, target)
+        os.mkdir(target_dir)
     except FileNotFoundError:
-        target_dir.rmdir()
+        os.makedirs(target_dir)
+    target = os.path.join(target_dir, rel.rpartition("/")[2])
+    try:
+        os.rename(os.path.join(root, rel), target)
+    except FileNotFoundError:
+        os.rmdir(target_dir)
         return None
     if with_prompt:
         with contextlib.suppress(FileNotFoundError):
-            os.rename(companion(folder_root / rel), companion(target))
-    return Claimed(job_id, rel, target, Signature.of(os.lstat(target)))
+            os.rename(companion(Path(root, rel)), companion(Path(target)))
+    st = os.lstat(target)
+    return Claimed(job_id, rel, Path(target), Signature.of(st), st)
 
 
 def input_path(folder_root: Path, job_id: str, rel: str) -> Path:

@@ -17,6 +17,10 @@ from hotfolder.daemon.settings import FolderSection
 from hotfolder.errors import ConfigError, HotfolderError
 from hotfolder.prompts import steps_using_prompt
 
+#: A folder's root (and what paths inside it start with) and its excluded folders (and what
+#: paths inside them start with) as strings, for :meth:`FolderPlan.rel`.
+_RelKeys = tuple[str, str, frozenset[str], tuple[str, ...]]
+
 
 @dataclass
 class FolderPlan:
@@ -34,6 +38,9 @@ class FolderPlan:
     #: wait for their prompt file (see :mod:`hotfolder.prompts`).
     prompt_chains: frozenset[str] = frozenset()
     lock_file: IO[bytes] | None = field(default=None, repr=False)
+    _rel_cache: tuple[Path, tuple[Path, ...], _RelKeys | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def key(self) -> str:
@@ -56,8 +63,40 @@ class FolderPlan:
 
     def rel(self, path: str | Path) -> str | None:
         """``path`` relative to the folder (``/``-separated), or None when it is outside it
-        or inside an excluded folder."""
-        path = Path(path)
+        or inside an excluded folder.
+
+        Called several times for every file the daemon meets (events, scans, claims): a
+        normalised path (what ``os.scandir`` and watchdog give) is answered by comparing
+        strings; any other goes through :mod:`pathlib`, which gives the same answer."""
+        text = os.fspath(path)
+        keys = self._rel_keys()
+        if keys is None or not isinstance(text, str) or not is_normalised(text):
+            return self._rel_of_path(Path(path))
+        root, prefix, excluded, unders = keys
+        if not text.startswith(prefix) or text == root:
+            return None
+        if text in excluded or text.startswith(unders):
+            return None
+        rel = text[len(prefix) :]
+        if not self.section.recursive and "/" in rel:
+            return None
+        return rel
+
+    def _rel_keys(self) -> _RelKeys | None:
+        """The root and the excluded folders as strings (each with its ``/``-ended prefix),
+        made again whenever ``root`` or ``excluded`` is replaced; None for a relative one
+        (only pathlib knows what ``.`` holds)."""
+        cached = self._rel_cache
+        if cached is None or cached[0] is not self.root or cached[1] is not self.excluded:
+            keys: _RelKeys | None = None
+            if all(p.is_absolute() for p in (self.root, *self.excluded)):
+                excluded = frozenset(str(ex) for ex in self.excluded)
+                unders = tuple(_prefix(ex) for ex in excluded)
+                keys = (str(self.root), _prefix(str(self.root)), excluded, unders)
+            cached = self._rel_cache = (self.root, self.excluded, keys)
+        return cached[2]
+
+    def _rel_of_path(self, path: Path) -> str | None:
         if not path.is_relative_to(self.root):
             return None
         if any(path == ex or path.is_relative_to(ex) for ex in self.excluded):
@@ -98,6 +137,23 @@ class FolderPlan:
         if self.lock_file is not None:
             self.lock_file.close()
             self.lock_file = None
+
+
+def _prefix(folder: str) -> str:
+    """What every path inside ``folder`` starts with."""
+    return folder if folder.endswith("/") else folder + "/"
+
+
+def is_normalised(path: str) -> bool:
+    """Whether ``path`` is as :mod:`pathlib` would spell it (no ``//``, ``/./``, trailing
+    ``/`` or leading ``./``), so that comparing strings gives pathlib's answer."""
+    return not (
+        "//" in path
+        or "/./" in path
+        or path.startswith("./")
+        or (path.endswith(("/", "/.")) and path != "/")
+        or path in ("", ".")
+    )
 
 
 def plan_folders(config: Config) -> list[FolderPlan]:

@@ -28,20 +28,21 @@ from loguru import logger
 from hotfolder.daemon import claim
 from hotfolder.daemon.companions import PROMPT_POLICY, PromptFiles, hear
 from hotfolder.daemon.fates import NO_ROUTE, Board, Ignored, ignored_fate
-from hotfolder.daemon.folders import FolderPlan
+from hotfolder.daemon.folders import FolderPlan, is_normalised
 from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.readiness import Candidate, Signature, check
 from hotfolder.daemon.watcher import HintKind, survey
 from hotfolder.job import new_job_id
-from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reason
+from hotfolder.localfiles import STRICT, LocalFilePolicy, unsafe_reason
 from hotfolder.pauses import iso_time
-from hotfolder.prompts import companion, is_prompt_file
+from hotfolder.prompts import PROMPT_SUFFIX, companion, is_prompt_file
 
 #: Most files claimed per tick (and so per journal transaction).
 BATCH = 1000
-#: How long one tick may spend looking at due files before it claims the ready ones and
-#: yields to the event loop: a scan of thousands is claimed over a few ticks, and the loop
-#: stays responsive in a flood (claiming costs about as long again).
+#: How long one tick may spend looking at due files and claiming the ready ones before it
+#: journals them and yields to the event loop: a scan of thousands is claimed over many
+#: ticks, the first of them journaled (and started) at once, and the loop stays responsive
+#: in a flood.
 LOOK_BUDGET_SECONDS = 0.05
 
 
@@ -64,6 +65,8 @@ class Intake:
         #: image path -> when (monotonic) it was first ready while its prompt file was not
         self._ready_at: dict[str, float] = {}
         self.unreachable: dict[str, str] = {}
+        #: The last tick stopped at its batch or time limit with due files left.
+        self.behind = False
         self.board = Board(journal)
         for plan in plans:
             self.board.forget(plan.key)  # what a previous run saw is not known now
@@ -92,7 +95,7 @@ class Intake:
             return  # gone already: mostly the daemon's own looks at a file it has since claimed
         plan = self.plans.get(plan.key, plan)
         rel = plan.rel(path)
-        if rel is None or PurePosixPath(rel).name.startswith("."):
+        if rel is None or rel.rpartition("/")[2].startswith("."):
             return
         if _is_prompt(plan, rel, plan.filter.why_not(rel)):
             self.prompts.heard(plan.key, path, kind)
@@ -116,10 +119,11 @@ class Intake:
         count = 0
         ignored: dict[str, Ignored] = {}
         prompts: set[str] = set()
+        root = str(plan.root)
         try:
             for rel, why in survey(plan):
                 if _is_prompt(plan, rel, why):
-                    prompts.add(str(plan.root / rel))
+                    prompts.add(os.path.join(root, rel))
                     continue
                 why = why or (NO_ROUTE if plan.chain_for(rel) is None else None)
                 fate = None if why is None else ignored_fate(rel, why)
@@ -128,7 +132,7 @@ class Intake:
                 ):
                     ignored[rel] = fate
                     continue
-                path = str(plan.root / rel)
+                path = os.path.join(root, rel)  # str(plan.root / rel): rel is normalised
                 if path not in self.candidates:
                     self._add(plan, path, fate).scanned = True
                     count += 1
@@ -181,7 +185,7 @@ class Intake:
             self._due[path] = 0.0
             if fate is not None:
                 self._unmatched[path] = fate
-            self._images[str(companion(Path(path)))] = path
+            self._images[_prompt_of(path)] = path
             if (rel := plan.rel(path)) is not None:
                 self.board.unignore(plan.key, rel)
         return self.candidates[path][1]
@@ -191,7 +195,7 @@ class Intake:
         self._due.pop(path, None)
         self._unmatched.pop(path, None)
         self._ready_at.pop(path, None)
-        prompt = str(companion(Path(path)))
+        prompt = _prompt_of(path)
         if self._images.get(prompt) == path:
             del self._images[prompt]
         if found is not None and (rel := found[0].rel(path)) is not None:
@@ -202,11 +206,13 @@ class Intake:
     def tick(self) -> int:
         """Check the due candidates; claim and record the ready ones. Returns claims made."""
         now = time.monotonic()
-        ready: list[tuple[FolderPlan, str, os.stat_result, bool]] = []
+        jobs: list[NewJob] = []
+        self.behind = False
         for path, due in list(self._due.items()):
             if due > now:
                 continue
-            if len(ready) >= BATCH or time.monotonic() - now >= LOOK_BUDGET_SECONDS:
+            if len(jobs) >= BATCH or time.monotonic() - now >= LOOK_BUDGET_SECONDS:
+                self.behind = True
                 break
             plan, cand = self.candidates[path]
             quiet = plan.section.quiet_seconds
@@ -236,8 +242,8 @@ class Intake:
                 self._drop(path)
                 if pairing == "late":
                     self._no_prompt(plan, path, now)
-                else:
-                    ready.append((plan, path, st, pairing == "with"))
+                elif job := self._claim(plan, path, st, with_prompt=pairing == "with"):
+                    jobs.append(job)
             else:
                 self._waits(plan, cand, now)
                 # Look again when the quiet period could be over (sooner after a change); an
@@ -247,9 +253,9 @@ class Intake:
                     if state == "empty"
                     else max(min(quiet, 0.5) / 2, cand.stable_since + quiet - now, 0.02)
                 )
-        claimed = self._claim(ready)
+        self._record(jobs)
         self.board.publish()
-        return claimed
+        return len(jobs)
 
     def _waits(self, plan: FolderPlan, cand: Candidate, now: float) -> None:
         rel = plan.rel(cand.path)
@@ -262,7 +268,7 @@ class Intake:
         (claim the image alone), ``"late"`` (its chain needs a prompt file that did not
         come: fail it) or ``"wait"`` (look again at the time returned)."""
         path = cand.path
-        prompt = str(companion(Path(path)))
+        prompt = _prompt_of(path)
         quiet = plan.section.quiet_seconds
         found = self.prompts.check(plan.key, prompt, quiet, now)
         if found == "ready":
@@ -288,37 +294,43 @@ class Intake:
         step = max(quiet, 1.0) if found == "none" else max(min(quiet, 0.5) / 2, 0.05)
         return "wait", min(deadline, now + step)
 
-    def _claim(self, ready: list[tuple[FolderPlan, str, os.stat_result, bool]]) -> int:
-        jobs: list[NewJob] = []
-        for plan, path, st, with_prompt in ready:
-            rel = plan.rel(path)
-            chain = None if rel is None else plan.chain_for(rel)
-            if rel is None or chain is None:
-                continue  # the folder's routes changed since it was seen: the next scan says
-            sig = str(Signature.of(st))
-            if plan.section.after == "keep" and self.journal.seen(plan.key, rel, sig):
-                continue  # put back after processing; not new
-            try:
-                claimed = claim.claim(plan.root, rel, with_prompt=with_prompt)
-            except OSError as exc:
-                logger.error("{}: cannot claim it ({}); trying again later", path, exc.strerror)
-                continue
-            if claimed is None:
-                continue
-            if with_prompt:
-                prompt = companion(Path(path))
-                self.prompts.drop(str(prompt))
-                self.board.done_waiting(plan.key, str(PurePosixPath(rel).with_name(prompt.name)))
-            if reason := unsafe_reason(stat_path(claimed.path, self.policy), self.policy):
-                # Swapped for a link between the look and the claim: its job fails unread.
-                logger.warning("{}: {}; it will be failed without being read", path, reason)
-            jobs.append(NewJob(claimed.id, plan.key, rel, chain, sig))
+    def _claim(
+        self, plan: FolderPlan, path: str, st: os.stat_result, *, with_prompt: bool
+    ) -> NewJob | None:
+        """Rename a ready file (and its prompt file) into its processing folder; the job to
+        record, or None when it is not taken after all. Recorded by :meth:`_record`, with
+        the rest of the tick's, before any of them can start."""
+        rel = plan.rel(path)
+        chain = None if rel is None else plan.chain_for(rel)
+        if rel is None or chain is None:
+            return None  # the folder's routes changed since it was seen: the next scan says
+        sig = str(Signature.of(st))
+        if plan.section.after == "keep" and self.journal.seen(plan.key, rel, sig):
+            return None  # put back after processing; not new
+        try:
+            claimed = claim.claim(plan.root, rel, with_prompt=with_prompt)
+        except OSError as exc:
+            logger.error("{}: cannot claim it ({}); trying again later", path, exc.strerror)
+            return None
+        if claimed is None:
+            return None
+        if with_prompt:
+            prompt = companion(Path(path))
+            self.prompts.drop(str(prompt))
+            self.board.done_waiting(plan.key, str(PurePosixPath(rel).with_name(prompt.name)))
+        if reason := unsafe_reason(claimed.stat(self.policy), self.policy):
+            # Swapped for a link between the look and the claim: its job fails unread.
+            logger.warning("{}: {}; it will be failed without being read", path, reason)
+        return NewJob(claimed.id, plan.key, rel, chain, sig)
+
+    def _record(self, jobs: list[NewJob]) -> None:
+        """Journal a tick's claims in one transaction (durable before the scheduler is
+        told of them)."""
         if jobs:
             self.journal.add(jobs)
             for job in jobs:
                 logger.debug("queued {} (job {})", job.name, job.id)
             logger.info("queued {} file(s)", len(jobs))
-        return len(jobs)
 
     def _reject(self, plan: FolderPlan, path: str, fate: Ignored) -> None:
         """``on_unmatched = "fail"``: move a file the folder does not take to the failed
@@ -409,6 +421,17 @@ class Intake:
                 "hint": "drop the file itself (a regular file with one link) into the folder",
             },
         )
+
+
+def _prompt_of(path: str) -> str:
+    """``str(companion(Path(path)))``, the path of an image's prompt file, spelt out for a
+    normalised path: it is asked for several times for every file."""
+    head, _, name = path.rpartition("/")
+    if not head or not name or name in (".", "..") or not is_normalised(path):
+        return str(companion(Path(path)))
+    dot = name.rfind(".")
+    stem = name[:dot] if 0 < dot < len(name) - 1 else name
+    return f"{head}/{stem}{PROMPT_SUFFIX}"
 
 
 def _is_prompt(plan: FolderPlan, rel: str, why: str | None) -> bool:

@@ -4,7 +4,8 @@ A file is *ready* when the writer is done with it: the platform reported close-a
 a rename into the folder and the file has not changed since, or its size and mtime stayed the
 same for the folder's quiet period. A file found by a scan (at start-up, or by a rescan) whose
 mtime is already older than the quiet period and that no program holds open for writing (the
-read lease below is granted) has been unchanged that long: it is taken at once. Then the
+read lease below is granted) has been unchanged that long: it is taken at once (and when that
+is longer than an incomplete image waits, without reading its header). Then the
 header is checked: an empty file is a placeholder
 (browsers create one before the download), and an image shorter than its own structure says is
 still being written, so both wait: a JPEG or PNG without its end marker, a WebP shorter than
@@ -86,18 +87,30 @@ class NameFilter:
     def _norm(self, text: str) -> str:
         return text if self.case_sensitive else text.lower()
 
-    def _any(self, patterns: tuple[str, ...], rel: str, name: str | None = None) -> bool:
-        """Whether any of ``patterns`` matches ``rel``'s name (``name`` when given) or ``rel``."""
-        matcher = _matcher(patterns, self.case_sensitive)
+    @functools.cached_property
+    def _matchers(self) -> tuple[re.Pattern[str] | None, ...]:
+        """The compiled built-in ignore list, ``ignore``, ``exclude`` and ``include``: every
+        name an event or a scan meets is matched against them."""
+        cs = self.case_sensitive
+        return tuple(
+            _matcher(p, cs) for p in (DEFAULT_IGNORE, self.ignore, self.exclude, self.include)
+        )
+
+    def _any(self, matcher: re.Pattern[str] | None, rel: str, name: str) -> bool:
+        """Whether ``matcher`` matches ``rel``'s name ``name``, or ``rel``."""
         if matcher is None:
             return False
-        name = PurePosixPath(rel).name if name is None else name
         return bool(matcher.match(self._norm(name)) or matcher.match(self._norm(rel)))
+
+    def _any_part(self, matcher: re.Pattern[str] | None, parts: list[str]) -> bool:
+        """Whether ``matcher`` matches any of ``parts``."""
+        return matcher is not None and any(matcher.match(self._norm(p)) for p in parts)
 
     def ignored(self, rel: str) -> bool:
         """Whether any part of ``rel`` is a temp, junk or hidden name (or in ``ignore``)."""
-        patterns = DEFAULT_IGNORE + self.ignore
-        return any(self._any(patterns, part, part) for part in PurePosixPath(rel).parts)
+        temp, ignore, _, _ = self._matchers
+        parts = _parts(rel)
+        return self._any_part(temp, parts) or self._any_part(ignore, parts)
 
     def wanted(self, rel: str) -> bool:
         """Whether ``rel`` (a path relative to the folder, ``/``-separated) is to be taken."""
@@ -107,17 +120,25 @@ class NameFilter:
         """Why ``rel`` is not taken: ``"temp name"`` (built-in ignore list, dotfiles),
         ``"ignored"`` (the folder's ``ignore``), ``"excluded"`` or ``"not in include"``;
         None when it is taken."""
-        parts = PurePosixPath(rel).parts
-        if any(self._any(DEFAULT_IGNORE, part, part) for part in parts):
+        temp, ignore, exclude, include = self._matchers
+        parts = _parts(rel)
+        if self._any_part(temp, parts):
             return "temp name"
-        if any(self._any(self.ignore, part, part) for part in parts):
+        if self._any_part(ignore, parts):
             return "ignored"
         name = parts[-1] if parts else ""
-        if self._any(self.exclude, rel, name):
+        if self._any(exclude, rel, name):
             return "excluded"
-        if rel.lower().endswith(MANIFEST_SUFFIXES) or self._any(self.include, rel, name):
+        if rel.lower().endswith(MANIFEST_SUFFIXES) or self._any(include, rel, name):
             return None
         return "not in include"
+
+
+def _parts(rel: str) -> list[str]:
+    """``PurePosixPath(rel).parts`` (without pathlib for a relative path)."""
+    if rel.startswith("/"):
+        return list(PurePosixPath(rel).parts)
+    return [part for part in rel.split("/") if part and part != "."]
 
 
 @functools.lru_cache(maxsize=256)
@@ -352,13 +373,19 @@ def check(
         if held is None and candidate.opened > 0 and stable_for < OPEN_QUIET_SECONDS + quiet:
             return "wait", st
         candidate.opened = 0  # not held open any more: its close event was missed
-    state = header_state(candidate.path, policy)
-    if state == "empty":
+    if st.st_size == 0:
         candidate.why = "empty"
         return "empty", st
-    if state == "incomplete" and stable_for < max(quiet * INCOMPLETE_FACTOR, 1.0):
-        candidate.why = "incomplete image"
-        return "wait", st
+    # A file unchanged for longer than an incomplete one waits (an old file a scan found) is
+    # taken whatever its header says: it is not opened (each open is two events to hear).
+    if stable_for < max(quiet * INCOMPLETE_FACTOR, 1.0):
+        state = header_state(candidate.path, policy)
+        if state == "empty":
+            candidate.why = "empty"
+            return "empty", st
+        if state == "incomplete":
+            candidate.why = "incomplete image"
+            return "wait", st
     return "ready", st
 
 

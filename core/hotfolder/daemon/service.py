@@ -4,7 +4,7 @@ stop.
 ``SIGTERM``/``SIGINT`` stop taking files, give running jobs ``[daemon] grace_seconds`` to
 finish and leave the rest queued. ``SIGHUP`` reloads the config; a config that does not
 validate is logged and the running one is kept. Everything runs on one asyncio loop;
-watchdog's threads only hand hints to it.
+the observers' threads only hand hints to it.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from hotfolder.daemon.journal import JOURNAL_NAME, Journal
 from hotfolder.daemon.lock import InstanceLock
 from hotfolder.daemon.scheduler import ChainRunner, Scheduler
 from hotfolder.daemon.settings import DaemonSection
-from hotfolder.daemon.watcher import FolderWatch, HintQueue, OverflowAlarm
+from hotfolder.daemon.watcher import FolderWatch, HintKind, HintQueue, OverflowAlarm
 from hotfolder.errors import HotfolderError
 from hotfolder.localfiles import policy_for
 from hotfolder.runtime import Runtime
 
-#: How often the readiness of candidates is looked at, and watchers are checked.
+#: How often the readiness of candidates is looked at, and watchers are checked, at most
+#: (a file that arrives wakes the loop at once; a tick that left due files looks again at once).
 TICK = 0.05
 HEALTH_EVERY = 2.0
 #: How often each folder is checked for having been moved, deleted or replaced.
@@ -105,6 +106,8 @@ class Daemon:
         self.state_dir = state_dir
         self.lock = InstanceLock(state_dir)
         self._stop = asyncio.Event()
+        #: Set when a file arrived (close-after-write, move-in) or on stop: tick now.
+        self._wake = asyncio.Event()
         self._reload = False
         self._rescan_all = False
         self.watches: dict[str, FolderWatch] = {}
@@ -183,12 +186,16 @@ class Daemon:
                     if self.intake.tick():
                         self.scheduler.wake.set()
                     trouble.over(self._journal_back)
-                    pause = TICK
+                    # Files left due by a full tick: only let the jobs and events run first.
+                    pause = 0.0 if self.intake.behind else TICK
                 except Exception as exc:  # never exit on a fault the machine may repair
                     pause = trouble.met(exc, self.state_dir)
+                # In trouble, arrivals do not cut the back-off short; a stop always does.
+                wake = self._stop if trouble.streak else self._wake
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(pause):
-                        await self._stop.wait()
+                        await wake.wait()
+                self._wake.clear()
         finally:
             logger.info("stopping: no new files are taken")
             self._stop_watches()
@@ -249,6 +256,7 @@ class Daemon:
         running = [task for task, _ in self.scheduler.inflight.values() if not task.done()]
         if not self._stop.is_set():
             self._stop.set()
+            self._wake.set()
             again = "Ctrl-C" if sig == signal.SIGINT else sig.name
             if not running:
                 logger.info("{} received: stopping", sig.name)
@@ -272,7 +280,7 @@ class Daemon:
         self._reload = True
 
     def _on_overflow(self) -> None:
-        """From watchdog's thread: events were lost."""
+        """From an observer's thread: events were lost."""
         self._rescan_all = True
 
     # --- reload ----------------------------------------------------------------------------
@@ -324,9 +332,9 @@ class Daemon:
     # --- watching --------------------------------------------------------------------------
 
     def _start_watches(self) -> None:
-        hint = HintQueue(asyncio.get_running_loop(), self.intake.hint)
+        hint = HintQueue(asyncio.get_running_loop(), self._hinted)
         for plan in self.plans:
-            watch = FolderWatch(plan, hint)
+            watch = FolderWatch(plan, hint, self._on_overflow)
             self.watches[plan.key] = watch
             self._start_watch(watch)
 
@@ -344,6 +352,13 @@ class Daemon:
             return False
         self._unwatched.discard(key)
         return True
+
+    def _hinted(self, plan: FolderPlan, path: str, kind: HintKind) -> None:
+        """An event (on the loop): a file that arrived complete is looked at now, not at the
+        next tick; one that changed waits for its quiet period anyway."""
+        self.intake.hint(plan, path, kind)
+        if kind == "arrived":
+            self._wake.set()
 
     def _stop_watches(self) -> None:
         for watch in self.watches.values():

@@ -1,10 +1,11 @@
-"""Watchdog observers that turn file-system events into hints, and the scans behind them.
+"""Observers that turn file-system events into hints, and the scans behind them.
 
 Events are only hints: each one names a path that the readiness check then looks at. A scan
 at start-up and every ``rescan_seconds`` finds whatever events missed. ``observer = "auto"``
 uses polling on network and FUSE file systems (where inotify sees no remote changes) and the
-native observer elsewhere. A lost event queue (inotify overflow) or a dead observer thread
-triggers a rescan and a new observer.
+native observer elsewhere: for a folder that is not recursive on Linux the lean watch of
+:mod:`hotfolder.daemon.inotify`, else watchdog's. A lost event queue (inotify overflow) or a
+dead observer thread triggers a rescan and a new observer.
 
 On Linux the inotify observer reports every move, paired or not: a file renamed into the
 folder from a folder that is not watched (``mv ~/Desktop/x.jpg inbox/``) is an ``IN_MOVED_TO``
@@ -28,6 +29,8 @@ from loguru import logger
 from watchdog.events import (
     FileClosedEvent,
     FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileOpenedEvent,
     FileSystemEvent,
@@ -37,7 +40,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
+from hotfolder.daemon import inotify
 from hotfolder.daemon.folders import FolderPlan
+from hotfolder.daemon.inotify import InotifyWatch
 
 #: How long watchdog's inotify backend holds a folder's IN_MOVED_FROM to pair it with its
 #: IN_MOVED_TO (it must, to move its watches along). A file's is not held at all: hotfolder only
@@ -66,6 +71,18 @@ def _shorten_move_pairing() -> None:
     put_event._hotfolder = True  # type: ignore[attr-defined]
     InotifyMoveEventGrouper.put_event = put_event  # type: ignore[method-assign]
 
+
+#: The events :class:`_Handler` hears; watchdog drops the others (the folder-modified event
+#: it adds to every create, move and close-after-write, attribute changes, deletions) before
+#: they reach its queue, and asks inotify only for these.
+EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    FileOpenedEvent,
+    FileClosedNoWriteEvent,
+]
 
 HintKind = Literal["changed", "arrived", "opened", "closed"]
 #: ``hint(folder, path, kind)``: called from watchdog's thread; must be thread-safe.
@@ -164,16 +181,22 @@ class _Handler(FileSystemEventHandler):
 class FolderWatch:
     """One observer on one folder, restartable."""
 
-    def __init__(self, plan: FolderPlan, hint: Hint) -> None:
+    def __init__(
+        self, plan: FolderPlan, hint: Hint, on_overflow: Callable[[], None] | None = None
+    ) -> None:
         self.plan = plan
         self.hint = hint
-        self.observer: BaseObserver | None = None
+        self.on_overflow = on_overflow
+        self.observer: BaseObserver | InotifyWatch | None = None
         self.polling = False
 
     def start(self) -> None:
         """Start observing; an OSError (folder missing, watch limit) is raised to the caller."""
         section = self.plan.section
         self.polling = wants_polling(section.observer, self.plan.root)
+        if not self.polling and not section.recursive and inotify.available():
+            self._start_lean()
+            return
         observer: BaseObserver
         if self.polling:
             observer = PollingObserverVFS(
@@ -183,11 +206,30 @@ class FolderWatch:
             _shorten_move_pairing()
             observer = _native_observer()
         observer.schedule(
-            _Handler(self.plan, self.hint), str(self.plan.root), recursive=section.recursive
+            _Handler(self.plan, self.hint),
+            str(self.plan.root),
+            recursive=section.recursive,
+            event_filter=EVENTS,
         )
         observer.daemon = True
         observer.start()
         self.observer = observer
+        self._watching()
+
+    def _start_lean(self) -> None:
+        """A folder that is not recursive, on Linux: :mod:`hotfolder.daemon.inotify`."""
+        plan, hint = self.plan, self.hint
+
+        def deliver(path: str, kind: HintKind) -> None:
+            hint(plan, path, kind)
+
+        watch = InotifyWatch(str(plan.root), deliver, self.on_overflow)
+        watch.start()
+        self.observer = watch
+        self._watching()
+
+    def _watching(self) -> None:
+        section = self.plan.section
         logger.info(
             "watching {} ({} observer{}, {})",
             self.plan.root,
@@ -202,6 +244,8 @@ class FolderWatch:
         observer = self.observer
         if observer is None or not observer.is_alive():
             return False
+        if isinstance(observer, InotifyWatch):
+            return True
         return all(emitter.is_alive() for emitter in observer.emitters)
 
     def stop(self) -> None:
