@@ -120,7 +120,7 @@ _METADATA_KEYS = ("icc_profile", "exif", "xmp", "dpi", "comment")
 #: :func:`mark_simulated`); ASCII, so every format's text field can hold it as it is.
 _RAISE_PIXELS = "raise [imaging] max_pixels if you trust this file"
 _GUARD = threading.Lock()
-_VERIFY_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+_WHOLE_IMAGE_TURNS = threading.BoundedSemaphore(os.cpu_count() or 1)
 #: The file this thread is reading, and what Pillow logged meanwhile (see :class:`_PillowLog`).
 _READING: ContextVar[tuple[str, list[str]] | None] = ContextVar("hotfolder_reading", default=None)
 
@@ -259,14 +259,24 @@ def decode(
     return working
 
 
+@contextmanager
+def whole_image_turn() -> Iterator[None]:
+    """One of the turns (one per CPU) that bound whole-image work in this process: a large
+    file read whole, an image decoded whole only to be checked. Many jobs starting at once
+    then hold no more than that many images at a time; more would not go faster. Not
+    reentrant: take nothing inside it that takes a turn (:func:`verify` does)."""
+    with _WHOLE_IMAGE_TURNS:
+        yield
+
+
 def verify(data: bytes | Callable[[], bytes], limits: ImagingSection, *, name: str) -> Probe:
     """Check that ``data`` decodes whole, without keeping its pixels; returns the probe.
 
-    At most one such decode per CPU runs at a time, so many jobs checking large files at
-    once do not hold all their pixels together; ``data`` may be a function that reads the
-    bytes, called once a turn has come, so that the waiting jobs do not hold them either.
+    It takes a :func:`whole_image_turn`, so many jobs checking large files at once do not
+    hold all their pixels together; ``data`` may be a function that reads the bytes, called
+    once the turn has come, so that the waiting jobs do not hold them either.
     """
-    with _VERIFY_SLOTS:
+    with _WHOLE_IMAGE_TURNS:
         raw = data() if callable(data) else data
         found = probe(raw, limits, name=name)
         decode(raw, limits, name=name)

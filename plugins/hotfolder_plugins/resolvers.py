@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import hotfolder
-from hotfolder import ConfigError, InputError, UnsafeInputError, netsafe, suggest
+from hotfolder import ConfigError, InputError, UnsafeInputError, imaging, netsafe, suggest
 from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFile, LocalFilePolicy, read_local
 from hotfolder.naming import url_file_name
 
@@ -83,8 +83,9 @@ class PathResolver(hotfolder.Resolver):
         path = local_path(ref, context.base_dir)
         limits = context.runtime.limits
         policy = replace(self.params.local_file_policy, max_bytes=limits.max_bytes)
-        file, data = LocalFile.read(path, policy)
-        artifact = hotfolder.Artifact.from_file(file, data, name=path.name, limits=limits)
+        with imaging.whole_image_turn():  # many large files starting at once: a few at a time
+            file, data = LocalFile.read(path, policy)
+            artifact = hotfolder.Artifact.from_file(file, data, name=path.name, limits=limits)
         return hotfolder.JobInput(artifact=artifact, source=str(path), base_dir=path.parent)
 
 

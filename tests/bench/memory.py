@@ -178,6 +178,11 @@ def run(bench: Bench) -> Section:
         notes=notes,
         goals=[
             Goal(f"peak RSS ≤ {LIMIT_MB} MB", f"{worst / MB:.0f} MB", worst <= LIMIT_MB * MB),
+            Goal(
+                f"peak RSS ≤ {LIMIT_MB} MB as the systemd units run it (the last row)",
+                f"{peaks['tuned'].median / MB:.0f} MB",
+                peaks["tuned"].median <= LIMIT_MB * MB,
+            ),
             Goal(f"{large:,} queued within 10% of {small:,}", f"{growth:+.1%}", growth <= 0.10),
         ],
         headline=(
