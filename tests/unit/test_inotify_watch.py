@@ -98,7 +98,7 @@ def test_an_overflow_asks_for_a_rescan_and_a_missing_folder_cannot_be_watched(
     overflows: list[int] = []
     watch = InotifyWatch(str(tmp_path), Heard(), lambda: overflows.append(1))
     try:
-        overflow = struct.pack("iIII", -1, inotify.IN_Q_OVERFLOW, 0, 0)
+        overflow = struct.pack("iIII", -1, inotify.flags.Q_OVERFLOW, 0, 0)
         assert watch.handle(overflow) is False
         assert overflows == [1], "an inotify overflow did not ask for a rescan"
     finally:

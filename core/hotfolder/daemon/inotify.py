@@ -26,33 +26,22 @@ from typing import Literal
 from loguru import logger
 
 try:  # Linux only: it loads inotify's functions from the C library when imported
-    from inotify_simple import INotify, parse_events
+    from inotify_simple import INotify, flags, parse_events
 except (ImportError, OSError, AttributeError):  # pragma: no cover - not Linux
     INotify = None
 
-IN_MODIFY = 0x00000002
-IN_ATTRIB = 0x00000004
-IN_CLOSE_WRITE = 0x00000008
-IN_CLOSE_NOWRITE = 0x00000010
-IN_OPEN = 0x00000020
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_DELETE_SELF = 0x00000400
-IN_UNMOUNT = 0x00002000
-IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
-IN_ONLYDIR = 0x01000000
-IN_DONT_FOLLOW = 0x02000000
-IN_ISDIR = 0x40000000
-
-#: What is asked for: the events of the kinds below, and the folder's own end.
-MASK = (
-    IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_TO | IN_OPEN | IN_CLOSE_NOWRITE
-    | IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW
-)  # fmt: skip
-#: The watch is over: the folder was deleted or its file system unmounted.
-_GONE = IN_IGNORED | IN_DELETE_SELF | IN_UNMOUNT
 _BUFFER = 64 * 1024
+
+
+def _mask() -> int:
+    """What is asked for: the events of the kinds :func:`_kind` tells apart, and the folder's
+    own end; never a folder's or a move out's."""
+    return int(
+        flags.CREATE | flags.MODIFY | flags.ATTRIB | flags.CLOSE_WRITE | flags.MOVED_TO
+        | flags.OPEN | flags.CLOSE_NOWRITE | flags.DELETE_SELF | flags.ONLYDIR
+        | flags.DONT_FOLLOW
+    )  # fmt: skip
+
 
 Kind = Literal["changed", "arrived", "opened", "closed"]
 
@@ -60,11 +49,11 @@ Kind = Literal["changed", "arrived", "opened", "closed"]
 def _kind(mask: int) -> Kind:
     """The hint an event of a file is (see :data:`hotfolder.daemon.watcher.HintKind`): a
     close after writing or a move in is ``"arrived"``, as with watchdog's observer."""
-    if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
+    if mask & (flags.CLOSE_WRITE | flags.MOVED_TO):
         return "arrived"
-    if mask & IN_OPEN:
+    if mask & flags.OPEN:
         return "opened"
-    if mask & IN_CLOSE_NOWRITE:
+    if mask & flags.CLOSE_NOWRITE:
         return "closed"
     return "changed"
 
@@ -95,7 +84,7 @@ class InotifyWatch(threading.Thread):
         self._on_overflow = on_overflow
         watched = INotify(nonblocking=True)  # OSError when the kernel refuses
         try:
-            watched.add_watch(folder, MASK)
+            watched.add_watch(folder, _mask())
         except OSError as exc:
             watched.close()
             raise OSError(exc.errno, exc.strerror, folder) from None
@@ -141,17 +130,18 @@ class InotifyWatch(threading.Thread):
         """Hand on the events in ``data`` (what one read gave); True when the watch is over."""
         gone = False
         for event in parse_events(data):
-            if event.mask & IN_Q_OVERFLOW:
+            if event.mask & flags.Q_OVERFLOW:
                 logger.warning(
                     "{}: events were lost (inotify queue overflow); rescanning", self.folder
                 )
                 if self._on_overflow is not None:
                     self._on_overflow()
                 continue
-            if event.mask & _GONE:
+            # the watch is over: the folder was deleted or its file system unmounted
+            if event.mask & (flags.IGNORED | flags.DELETE_SELF | flags.UNMOUNT):
                 gone = True
                 continue
-            if event.mask & IN_ISDIR or not event.name:
+            if event.mask & flags.ISDIR or not event.name:
                 continue
             self._deliver(self._prefix + event.name, _kind(event.mask))
         return gone

@@ -13,9 +13,9 @@ remove
 ===================  ==================  ==============  =========================
 
 Local bytes go as multipart file parts (no base64 inflation), streamed from their file when
-the input has one (:class:`UploadFile`: nothing held while the request waits for its slot, and
-no more than a chunk at a time handed to the socket); form values are strings
-(``"true"``/``"false"``, ``"2"``). A URL input goes as JSON where the endpoint takes one;
+the input has one (:class:`hotfolder.artifact.SourceFile`: nothing held while the request
+waits for its slot, and no more than a chunk at a time handed to the socket); form values are
+strings (``"true"``/``"false"``, ``"2"``). A URL input goes as JSON where the endpoint takes one;
 multi-edit's multipart form takes files only, so a mix of URLs and files is sent as JSON with
 the files as ``data:`` URLs. Fields the endpoint does not declare are refused here, so an
 unknown key can never reach the API.
@@ -32,9 +32,12 @@ import base64
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from hotfolder.artifact import SourceFile
 
 EndpointName = Literal["edit", "multi-edit", "upscale", "background-remove"]
 
@@ -81,19 +84,6 @@ ENDPOINTS: dict[EndpointName, Endpoint] = {
 }
 
 
-class UploadFile(Protocol):
-    """Bytes to upload that stay in a file until sent (:class:`hotfolder.localfiles.LocalFile`
-    is one): ``open`` gives a binary reader (a context manager that closes it) that can be
-    read again after ``seek(0)``."""
-
-    @property
-    def size(self) -> int: ...
-
-    def open(self) -> AbstractContextManager[Any]: ...
-
-    def read_bytes(self) -> bytes: ...
-
-
 @dataclass(frozen=True)
 class ImageInput:
     """One input image: bytes to upload (held, or in a file), or a public URL the API fetches
@@ -103,7 +93,7 @@ class ImageInput:
     media_type: str = "application/octet-stream"
     filename: str = "image"
     url: str | None = None
-    file: UploadFile | None = None
+    file: SourceFile | None = None
 
     def __post_init__(self) -> None:
         if [self.data, self.url, self.file].count(None) != 2:
