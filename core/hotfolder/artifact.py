@@ -50,6 +50,9 @@ class SourceFile(Protocol):
 
     def open(self) -> AbstractContextManager[Any]: ...
 
+    def check(self) -> None:
+        """Raise InputError when the file is no longer the one read (without reading it)."""
+
 
 @dataclass(frozen=True, eq=False)
 class Artifact:
@@ -153,13 +156,29 @@ class Artifact:
         wanted = (2 * size[0], 2 * size[1])
         return imaging.decode(self._raw(), self.limits, name=self.name, at_least=wanted)
 
+    def resized(self, size: tuple[int, int], *, reducing_gap: float | None = None) -> Image.Image:
+        """The upright pixels scaled to ``size`` (Lanczos; ``reducing_gap`` as Pillow's
+        ``resize``). Encoded input not decoded yet that shrinks on both sides is decoded for
+        this alone (:func:`imaging.decode` ``resize_to``: a JPEG at a reduced DCT scale, and
+        turned upright after it is scaled, so the turn moves ``size`` pixels); the result is
+        not kept. Otherwise :attr:`image` is scaled."""
+        full = self.upright_size
+        if self.is_decoded or not self._encoded or size[0] >= full[0] or size[1] >= full[1]:
+            return imaging.resized(self.image, size, reducing_gap=reducing_gap)
+        return imaging.decode(
+            self._raw(), self.limits, name=self.name, resize_to=size, reducing_gap=reducing_gap
+        )
+
     def upright(self) -> Artifact:
         """This image with its EXIF orientation applied, without decoding now: every decode is
         upright already, and the bytes, when asked for, are encoded from those pixels. A step
-        that shrinks next still decodes a JPEG at a reduced DCT scale."""
+        that shrinks next still decodes a JPEG at a reduced DCT scale. The header read when
+        the bytes came in is kept (the bytes are the same), so the file is not read for it."""
         if not self._encoded or self.is_decoded or self._sideways:
             return self
-        return replace(self, _sideways=True, info=dict(self.info))
+        turned = replace(self, _sideways=True, info=dict(self.info))
+        turned.__dict__["header"] = self.header
+        return turned
 
     @property
     def data(self) -> bytes:
@@ -177,6 +196,12 @@ class Artifact:
         made = imaging.mark_simulated(data, name=self.name) if self.simulated else data
         self.__dict__["_made"] = made
         return made
+
+    @property
+    def source_file(self) -> SourceFile | None:
+        """The local file this artifact was read from (:meth:`from_file`), whatever was done to
+        its pixels since; None for one made from bytes or pixels."""
+        return self._file
 
     @property
     def file(self) -> SourceFile | None:

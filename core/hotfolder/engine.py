@@ -166,6 +166,10 @@ class Engine:
             artifact, record = await self._step(job, index, spec, artifact)
             records.append(record)
 
+        # What the steps made must come from the file as it is: one written to meanwhile is
+        # not delivered (the daemon runs it again on the new bytes).
+        if (source := job_input.artifact.source_file) is not None:
+            await asyncio.to_thread(source.check)
         outputs: list[Output] = []
         for output in chain.outputs:
             sink = output.instantiate()

@@ -75,6 +75,7 @@ __all__ = [
     "probe",
     "profile_name",
     "reader_for",
+    "resized",
     "to_8bit",
     "to_srgb",
 ]
@@ -234,6 +235,8 @@ def decode(
     *,
     name: str,
     at_least: tuple[int, int] | None = None,
+    resize_to: tuple[int, int] | None = None,
+    reducing_gap: float | None = None,
 ) -> Image.Image:
     """The first frame of ``data``, upright, in a working mode, with ICC and EXIF in ``info``.
 
@@ -244,19 +247,49 @@ def decode(
     1/4 or 1/8) as long as the result stays at least that large: a step that shrinks a camera
     photo to a web size asks for twice its target and decodes a quarter of the pixels or
     fewer. Other formats decode whole.
+
+    ``resize_to`` (upright width, height): the pixels come out at that size, scaled by
+    :func:`resized` (``reducing_gap`` goes to it), for a step that shrinks. A JPEG is then
+    decoded at least twice that size (as ``at_least``) and scaled while still stored sideways,
+    so that the orientation turns the small image, not the decoded one; other formats are
+    turned, then scaled.
     """
     with _guarded(name, limits.max_pixels):
         image, found = _open_checked(data, limits, name)
+    jpeg = image.format in ("JPEG", "MPO")
+    if resize_to is not None:
+        at_least = (2 * resize_to[0], 2 * resize_to[1])
     # The header passed the gate: decoding runs outside the lock, so decodes run in parallel.
     with _pillow_errors(name):
-        if at_least is not None and image.format in ("JPEG", "MPO"):
-            width, height = at_least
-            stored = (height, width) if found.orientation in (5, 6, 7, 8) else (width, height)
-            image.draft(image.mode, stored)
+        turned = found.orientation in (5, 6, 7, 8)
+        if at_least is not None and jpeg:
+            image.draft(image.mode, _stored(at_least, turned=turned))
         image.load()
-        working = _modes.to_working_mode(_upright(image, name))
+        if resize_to is not None and jpeg:
+            stored = _stored(resize_to, turned=turned)
+            working = _modes.to_working_mode(image)
+            working = _upright(resized(working, stored, reducing_gap=reducing_gap), name)
+        else:
+            working = _modes.to_working_mode(_upright(image, name))
+            if resize_to is not None:
+                working = resized(working, resize_to, reducing_gap=reducing_gap)
     working.info = {k: v for k, v in working.info.items() if k in _METADATA_KEYS}
     return working
+
+
+def resized(
+    image: Image.Image, size: tuple[int, int], *, reducing_gap: float | None = None
+) -> Image.Image:
+    """``image`` scaled to ``size`` with Lanczos, its ``info`` kept; ``reducing_gap`` as
+    Pillow's ``resize`` (a whole-factor ``reduce()`` first when the shrink is that large)."""
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=reducing_gap)
+
+
+def _stored(size: tuple[int, int], *, turned: bool) -> tuple[int, int]:
+    """An upright (width, height) as the pixels are stored: swapped when ``turned``."""
+    return (size[1], size[0]) if turned else size
 
 
 @contextmanager

@@ -6,8 +6,9 @@ without dragging live objects along.
 
 from __future__ import annotations
 
+import functools
+import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ def short_ref(ref: str) -> str:
 
 def new_job_id() -> str:
     """A short unique id that sorts by creation time: ``20261121T210233-3f9c1a2b``."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+    return _second_stamp(int(time.time())) + "-" + os.urandom(4).hex()
+
+
+@functools.lru_cache(maxsize=1)
+def _second_stamp(second: int) -> str:
+    # one strftime a second, not one a job: thousands are made a second at start-up
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(second))
 
 
 @dataclass

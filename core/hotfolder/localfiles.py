@@ -179,6 +179,16 @@ class LocalFile:
         its last (empty) read when what it read is not the bytes read first."""
         return CheckedReader(self, os.fdopen(self._reopen(), "rb", buffering=0))
 
+    def check(self) -> None:
+        """InputError when another file is at the path now, or this one was written since it
+        was read (its identity, size, modification or change time differ); nothing is read."""
+        try:
+            st = stat_path(self.path, self.policy)
+        except OSError:
+            raise _changed(self.path) from None
+        if _signature(st) != self._signature:
+            raise _changed(self.path)
+
     def _reopen(self) -> int:
         fd = _open_checked(self.path, self.policy)
         if _signature(os.fstat(fd)) != self._signature:

@@ -27,7 +27,7 @@ from loguru import logger
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
@@ -240,6 +240,10 @@ async def _run_image(
     return Response(body, media_type=prepared.media_type, headers={**headers, **prepared.headers})
 
 
+#: The outcome recorded for a request its client broke off (in ``stats()["requests"]``).
+DISCONNECTED = "disconnected"
+
+
 def _image_route(endpoint: str, prepare: Preparer) -> Route:
     async def handle(request: Request) -> Response:
         state = _state(request)
@@ -253,6 +257,11 @@ def _image_route(endpoint: str, prepare: Preparer) -> Route:
         except ApiError as error:
             outcome = error.status
             return _error_response(error, exchange, state.config)
+        except ClientDisconnect:
+            # The client broke its request off before the body ended: nobody to answer, and
+            # no failed request counted against the key (Venice sees a dropped connection).
+            outcome = DISCONNECTED
+            return Response(status_code=499)
         except Exception:
             logger.exception(
                 "sandbox: {} failed on CF-RAY {}; this is a sandbox bug", endpoint, exchange.ray

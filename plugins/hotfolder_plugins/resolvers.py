@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import hotfolder
-from hotfolder import ConfigError, InputError, UnsafeInputError, imaging, netsafe, suggest
+from hotfolder import ConfigError, InputError, UnsafeInputError, imaging, suggest
 from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFile, LocalFilePolicy, read_local
 from hotfolder.naming import url_file_name
 
@@ -127,6 +127,10 @@ class UrlResolver(hotfolder.Resolver):
         @field_validator("allow_private")
         @classmethod
         def _allow_list(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+            # netsafe (and httpx with it, ~0.06 s) is imported when a URL is configured or
+            # fetched, not when the plugin loads: every command loads it at start.
+            from hotfolder import netsafe
+
             netsafe.AllowList.parse(value)
             return value
 
@@ -136,6 +140,8 @@ class UrlResolver(hotfolder.Resolver):
         return bool(_SCHEME.match(ref))
 
     async def resolve(self, ref: str, context: hotfolder.ResolveContext) -> hotfolder.JobInput:
+        from hotfolder import netsafe
+
         limits = context.runtime.limits
         fetched = await netsafe.fetch(
             ref,

@@ -81,6 +81,8 @@ def fill_journal(state: Path, folder: Path, rows: int) -> None:
             journal.add(done, state="done")
             journal.add(failed, state="failed")
             journal.add(queued, state="queued")
+        while journal.index_names(batch):  # the names indexed, as the idle daemon leaves them
+            pass
     finally:
         journal.close()
 

@@ -190,6 +190,37 @@ def test_exif_orientation_is_applied(orientation: int) -> None:
     assert reopen(imaging.encode(upright, "JPEG", {})).getexif().get(0x0112, 1) == 1
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "WEBP", "PNG"])
+def test_decode_resize_to_comes_out_upright_at_that_size(fmt: str) -> None:
+    """``resize_to`` gives the upright pixels at that size for every format that carries an
+    EXIF orientation (a TIFF keeps it in its own tags, not in ``info["exif"]``): the same
+    pixels as a whole decode scaled after, except that a JPEG is decoded at a reduced DCT
+    scale and turned after scaling (within the shrink-on-load bound of test_local_ops)."""
+    photo = Image.open(PHOTOS / "astronaut.png").convert("RGB").resize((400, 240))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    photo.save(buffer, fmt, exif=exif)
+    data = buffer.getvalue()
+    assert imaging.probe(data, LIMITS, name=f"turned.{fmt}").orientation == 6
+    small = imaging.decode(data, LIMITS, name=f"turned.{fmt}", resize_to=(60, 100))
+    reference = imaging.resized(imaging.decode(data, LIMITS, name=f"turned.{fmt}"), (60, 100))
+    assert small.size == (60, 100), f"{fmt}: came out {small.size}, not upright at 60x100"
+    assert small.getexif().get(0x0112, 1) == 1, f"{fmt}: the orientation is left to apply"
+    diff = ImageChops.difference(small, reference)
+    mean, worst = max(ImageStat.Stat(diff).mean), max(high for _, high in diff.getextrema())
+    if fmt == "JPEG":
+        assert mean < 1.0 and worst <= 24, (
+            f"JPEG: {mean:.2f} mean, {worst} worst off a whole decode scaled after (bound "
+            "< 1.0, <= 24): the reduced decode or the turn after scaling is wrong"
+        )
+    else:
+        assert diff.getbbox() is None, (
+            f"{fmt}: {mean:.2f} mean, {worst} worst off a whole decode scaled after; only a "
+            "JPEG may be scaled before its turn (imaging.decode resize_to)"
+        )
+
+
 def test_16bit_tiff_keeps_its_precision_until_an_8bit_encoder() -> None:
     raw = reopen((PHOTOS / "16bit.cropped.tif").read_bytes())
     image = decode_file(PHOTOS / "16bit.cropped.tif")

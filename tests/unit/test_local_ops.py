@@ -411,36 +411,127 @@ def test_shrinking_a_camera_jpeg_decodes_less_and_looks_the_same(orientation):
     shrunk = op.run(None, Artifact.from_bytes(data, name="camera.jpg")).image
     reference = Artifact.from_bytes(data, name="camera.jpg").image.resize(target, Image.LANCZOS)
     assert shrunk.size == reference.size == target
-    diff = ImageChops.difference(shrunk.convert("RGB"), reference.convert("RGB"))
-    assert max(ImageStat.Stat(diff).mean) < 1.0  # of 255
-    assert max(high for _, high in diff.getextrema()) <= 24
+    _assert_looks_the_same(shrunk, reference, "camera.jpg")
+
+
+def _assert_looks_the_same(image: Image.Image, reference: Image.Image, what: str) -> None:
+    """The bound a reduced decode must keep against a full decode + Lanczos: a mean error
+    under 1 of 255 on every channel, no pixel off by more than 24."""
+    diff = ImageChops.difference(image.convert("RGB"), reference.convert("RGB"))
+    mean, worst = max(ImageStat.Stat(diff).mean), max(high for _, high in diff.getextrema())
+    assert mean < 1.0 and worst <= 24, (
+        f"{what}: differs from a full decode + Lanczos by {mean:.2f} on average and {worst} "
+        "at worst (bound: < 1.0 and <= 24 of 255); the reduced decode or the turn after "
+        "scaling is wrong (see imaging.decode resize_to)"
+    )
 
 
 def test_auto_orient_then_resize_decodes_a_turned_camera_jpeg_at_a_reduced_size(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """auto-orient on a 6000x4000 JPEG stored sideways (orientation 6) decodes nothing; the
-    resize after it decodes at a reduced DCT scale, and the result is upright."""
+    resize after it decodes once, at a reduced DCT scale, scales the pixels while they are
+    still sideways and turns the small result upright."""
     from hotfolder import imaging
 
     decoded: list[tuple[int, int]] = []
-    real_decode = imaging.decode
+    scaled: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    real_decode, real_resized = imaging.decode, imaging.resized
 
     def counting_decode(*args: Any, **kwargs: Any) -> Image.Image:
         image = real_decode(*args, **kwargs)
         decoded.append(image.size)
         return image
 
+    def recording_resized(image: Image.Image, size: tuple[int, int], **kwargs: Any) -> Image.Image:
+        scaled.append((image.size, size))
+        return real_resized(image, size, **kwargs)
+
     monkeypatch.setattr(imaging, "decode", counting_decode)
+    monkeypatch.setattr(imaging, "resized", recording_resized)
     data = _camera_jpeg(6)
     oriented = run(AutoOrient, hotfolder.Artifact.from_bytes(data, name="camera.jpg"))
     assert decoded == [], f"auto-orient decoded {decoded}: it should leave decoding to resize"
     resized = run(Resize, oriented, width=1024, height=1024)
     assert resized.image.size == (683, 1024)  # upright: portrait
     assert len(decoded) == 1, f"decoded {len(decoded)} times: {decoded}"
-    width, height = decoded[0]
-    assert width * height <= 4000 * 6000 // 4, f"decoded at {width}x{height}: not reduced"
-    assert width >= 2 * 683 and height >= 2 * 1024, f"decoded at {width}x{height}: too small"
+    # what was scaled: the reduced decode as stored (landscape), to the sideways target
+    assert len(scaled) == 1, f"scaled {len(scaled)} times: {scaled}"
+    (width, height), to = scaled[0]
+    assert to == (1024, 683), f"scaled to {to}: not while still sideways"
+    assert width * height <= 6000 * 4000 // 4, f"decoded at {width}x{height}: not reduced"
+    assert width >= 2 * 1024 and height >= 2 * 683, f"decoded at {width}x{height}: too small"
     # the written bytes are upright, with no orientation left to apply
     written = reopen(resized.data)
     assert written.size == (683, 1024) and written.getexif().get(0x0112, 1) == 1
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("mode", ["fit", "exact"])
+def test_resize_scales_before_the_turn_for_every_orientation(orientation: int, mode: str) -> None:
+    """A shrunk JPEG is scaled while stored as it is and turned after: for each of the eight
+    EXIF orientations (mirrors and quarter turns) the result is upright, the right way round,
+    and matches a full decode turned first, then Lanczos."""
+    from hotfolder.artifact import Artifact
+    from hotfolder_plugins.local.geometry import Resize
+
+    photo = Image.open(PHOTOS / "astronaut.png").convert("RGB").resize((1200, 800))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90, exif=exif)
+    data = buffer.getvalue()
+    turned = orientation in (5, 6, 7, 8)
+    upright = (800, 1200) if turned else (1200, 800)
+    target = (200, 300) if turned else (300, 200)
+    op = Resize(Resize.Params(width=target[0], height=target[1], mode=mode))
+    shrunk = op.run(NO_CONTEXT, Artifact.from_bytes(data, name=f"o{orientation}.jpg")).image
+    full = Artifact.from_bytes(data, name=f"o{orientation}.jpg").image
+    assert full.size == upright, f"orientation {orientation}: a whole decode is {full.size}"
+    reference = full.resize(target, Image.LANCZOS)
+    assert shrunk.size == target, f"orientation {orientation}: {shrunk.size}, not {target}"
+    assert shrunk.getexif().get(0x0112, 1) == 1, "the orientation tag was left to apply again"
+    _assert_looks_the_same(shrunk, reference, f"orientation {orientation}")
+
+
+class _CountingFile:
+    """A :class:`hotfolder.artifact.SourceFile` that counts how often its bytes are read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.reads = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    @property
+    def sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self._data).hexdigest()
+
+    def read_bytes(self) -> bytes:
+        self.reads += 1
+        return self._data
+
+    def open(self) -> Any:
+        self.reads += 1
+        return io.BytesIO(self._data)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_auto_orient_then_resize_reads_the_file_once(orientation: int) -> None:
+    """An input from a file is read again once, to decode it: auto-orient takes the
+    orientation from the header checked when the file was first read, and the turned
+    artifact keeps that header."""
+    from hotfolder.artifact import Artifact
+
+    data = _camera_jpeg(orientation)
+    file = _CountingFile(data)
+    artifact = Artifact.from_file(file, data, name="camera.jpg")
+    oriented = run(AutoOrient, artifact)
+    assert file.reads == 0, f"auto-orient read the file {file.reads} times"
+    resized = run(Resize, oriented, width=1024, height=1024)
+    assert resized.image.size == ((683, 1024) if orientation == 6 else (1024, 683))
+    assert file.reads == 1, f"auto-orient + resize read the file {file.reads} times, not once"

@@ -123,6 +123,22 @@ def test_a_local_file_is_read_again_only_while_it_holds_the_same_bytes(tmp_path)
         assert "move them in when complete" in (caught.value.hint or "")
 
 
+def test_a_local_file_checked_without_reading_it(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"x" * 1000)
+    file, _ = LocalFile.read(path)
+    file.check()  # unchanged: nothing raised
+    os.utime(path, ns=(0, 0))  # a change time that cannot be set back: a write, or a touch
+    for changed in ("touched", "replaced", "gone"):
+        if changed == "replaced":
+            (tmp_path / "b.bin").write_bytes(b"x" * 1000)
+            os.replace(tmp_path / "b.bin", path)
+        elif changed == "gone":
+            path.unlink()
+        with pytest.raises(InputError, match="changed while hotfolder was working on it"):
+            file.check()
+
+
 def test_a_reader_refuses_bytes_changed_while_it_streams_them(tmp_path):
     """A writer changing the file after the reader opened it (the file's times were checked
     then): the last read raises instead of ending, so that a request is never completed."""

@@ -17,7 +17,7 @@ from watchdog.observers.inotify_move_event_grouper import (
     PathedInotifyEvent,
 )
 
-from hotfolder.daemon.watcher import MOVE_PAIRING_SECONDS, _shorten_move_pairing
+from hotfolder.daemon.observers import MOVE_PAIRING_SECONDS, _shorten_move_pairing
 
 
 def _event(*, moved_from: bool = False, moved_to: bool = False, directory: bool = False,

@@ -48,7 +48,7 @@ __all__ = [
 METRICS = Metrics()
 #: Serves them while ``hotfolder run`` runs, from its start: scrapes are answered before the
 #: first job.
-EXPORTER = Exporter(METRICS.registry)
+EXPORTER = Exporter(METRICS)
 
 
 @hotfolder.hookimpl

@@ -2,17 +2,20 @@
 
 A :class:`Metrics` is itself a plugin (its methods are hook implementations), so a test can
 register a fresh one; the installed plugin uses the one instance in :mod:`hotfolder_prometheus`.
+Its collectors, and prometheus_client with them, are made on first use (the first job, or the
+exporter starting): loading the plugin, as every command does, then costs nothing.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 import hotfolder
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from hotfolder import HotfolderError, Job, JobResult
 
 #: Upper bounds of the step duration buckets, in seconds: local steps take milliseconds,
@@ -22,10 +25,12 @@ STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, flo
 UNKNOWN_OP = "unknown"
 
 
-class Metrics:
-    """Counts jobs, step times, Venice calls and spend as the engine reports them."""
+class _Collectors:
+    """The registry and every metric in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_flight: set[str]) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = CollectorRegistry()
         self.jobs = Counter(
             "hotfolder_jobs",
@@ -64,31 +69,52 @@ class Metrics:
             "Jobs started and not yet succeeded or failed (paused jobs included).",
             registry=self.registry,
         )
+        self.in_flight.set_function(lambda: len(in_flight))
+
+
+class Metrics:
+    """Counts jobs, step times, Venice calls and spend as the engine reports them."""
+
+    def __init__(self) -> None:
         self._running: set[str] = set()
-        self.in_flight.set_function(lambda: len(self._running))
+        self._made: _Collectors | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The registry the metrics are in (what an exporter serves)."""
+        return self._collectors().registry
+
+    def _collectors(self) -> _Collectors:
+        with self._lock:
+            if self._made is None:
+                self._made = _Collectors(self._running)
+            return self._made
 
     @hotfolder.hookimpl
     def hotfolder_job_started(self, job: Job) -> None:
-        self.jobs.labels(job.chain, "started").inc()
+        self._collectors().jobs.labels(job.chain, "started").inc()
         self._running.add(job.id)
 
     @hotfolder.hookimpl
     def hotfolder_job_succeeded(self, job: Job, result: JobResult) -> None:
-        self.jobs.labels(job.chain, "succeeded").inc()
+        c = self._collectors()
+        c.jobs.labels(job.chain, "succeeded").inc()
         self._running.discard(job.id)
         for step in result.steps:
             if step.from_checkpoint:
                 continue
-            self.step_seconds.labels(step.op).observe(step.seconds)
+            c.step_seconds.labels(step.op).observe(step.seconds)
             if step.paid and step.request_ids:
-                self.venice_calls.labels(step.op, "ok").inc(len(step.request_ids))
-        self.spend.inc(result.cost_usd)
-        self.simulated_spend.inc(result.simulated_usd)
+                c.venice_calls.labels(step.op, "ok").inc(len(step.request_ids))
+        c.spend.inc(result.cost_usd)
+        c.simulated_spend.inc(result.simulated_usd)
 
     @hotfolder.hookimpl
     def hotfolder_job_failed(self, job: Job, error: HotfolderError) -> None:
-        self.jobs.labels(job.chain, "failed").inc()
+        c = self._collectors()
+        c.jobs.labels(job.chain, "failed").inc()
         self._running.discard(job.id)
         if isinstance(error, hotfolder.VeniceError):
             status = "network" if error.status is None else str(error.status)
-            self.venice_calls.labels(UNKNOWN_OP, status).inc()
+            c.venice_calls.labels(UNKNOWN_OP, status).inc()

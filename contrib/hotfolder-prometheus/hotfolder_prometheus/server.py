@@ -4,23 +4,27 @@ The server starts in ``hotfolder_daemon_started`` and stops in ``hotfolder_daemo
 so no other command (``validate``, ``status``, ``process``) binds a port. A reload that moves
 the port moves the server. The environment variables of earlier releases
 (``HOTFOLDER_PROMETHEUS_PORT``, ``HOTFOLDER_PROMETHEUS_ADDR``) still work when the config
-names no port, with a warning that they are deprecated.
+names no port, with a warning that they are deprecated. prometheus_client is imported when
+the server starts (see :mod:`hotfolder_prometheus.metrics`).
 """
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
 
 from loguru import logger
-from prometheus_client import CollectorRegistry, start_http_server
 
 import hotfolder
 from hotfolder_prometheus.settings import DEFAULT_ADDRESS, PrometheusSettings
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client import CollectorRegistry
+
     from hotfolder import RuntimeView
+    from hotfolder_prometheus.metrics import Metrics
 
 #: Deprecated: ``[plugins.prometheus] port`` replaces it.
 PORT_ENV = "HOTFOLDER_PROMETHEUS_PORT"
@@ -31,6 +35,8 @@ ADDR_ENV = "HOTFOLDER_PROMETHEUS_ADDR"
 def serve(registry: CollectorRegistry, port: int, addr: str = DEFAULT_ADDRESS) -> WSGIServer:
     """Serve ``registry`` at ``http://addr:port/metrics`` from a daemon thread (port 0: any
     free one, see ``server.server_port``); stop it with ``shutdown()``."""
+    from prometheus_client import start_http_server
+
     server, _thread = start_http_server(port, addr, registry=registry)
     return server
 
@@ -61,11 +67,11 @@ def where(settings: PrometheusSettings) -> tuple[str, int] | None:
 
 
 class Exporter:
-    """Serves a registry for as long as the daemon runs (its methods are hook
+    """Serves a :class:`Metrics`' registry for as long as the daemon runs (its methods are hook
     implementations, so a test can register a fresh one)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
         self.server: WSGIServer | None = None
         self.bound: tuple[str, int] | None = None
 
@@ -92,7 +98,7 @@ class Exporter:
             return
         addr, port = wanted
         try:
-            self.server = serve(self.registry, port, addr)
+            self.server = serve(self.metrics.registry, port, addr)
         except OSError as exc:
             logger.warning(
                 "cannot serve Prometheus metrics on {}:{}: {}; set [plugins.prometheus] port to "

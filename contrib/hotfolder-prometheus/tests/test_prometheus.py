@@ -128,7 +128,7 @@ def test_the_config_names_the_port_and_a_typo_gets_a_did_you_mean(tmp_path):
 
 def test_the_exporter_serves_where_the_settings_say_and_stops(monkeypatch):
     monkeypatch.delenv(PORT_ENV, raising=False)
-    exporter = Exporter(Metrics().registry)
+    exporter = Exporter(Metrics())
     exporter.apply(PrometheusSettings())
     assert exporter.server is None  # no port: nothing served
 
@@ -137,7 +137,7 @@ def test_the_exporter_serves_where_the_settings_say_and_stops(monkeypatch):
     try:
         assert ("hotfolder_jobs_in_flight", ()) in scrape(port)
         # A second process with the same setting only warns.
-        other = Exporter(Metrics().registry)
+        other = Exporter(Metrics())
         other.apply(PrometheusSettings(port=port))
         assert other.server is None
         moved = _free_port()

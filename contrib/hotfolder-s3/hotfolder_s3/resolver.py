@@ -6,8 +6,6 @@ The key is taken as written (no percent-decoding), as the AWS CLI does. Settings
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 import hotfolder
 from hotfolder.naming import url_file_name
 from hotfolder_s3.connection import ConnectionParams, client_for, s3_error
@@ -39,6 +37,8 @@ class S3Resolver(hotfolder.Resolver):
         return ref[: len(SCHEME)].lower() == SCHEME
 
     def resolve(self, ref: str, context: hotfolder.ResolveContext) -> hotfolder.JobInput:
+        from botocore.exceptions import BotoCoreError, ClientError  # see connection.py
+
         bucket, key = split_ref(ref)
         limits = context.runtime.limits
         try:

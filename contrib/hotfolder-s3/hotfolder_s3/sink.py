@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 from urllib.parse import quote
 
-from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
 from loguru import logger
 from pydantic import Field, field_validator
 
@@ -60,6 +58,9 @@ class S3Sink(hotfolder.Sink):
     def write(
         self, context: hotfolder.SinkContext, artifact: hotfolder.Artifact
     ) -> list[hotfolder.Output]:
+        from boto3.s3.transfer import TransferConfig  # boto3 on first use: see connection.py
+        from botocore.exceptions import BotoCoreError, ClientError
+
         p = self.params
         key = p.prefix + render_name(p.key, context, artifact)
         data = artifact.data

@@ -7,8 +7,9 @@
         secret = { env = "HOTFOLDER_WEBHOOK_SECRET" } },
     ]
 
-See :mod:`hotfolder_webhook.sink` for the request and the retries, and
-:mod:`hotfolder_webhook.signing` for the signature a receiver checks.
+See :mod:`hotfolder_webhook.sink` for the settings, :mod:`hotfolder_webhook.delivery` for the
+request and the retries, and :mod:`hotfolder_webhook.signing` for the signature a receiver
+checks.
 """
 
 from __future__ import annotations

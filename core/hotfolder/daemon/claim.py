@@ -4,6 +4,7 @@
 
     <folder>/photo.jpg
       └─ claim ──> <folder>/.hotfolder/processing/<job-id>/photo.jpg   (+ checkpoints/)
+                     (the folder: a spare from .hotfolder/spare/, renamed; see spares.py)
                      ├─ done ────> archive/<YYYY-MM-DD>/photo.jpg  (or deleted, or put back)
                      └─ failed ──> failed/photo.jpg + failed/photo.jpg.error.json
 
@@ -80,18 +81,23 @@ def job_dir(folder_root: Path, job_id: str) -> Path:
     return processing_root(folder_root) / job_id
 
 
-def claim(folder_root: Path, rel: str, *, with_prompt: bool = False) -> Claimed | None:
+def claim(
+    folder_root: Path, rel: str, *, with_prompt: bool = False, spare: str | None = None
+) -> Claimed | None:
     """Rename ``<folder>/<rel>`` into a new processing folder, and with ``with_prompt`` its
     prompt file after it (the image first: a crash between the two leaves a job without its
-    prompt, never a prompt taken for a job); None if the image vanished first."""
+    prompt, never a prompt taken for a job); None if the image vanished first. ``spare``, an
+    empty folder made ahead (:mod:`hotfolder.daemon.spares`), becomes the processing folder
+    when it can; otherwise one is made."""
     job_id = new_job_id()
     # strings, not pathlib: this runs for every file, thousands a second at start-up
     root = os.fspath(folder_root)
     target_dir = os.path.join(root, settings.STATE_SUBDIR, PROCESSING, job_id)
-    try:
-        os.mkdir(target_dir)
-    except FileNotFoundError:
-        os.makedirs(target_dir)
+    if spare is None or not _rename_spare(spare, target_dir):
+        try:
+            os.mkdir(target_dir)
+        except FileNotFoundError:
+            os.makedirs(target_dir)
     target = os.path.join(target_dir, rel.rpartition("/")[2])
     try:
         os.rename(os.path.join(root, rel), target)
@@ -103,6 +109,23 @@ def claim(folder_root: Path, rel: str, *, with_prompt: bool = False) -> Claimed 
             os.rename(companion(Path(root, rel)), companion(Path(target)))
     st = os.lstat(target)
     return Claimed(job_id, rel, Path(target), Signature.of(st), st)
+
+
+def _rename_spare(spare: str, target_dir: str) -> bool:
+    """Whether the empty folder ``spare`` is now ``target_dir`` (False when it is gone: the
+    caller then makes the folder)."""
+    for _ in range(2):
+        try:
+            os.rename(spare, target_dir)
+        except FileNotFoundError:
+            if not os.path.isdir(spare):
+                return False
+            os.makedirs(os.path.dirname(target_dir), exist_ok=True)  # the first claim here
+        except OSError:
+            return False
+        else:
+            return True
+    return False
 
 
 def input_path(folder_root: Path, job_id: str, rel: str) -> Path:

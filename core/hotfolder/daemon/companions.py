@@ -65,7 +65,7 @@ class PromptFiles:
 
 
 def hear(cand: Candidate, path: str, kind: str, policy: LocalFilePolicy) -> bool:
-    """Note an event of kind ``kind`` (see :data:`~hotfolder.daemon.watcher.HintKind`) on
+    """Note an event of kind ``kind`` (see :data:`~hotfolder.daemon.folders.HintKind`) on
     ``cand``; False when the file is gone."""
     if kind == "opened":
         cand.opened += 1

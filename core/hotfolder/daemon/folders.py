@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from hotfolder.config import Config
 from hotfolder.daemon import settings
@@ -16,6 +17,11 @@ from hotfolder.daemon.routes import Router
 from hotfolder.daemon.settings import FolderSection
 from hotfolder.errors import ConfigError, HotfolderError
 from hotfolder.prompts import steps_using_prompt
+
+#: What an event says of a file (see :mod:`hotfolder.daemon.watcher`).
+HintKind = Literal["changed", "arrived", "opened", "closed"]
+#: ``hint(folder, path, kind)``: called from an observer's thread; must be thread-safe.
+Hint = Callable[["FolderPlan", str, HintKind], None]
 
 #: A folder's root (and what paths inside it start with) and its excluded folders (and what
 #: paths inside them start with) as strings, for :meth:`FolderPlan.rel`.

@@ -47,7 +47,7 @@ Kind = Literal["changed", "arrived", "opened", "closed"]
 
 
 def _kind(mask: int) -> Kind:
-    """The hint an event of a file is (see :data:`hotfolder.daemon.watcher.HintKind`): a
+    """The hint an event of a file is (see :data:`hotfolder.daemon.folders.HintKind`): a
     close after writing or a move in is ``"arrived"``, as with watchdog's observer."""
     if mask & (flags.CLOSE_WRITE | flags.MOVED_TO):
         return "arrived"

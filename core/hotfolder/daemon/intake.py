@@ -28,10 +28,11 @@ from loguru import logger
 from hotfolder.daemon import claim
 from hotfolder.daemon.companions import PROMPT_POLICY, PromptFiles, hear
 from hotfolder.daemon.fates import NO_ROUTE, Board, Ignored, ignored_fate
-from hotfolder.daemon.folders import FolderPlan, is_normalised
+from hotfolder.daemon.folders import FolderPlan, HintKind, is_normalised
 from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.readiness import Candidate, Signature, check
-from hotfolder.daemon.watcher import HintKind, survey
+from hotfolder.daemon.spares import SpareFolders
+from hotfolder.daemon.watcher import survey
 from hotfolder.job import new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, unsafe_reason
 from hotfolder.pauses import iso_time
@@ -44,6 +45,8 @@ BATCH = 1000
 #: ticks, the first of them journaled (and started) at once, and the loop stays responsive
 #: in a flood.
 LOOK_BUDGET_SECONDS = 0.05
+#: How many claimed files' paths are kept to tell the daemon's own events on them.
+CLAIMED_KEPT = 20_000
 
 
 class Intake:
@@ -65,9 +68,13 @@ class Intake:
         #: image path -> when (monotonic) it was first ready while its prompt file was not
         self._ready_at: dict[str, float] = {}
         self.unreachable: dict[str, str] = {}
+        #: Files claimed lately: the events of the daemon's own look at them come after.
+        self._claimed: set[str] = set()
         #: The last tick stopped at its batch or time limit with due files left.
         self.behind = False
         self.board = Board(journal)
+        #: Empty processing folders made ahead by a thread (the daemon starts and stops it).
+        self.spares = SpareFolders()
         for plan in plans:
             self.board.forget(plan.key)  # what a previous run saw is not known now
         self.replace(plans, policy)
@@ -78,7 +85,10 @@ class Intake:
         for key in [k for k in self.plans if k not in {p.key for p in plans}]:
             self.board.forget(key)
             self.prompts.forget(key)
+            self.spares.forget(str(self.plans[key].root))
         self.plans = {p.key: p for p in plans}
+        for plan in plans:
+            self.spares.keep(str(plan.root))
         self.policy = policy
         for path, (plan, cand) in list(self.candidates.items()):
             if plan.key not in self.plans:
@@ -91,6 +101,11 @@ class Intake:
     def hint(self, plan: FolderPlan, path: str, kind: HintKind) -> None:
         """An event named ``path``; runs on the event loop."""
         known = path in self.candidates or path in self.prompts.seen
+        if not known and kind in ("opened", "closed") and path in self._claimed:
+            # The daemon's own look (a read lease) at a file it has claimed since.
+            if kind == "closed":
+                self._claimed.discard(path)
+            return
         if not known and not os.path.lexists(path):
             return  # gone already: mostly the daemon's own looks at a file it has since claimed
         plan = self.plans.get(plan.key, plan)
@@ -148,6 +163,7 @@ class Intake:
             return count
         if self.unreachable.pop(plan.key, None) is not None:
             logger.info("{} can be read again", plan.root)
+        self.spares.want(root, count)
         return count
 
     def _surveyed_prompts(self, plan: FolderPlan, present: set[str]) -> None:
@@ -308,12 +324,16 @@ class Intake:
         if plan.section.after == "keep" and self.journal.seen(plan.key, rel, sig):
             return None  # put back after processing; not new
         try:
-            claimed = claim.claim(plan.root, rel, with_prompt=with_prompt)
+            spare = self.spares.take(str(plan.root))
+            claimed = claim.claim(plan.root, rel, with_prompt=with_prompt, spare=spare)
         except OSError as exc:
             logger.error("{}: cannot claim it ({}); trying again later", path, exc.strerror)
             return None
         if claimed is None:
             return None
+        if len(self._claimed) >= CLAIMED_KEPT:
+            self._claimed.clear()  # events lost in an overflow: costs a look each, no more
+        self._claimed.add(path)
         if with_prompt:
             prompt = companion(Path(path))
             self.prompts.drop(str(prompt))

@@ -18,7 +18,12 @@ read-only open leaves an older journal as it is, and reads it as it is). Version
 ``simulated_usd``: what a job's simulated paid steps would have cost, kept apart from
 ``cost_usd``, the money it spent. Version 3 added ``jobs_names``, an FTS5 trigram index of
 the names kept by triggers (the dashboard's name search, :mod:`hotfolder.web.queries`), and
-the index ``jobs_finished`` (the day's spend).
+the index ``jobs_finished`` (the day's spend). Version 4 took the name index off the claim's
+path (the trigger cost a claim four times what the row did): rows go in without it, and
+:meth:`Journal.index_names` indexes them later in batches (the daemon calls it when idle, a
+batch a tick), up to the mark ``jobs_names_mark.seq``, the largest ``seq`` indexed; the
+search takes the rows past the mark by their names alone. A delete or rename touches the
+index only for rows at or below the mark.
 """
 
 from __future__ import annotations
@@ -91,11 +96,39 @@ SCHEMA: tuple[str, ...] = (
     INSERT INTO jobs_names (jobs_names) VALUES ('rebuild');
     CREATE INDEX jobs_finished ON jobs (finished, cost_usd, simulated_usd);
     """,
+    # v4: a claim no longer pays for the name index: rows go in without it, and
+    # Journal.index_names catches up in batches, up to a mark (the largest seq indexed; seq
+    # only grows). A row at or below the mark is in the index, one above it is not, so a
+    # delete or rename touches the index only at or below it (an external-content FTS5
+    # 'delete' of a row never indexed corrupts the index). Every row of v3 is indexed.
+    """
+    DROP TRIGGER jobs_names_insert;
+    DROP TRIGGER jobs_names_delete;
+    DROP TRIGGER jobs_names_update;
+    CREATE TABLE jobs_names_mark (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        seq INTEGER NOT NULL
+    );
+    INSERT INTO jobs_names_mark (one, seq) SELECT 1, COALESCE(MAX(seq), 0) FROM jobs;
+    CREATE TRIGGER jobs_names_delete AFTER DELETE ON jobs
+    WHEN old.seq <= (SELECT seq FROM jobs_names_mark) BEGIN
+        INSERT INTO jobs_names (jobs_names, rowid, name) VALUES ('delete', old.seq, old.name);
+    END;
+    CREATE TRIGGER jobs_names_update AFTER UPDATE OF name ON jobs
+    WHEN old.seq <= (SELECT seq FROM jobs_names_mark) BEGIN
+        INSERT INTO jobs_names (jobs_names, rowid, name) VALUES ('delete', old.seq, old.name);
+        INSERT INTO jobs_names (rowid, name) VALUES (new.seq, new.name);
+    END;
+    """,
 )
 #: The schema version that added ``jobs.simulated_usd``.
 _SIMULATED_USD_SINCE = 2
 #: The schema version that added the name index ``jobs_names`` (FTS5, trigram).
 NAME_INDEX_SINCE = 3
+#: The schema version from which the name index lags behind the rows, up to ``jobs_names_mark``.
+NAME_MARK_SINCE = 4
+#: Rows :meth:`Journal.index_names` indexes in one transaction unless told otherwise.
+NAME_BATCH = 1000
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -208,15 +241,24 @@ class Journal:
             self._db.execute(f"PRAGMA user_version={len(SCHEMA)}")
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE); committed durably on exit."""
-        self._db.execute("BEGIN IMMEDIATE")
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE), committed on exit: durably, or with
+        ``durable=False`` without waiting for the disk. Such a commit survives the daemon's
+        crash (it is in the WAL file), and the next durable commit makes it durable too;
+        only a power loss before that can take it back."""
+        if not durable:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        finally:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -257,10 +299,21 @@ class Journal:
         with self.transaction() as db:
             db.execute(f"UPDATE jobs SET {columns} WHERE id = ?", (*fields.values(), job_id))
 
+    def set_key(self, job_id: str, key: str) -> None:
+        """Record a running job's duplicate key (the sha256 of its bytes + ':' + its chain's
+        digest). Not waited for on disk: only a power loss can take it back, and with it the
+        job's start, so the job runs again and is hashed again."""
+        with self.transaction(durable=False) as db:
+            db.execute(
+                "UPDATE jobs SET key = ?, updated = ? WHERE id = ?", (key, time.time(), job_id)
+            )
+
     def start(self, job_id: str) -> int:
-        """Mark a job running and count the attempt; returns the attempt number."""
+        """Mark a job running and count the attempt; returns the attempt number. Not waited
+        for on disk (one disk flush less per job): a power loss may take the mark back, and
+        the job then runs again as if it never started, its paid steps' results kept."""
         now = time.time()
-        with self.transaction() as db:
+        with self.transaction(durable=False) as db:
             db.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = ?,"
                 " updated = ? WHERE id = ?",
@@ -287,6 +340,39 @@ class Journal:
                 (time.time(),),
             )
         return cursor.rowcount
+
+    def index_names(self, limit: int = NAME_BATCH) -> int:
+        """Index the names of the next ``limit`` rows past the mark in one transaction and
+        move the mark past them; returns how many (0 when the index has caught up). The
+        daemon calls it when idle, a batch per tick."""
+        if self.version < NAME_MARK_SINCE:
+            return 0  # read-only on an older journal: v3 kept the index by triggers
+        if not self._names_pending(1)[2]:
+            return 0  # caught up: no write lock taken
+        # Not waited for on disk: the index and its mark commit together, and an index a power
+        # loss takes back is caught up again.
+        with self.transaction(durable=False) as db:
+            # read again under the write lock: another writer may have moved it meanwhile
+            low, high, count = self._names_pending(limit)
+            if count:
+                db.execute(
+                    "INSERT INTO jobs_names (rowid, name)"
+                    " SELECT seq, name FROM jobs WHERE seq > ? AND seq <= ?",
+                    (low, high),
+                )
+                db.execute("UPDATE jobs_names_mark SET seq = ?", (high,))
+        return count
+
+    def _names_pending(self, limit: int) -> tuple[int, int, int]:
+        """The mark, then the largest ``seq`` and the count of the next ``limit`` rows past it
+        (the mark and 0 when there are none)."""
+        low = int(self._db.execute("SELECT seq FROM jobs_names_mark").fetchone()[0])
+        high, count = self._db.execute(
+            "SELECT COALESCE(MAX(seq), ?), COUNT(*)"
+            " FROM (SELECT seq FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?)",
+            (low, low, limit),
+        ).fetchone()
+        return low, int(high), int(count)
 
     def set_meta(self, name: str, value: Any) -> None:
         with self.transaction() as db:
@@ -316,15 +402,26 @@ class Journal:
     ) -> list[JobRow]:
         """Up to ``limit`` queued jobs whose wait is over, oldest first."""
         folders, chains, ids = list(exclude_folders), list(exclude_chains), list(exclude_ids)
-        sql = "SELECT * FROM jobs WHERE state = 'queued' AND not_before <= ?"
-        args: list[Any] = [time.time() if now is None else now]
+        where, args = "", []
         for column, values in (("folder", folders), ("chain", chains), ("id", ids)):
             if values:
-                sql += f" AND {column} NOT IN ({', '.join('?' * len(values))})"
+                where += f" AND {column} NOT IN ({', '.join('?' * len(values))})"
                 args += values
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit)
-        return [JobRow.from_sql(r) for r in self._db.execute(sql, args)]
+        # Jobs that never waited (not_before = 0) and retries whose wait is over, asked apart:
+        # the first walks the queue index in order; one range over both sorted every queued
+        # row on each call (1.4 ms with 10,000 queued, against 0.03 ms).
+        fresh = self._db.execute(
+            f"SELECT * FROM jobs WHERE state = 'queued' AND not_before = 0{where}"
+            " ORDER BY seq LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+        due = self._db.execute(
+            f"SELECT * FROM jobs WHERE state = 'queued' AND not_before > 0"
+            f" AND not_before <= ?{where} ORDER BY seq LIMIT ?",
+            [time.time() if now is None else now, *args, limit],
+        ).fetchall()
+        rows = sorted([*fresh, *due], key=lambda r: r["seq"])[:limit]
+        return [JobRow.from_sql(r) for r in rows]
 
     def next_wake(self) -> float | None:
         """When the earliest waiting retry becomes runnable, if any is waiting."""

@@ -19,17 +19,21 @@ at any depth (``*_bg.png``); with one it matches from the folder's top (``produc
 everything under ``products``; ``products/*.jpg``: that folder only); ``**`` spans folders. The
 folder's ``case_sensitive`` applies. Unknown chain names are config errors (the loader checks
 ``routes[N].chain`` like ``chain``); a route that can never be reached is a warning at load.
+pathspec is imported by the first route compiled, not by a config without routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pathspec
 from pydantic import Field, field_validator
 
 from hotfolder.schema import Params
+
+if TYPE_CHECKING:
+    import pathspec
 
 #: Globs that match every file, at any depth; ``/*`` matches every file of a folder that is
 #: not recursive.
@@ -76,6 +80,8 @@ def _escapes_only(value: str) -> bool:
 
 
 def _spec(glob: str, *, case_sensitive: bool) -> pathspec.GitIgnoreSpec:
+    import pathspec
+
     return pathspec.GitIgnoreSpec.from_lines([glob if case_sensitive else glob.lower()])
 
 

@@ -368,7 +368,7 @@ class Scheduler:
             job_input = await engine.resolve(job, final=final)
             digest = await asyncio.to_thread(_input_sha256, job_input, source, policy)
             key = digest + ":" + chain.digest
-            self.journal.update(row.id, key=key)
+            self.journal.set_key(row.id, key)
             if plan.section.on_duplicate == "skip":
                 if dup := self.journal.done_with_key(key):
                     await self._skip(row, plan, dup)

@@ -24,13 +24,13 @@ from loguru import logger
 from hotfolder.config import Config, load_config
 from hotfolder.daemon import claim, recovery
 from hotfolder.daemon.announce import Announcer
-from hotfolder.daemon.folders import FolderPlan, plan_folders
+from hotfolder.daemon.folders import FolderPlan, HintKind, plan_folders
 from hotfolder.daemon.intake import Intake
 from hotfolder.daemon.journal import JOURNAL_NAME, Journal
 from hotfolder.daemon.lock import InstanceLock
 from hotfolder.daemon.scheduler import ChainRunner, Scheduler
 from hotfolder.daemon.settings import DaemonSection
-from hotfolder.daemon.watcher import FolderWatch, HintKind, HintQueue, OverflowAlarm
+from hotfolder.daemon.watcher import FolderWatch, HintQueue, OverflowAlarm
 from hotfolder.errors import HotfolderError
 from hotfolder.localfiles import policy_for
 from hotfolder.runtime import Runtime
@@ -134,6 +134,7 @@ class Daemon:
             journal.set_meta("waits", None)
             journal.set_meta("fleet", None)
             self.intake = Intake(journal, self.plans, policy_for(self.config))
+            self.intake.spares.start()
             self.scheduler = Scheduler(
                 journal, self.make_runtime(self.config), self.plans, runner=self.runner
             )
@@ -185,6 +186,8 @@ class Daemon:
                         self._adopt_orphans()
                     if self.intake.tick():
                         self.scheduler.wake.set()
+                    if not self.intake.behind:  # idle: the name index catches up, a batch a tick
+                        self.scheduler.journal.index_names()
                     trouble.over(self._journal_back)
                     # Files left due by a full tick: only let the jobs and events run first.
                     pause = 0.0 if self.intake.behind else TICK
@@ -233,6 +236,8 @@ class Daemon:
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
             await scheduler.aclose()
+        if (intake := getattr(self, "intake", None)) is not None:
+            intake.spares.stop()
         for plan in self.plans:
             plan.unlock()
         logger.info("daemon stopped")

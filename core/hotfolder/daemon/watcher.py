@@ -12,6 +12,9 @@ folder from a folder that is not watched (``mv ~/Desktop/x.jpg inbox/``) is an `
 with no ``IN_MOVED_FROM``, which watchdog would otherwise report as a plain creation. Such a
 move-in is complete the moment it appears, so it is hinted as ``"arrived"`` and taken at once,
 without waiting for the quiet period.
+
+watchdog (:mod:`hotfolder.daemon.observers`) is imported by the first folder that needs it, a
+recursive or polled one: a daemon whose folders all have the lean watch never imports it.
 """
 
 from __future__ import annotations
@@ -23,70 +26,17 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from loguru import logger
-from watchdog.events import (
-    FileClosedEvent,
-    FileClosedNoWriteEvent,
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileOpenedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserverVFS
 
 from hotfolder.daemon import inotify
-from hotfolder.daemon.folders import FolderPlan
+from hotfolder.daemon.folders import FolderPlan, Hint, HintKind
 from hotfolder.daemon.inotify import InotifyWatch
 
-#: How long watchdog's inotify backend holds a folder's IN_MOVED_FROM to pair it with its
-#: IN_MOVED_TO (it must, to move its watches along). A file's is not held at all: hotfolder only
-#: needs where a file went (an unpaired move-in is "arrived" as a paired one is), and holding
-#: each claim's rename out of the folder held every later event behind it (watchdog's default
-#: of 0.5 s: drop-to-start p50 of 298 ms; docs/benchmarks.md).
-MOVE_PAIRING_SECONDS = 0.02
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
 
-
-def _shorten_move_pairing() -> None:
-    try:
-        from watchdog.observers.inotify_move_event_grouper import (
-            InotifyMoveEventGrouper,
-            PathedInotifyEvent,
-        )
-    except ImportError:  # not Linux, or a watchdog that groups moves some other way
-        return
-    InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
-    if getattr(InotifyMoveEventGrouper.put_event, "_hotfolder", False):
-        return
-
-    def put_event(self: InotifyMoveEventGrouper, event: PathedInotifyEvent) -> None:
-        grouped = self._group_moved_to_event(event) if event.ev.is_moved_to else event
-        self._queue.put(grouped, delay=event.ev.is_moved_from and event.ev.is_directory)
-
-    put_event._hotfolder = True  # type: ignore[attr-defined]
-    InotifyMoveEventGrouper.put_event = put_event  # type: ignore[method-assign]
-
-
-#: The events :class:`_Handler` hears; watchdog drops the others (the folder-modified event
-#: it adds to every create, move and close-after-write, attribute changes, deletions) before
-#: they reach its queue, and asks inotify only for these.
-EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    FileOpenedEvent,
-    FileClosedNoWriteEvent,
-]
-
-HintKind = Literal["changed", "arrived", "opened", "closed"]
-#: ``hint(folder, path, kind)``: called from watchdog's thread; must be thread-safe.
-Hint = Callable[[FolderPlan, str, HintKind], None]
 
 #: File-system types on which the native observer misses changes made by other machines.
 NETWORK_FS = frozenset(
@@ -156,28 +106,6 @@ class HintQueue:
             self._deliver(plan, path, kind)
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, plan: FolderPlan, hint: Hint) -> None:
-        self.plan = plan
-        self.hint = hint
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
-            return
-        if isinstance(event, FileMovedEvent):
-            # Unpaired moves (generate_full_events): "" for the end outside the watch.
-            if event.dest_path:
-                self.hint(self.plan, os.fsdecode(event.dest_path), "arrived")
-        elif isinstance(event, FileClosedEvent):
-            self.hint(self.plan, os.fsdecode(event.src_path), "arrived")
-        elif isinstance(event, FileOpenedEvent):
-            self.hint(self.plan, os.fsdecode(event.src_path), "opened")
-        elif isinstance(event, FileClosedNoWriteEvent):
-            self.hint(self.plan, os.fsdecode(event.src_path), "closed")
-        elif event.event_type in ("created", "modified"):
-            self.hint(self.plan, os.fsdecode(event.src_path), "changed")
-
-
 class FolderWatch:
     """One observer on one folder, restartable."""
 
@@ -197,23 +125,9 @@ class FolderWatch:
         if not self.polling and not section.recursive and inotify.available():
             self._start_lean()
             return
-        observer: BaseObserver
-        if self.polling:
-            observer = PollingObserverVFS(
-                os.lstat, os.scandir, polling_interval=section.poll_seconds
-            )
-        else:
-            _shorten_move_pairing()
-            observer = _native_observer()
-        observer.schedule(
-            _Handler(self.plan, self.hint),
-            str(self.plan.root),
-            recursive=section.recursive,
-            event_filter=EVENTS,
-        )
-        observer.daemon = True
-        observer.start()
-        self.observer = observer
+        from hotfolder.daemon.observers import start_observer
+
+        self.observer = start_observer(self.plan, self.hint, polling=self.polling)
         self._watching()
 
     def _start_lean(self) -> None:
@@ -254,17 +168,6 @@ class FolderWatch:
             observer.stop()
             if observer.is_alive():
                 observer.join(timeout=5)
-
-
-def _native_observer() -> BaseObserver:
-    """The platform's observer; on Linux one that reports unpaired moves as moves."""
-    try:
-        from watchdog.observers.inotify import InotifyObserver
-    except ImportError:  # not Linux
-        return Observer()
-    if Observer is InotifyObserver:
-        return InotifyObserver(generate_full_events=True)
-    return Observer()
 
 
 #: Why a subfolder of a folder that is not recursive is not looked into.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import email.utils
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-import httpx
+if TYPE_CHECKING:
+    import httpx  # the client's; not imported for the rate-limit state the package shares
 
 
 def request_id(response: httpx.Response) -> str | None:

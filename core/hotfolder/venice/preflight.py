@@ -27,12 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-import httpx
-
 from hotfolder import imaging
 from hotfolder.artifact import Artifact
 from hotfolder.errors import ConfigError, HotfolderError, InputError
-from hotfolder.netsafe import check_url
 from hotfolder.venice.catalog import ModelInfo
 from hotfolder.venice.requests import EditRequest, MultiEditRequest
 from hotfolder.venice.wire import ENDPOINTS, EndpointName, ImageInput
@@ -165,6 +162,12 @@ def sendable_url(artifact: Artifact, send_urls_from: Collection[str] = ()) -> st
     or on a host in ``send_urls_from`` (``[venice] send_urls_from``: ``"host"`` or
     ``"host:port"``, lower case, IPv6 in brackets). Blocks on DNS: call it in a thread.
     """
+    # Here, not at the top: the package imports this module for its limits when every command
+    # loads the Venice operations, and httpx takes ~0.06 s to import; the client has it by now.
+    import httpx
+
+    from hotfolder.netsafe import check_url
+
     url = artifact.info.get("source_url")
     digest = artifact.info.get("source_sha256")
     if not isinstance(url, str) or not digest or digest != artifact.sha256:

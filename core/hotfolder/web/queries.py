@@ -9,7 +9,10 @@ folder filter is answered from the journal's ``(folder, state)`` and ``(state, .
 a name filter (``q``, a substring) from the trigram index ``jobs_names`` (schema v3) when it
 matches few rows, then checked with the same ``LIKE`` as before, so the rows are the same; a
 filter that matches many rows, is shorter than three characters, or meets a journal from
-before v3 scans, newest first (a page fills at once when many rows match).
+before v3 scans, newest first (a page fills at once when many rows match). From v4 the index
+lags behind the claims (the daemon catches it up when idle): the rows past its mark are all
+candidates, checked by the ``LIKE`` alone, so a search right after a burst of claims, or from
+``hotfolder web`` with no daemon to catch the index up, still finds every row.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotfolder.daemon.journal import NAME_INDEX_SINCE, STATES, JobRow, JournalError
+from hotfolder.daemon.journal import (
+    NAME_INDEX_SINCE,
+    NAME_MARK_SINCE,
+    STATES,
+    JobRow,
+    JournalError,
+)
 
 PAGE_SIZE = 50
 #: Longest name filter taken (longer ones are cut).
@@ -96,20 +105,36 @@ def _phrase(q: str) -> str:
     return '"' + q.replace('"', '""') + '"'
 
 
+def _version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def indexed_to(db: sqlite3.Connection) -> int | None:
+    """The largest ``seq`` whose name the trigram index holds (schema v4 on: the daemon
+    indexes the rows it claimed in batches, when idle); None when it holds every row (v3). The
+    mark only grows, so read once before a search it holds for the whole search."""
+    if _version(db) < NAME_MARK_SINCE:
+        return None
+    return int(db.execute("SELECT seq FROM jobs_names_mark").fetchone()[0])
+
+
 def use_name_index(db: sqlite3.Connection, q: str | None) -> bool:
     """Whether to find the names matching ``q`` from the trigram index: the journal has one
     (schema v3 on), ``q`` is long enough for it, and it matches at most :data:`SPARSE` rows
-    (more, and a scan newest first fills a page at once; the index would only slow it)."""
+    (more, and a scan newest first fills a page at once; the index would only slow it). The
+    rows past the index's mark (v4) are not counted: the search takes them all as candidates,
+    and there are few (no more than the rows claimed since the daemon was last idle)."""
     if q is None or len(q) < TRIGRAM:
         return False
-    if int(db.execute("PRAGMA user_version").fetchone()[0]) < NAME_INDEX_SINCE:
+    if _version(db) < NAME_INDEX_SINCE:
         return False
     sql = "SELECT COUNT(*) FROM (SELECT rowid FROM jobs_names WHERE jobs_names MATCH ? LIMIT ?)"
     return int(db.execute(sql, (_phrase(q), SPARSE + 1)).fetchone()[0]) <= SPARSE
 
 
-def _where(f: JobFilter, name_index: bool) -> tuple[str, list[Any]]:
-    sql, args = " WHERE 1", []
+def _where(f: JobFilter, name_index: bool, mark: int | None) -> tuple[str, list[Any]]:
+    sql = " WHERE 1"
+    args: list[Any] = []
     if f.state:
         sql += " AND state = ?"
         args.append(f.state)
@@ -119,9 +144,14 @@ def _where(f: JobFilter, name_index: bool) -> tuple[str, list[Any]]:
     if f.q:
         if name_index:
             # the index finds the candidates (it folds case beyond ASCII, so they include
-            # every row LIKE matches); LIKE below keeps exactly the rows it always kept
-            sql += " AND seq IN (SELECT rowid FROM jobs_names WHERE jobs_names MATCH ?)"
+            # every row LIKE matches) among the rows it holds, and every row past its mark
+            # is one; LIKE below keeps exactly the rows it always kept
+            sql += " AND seq IN (SELECT rowid FROM jobs_names WHERE jobs_names MATCH ?"
             args.append(_phrase(f.q))
+            if mark is not None:
+                sql += " UNION ALL SELECT seq FROM jobs WHERE seq > ?"
+                args.append(mark)
+            sql += ")"
         escaped = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         sql += " AND name LIKE ? ESCAPE '\\'"
         args.append(f"%{escaped}%")
@@ -131,7 +161,7 @@ def _where(f: JobFilter, name_index: bool) -> tuple[str, list[Any]]:
 def jobs(path: Path, f: JobFilter) -> JobPage:
     """One page of jobs matching ``f``, newest first, with the total count."""
     with reading(path) as db:
-        where, args = _where(f, use_name_index(db, f.q))
+        where, args = _where(f, use_name_index(db, f.q), indexed_to(db))
         total = int(db.execute("SELECT COUNT(*) FROM jobs" + where, args).fetchone()[0])
         rows = db.execute(
             "SELECT * FROM jobs" + where + " ORDER BY seq DESC LIMIT ? OFFSET ?",

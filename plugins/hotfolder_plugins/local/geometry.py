@@ -47,16 +47,16 @@ class AutoOrient(hotfolder.Operation):
     a no-op. It matters for encoded input that would otherwise travel on as the original
     bytes: when their orientation is not 1 they are marked to be encoded again from the
     upright pixels (:meth:`~hotfolder.Artifact.upright`), but not decoded here, so that a
-    ``resize`` that follows still decodes a JPEG at a reduced size; else left untouched.
+    ``resize`` that follows still decodes a JPEG at a reduced size; else left untouched. The
+    orientation is read from the header checked when the bytes came in
+    (:attr:`~hotfolder.Artifact.header`), so the file is not read again here.
     """
 
     name = "auto-orient"
     summary = "Apply the EXIF orientation to the pixels (decoding already does; no-op then)."
 
     def run(self, context: hotfolder.StepContext, image: hotfolder.Artifact) -> hotfolder.Artifact:
-        if image.is_decoded:
-            return image
-        if imaging.probe(image.data, image.limits, name=image.name).orientation == 1:
+        if image.is_decoded or image.header.orientation == 1:
             return image
         return image.upright()
 
@@ -102,13 +102,12 @@ class Resize(hotfolder.Operation):
             return image
         _check_output(size, image)
         # Shrinking: a JPEG is decoded at the smallest DCT scale still twice the target.
+        if params.mode != "fill":  # fit, exact: scaled before an EXIF turn, which then moves less
+            return image.with_image(image.resized(size, reducing_gap=REDUCING_GAP))
         source = (
             image.image_at_least(size) if size[0] < full[0] and size[1] < full[1] else image.image
         )
-        if params.mode == "fill":
-            resized = ImageOps.fit(source, size, LANCZOS, centering=_CENTERING[params.gravity])
-        else:
-            resized = source.resize(size, LANCZOS, reducing_gap=REDUCING_GAP)
+        resized = ImageOps.fit(source, size, LANCZOS, centering=_CENTERING[params.gravity])
         return image.with_image(resized)
 
     def target_size(self, size: tuple[int, int]) -> tuple[int, int]:

@@ -70,11 +70,13 @@ def run(state: CliState, sandbox: bool, state_dir: Path | None, web: str | None)
     (or [web] listen) the dashboard is served from the same process.
     """
     from hotfolder.cli import _fleet
+    from hotfolder.cli._allocator import fix_mmap_threshold
     from hotfolder.cli.local_sandbox import sandbox_if
     from hotfolder.daemon.service import Daemon
     from hotfolder.runtime import Runtime
     from hotfolder.venice import VeniceSection
 
+    fix_mmap_threshold()
     config = state.config()
     directory = resolve_state_dir(state_dir or state.state_dir, config.section(DaemonSection))
     pm, registry = state.plugin_manager(), state.registry()

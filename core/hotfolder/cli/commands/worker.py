@@ -53,7 +53,9 @@ def worker(state: CliState, processes: int, threads: int, grace: float) -> None:
     maps them with [executor] path_map) and has the same config. See docs/scale-out.md.
     """
     from hotfolder.cli import _fleet
+    from hotfolder.cli._allocator import fix_mmap_threshold
 
+    fix_mmap_threshold()
     config = state.config()
     section = _fleet.executor(config)
     if section is None:
