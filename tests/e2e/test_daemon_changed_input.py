@@ -23,7 +23,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hotfolder_sandbox import SandboxConfig, start_sandbox
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under, noise_photos, wait_for
+from tests.helpers.daemon import Daemon, cutout_config, files_under, noise_photos, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,26 +32,6 @@ LATENCY_MS = 2000
 OLD_SIZE = (320, 240)
 NEW_SIZE = (400, 300)
 WAITING_FOR_A_CONNECTION = "a free Venice connection"
-
-
-def config(steps: str, max_connections: int = 4) -> str:
-    return (
-        FAST_DAEMON
-        + f"""
-[venice]
-requests_per_minute = 600
-max_connections = {max_connections}
-
-[[folders]]
-path = "inbox"
-chain = "paid"
-quiet_seconds = 0.2
-
-[chains.paid]
-steps = [{steps}]
-outputs = [{{ sink = "folder", path = "out", name = "{{stem}}.{{ext}}" }}]
-"""
-    )
 
 
 def subject_photo(path: Path) -> Path:
@@ -108,7 +88,7 @@ def test_a_file_rewritten_while_its_job_runs_is_run_again_on_the_new_bytes(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "hotfolder.toml").write_text(
-        config('{ op = "venice.background-remove" }, { op = "venice.upscale", scale = 2 }')
+        cutout_config('{ op = "venice.background-remove" }, { op = "venice.upscale", scale = 2 }')
     )
     (tmp_path / "inbox").mkdir()
     staging = tmp_path / "staging"
@@ -183,7 +163,7 @@ def test_a_file_changed_before_its_upload_is_not_paid_for_and_runs_again(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "hotfolder.toml").write_text(
-        config('{ op = "venice.background-remove" }', max_connections=1)
+        cutout_config('{ op = "venice.background-remove" }', max_connections=1)
     )
     (tmp_path / "inbox").mkdir()
     staging = tmp_path / "staging"

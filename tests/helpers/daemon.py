@@ -51,6 +51,7 @@ def cutout_config(
     steps: str = '{ op = "venice.background-remove" }',
     out: str = "out",
     daemon: str = FAST_DAEMON,
+    max_connections: int = 4,
 ) -> str:
     """A fast daemon config with one folder, ``inbox``, whose chain ``cutout`` runs ``steps``
     (TOML inline tables) against Venice (a sandbox, via ``$VENICE_BASE_URL``) into ``out``."""
@@ -59,6 +60,7 @@ def cutout_config(
         + f"""
 [venice]
 requests_per_minute = 600
+max_connections = {max_connections}
 
 [[folders]]
 path = "inbox"
