@@ -17,6 +17,7 @@ import errno
 import hashlib
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
 MANIFEST_SUFFIXES = (".job.toml", ".job.json")
 #: The resolver whose ``[resolvers.NAME]`` table holds the policy.
 PATH_RESOLVER = "path"
+#: A file last changed at least this long before it was read is *settled*: any later write
+#: gives it a later change time, so its identity, size and times tell whether it is still the
+#: file read, and :meth:`LocalFile.read_bytes` does not hash the bytes again. Longer than the
+#: timestamp granularity of the file systems hotfolder runs on (the kernel's clock tick; FAT's
+#: 2 s is the coarsest); a file changed later than that is checked by its sha256.
+SETTLED_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -135,15 +142,26 @@ class LocalFile:
     :meth:`read` opens and reads it under the policy (as :func:`read_local`) and remembers what
     it saw: the file's identity, size and times (``fstat``) and the bytes' sha256. Each later
     :meth:`read_bytes` or :meth:`open` opens it again under the same policy and refuses, with
-    an InputError, a file that is not the one read: another file at that path, other bytes.
+    an InputError, a file that is not the one read: another file at that path, other bytes
+    (compared by sha256 unless the file was settled when read: :data:`SETTLED_SECONDS`).
     """
 
-    def __init__(self, path: Path, policy: LocalFilePolicy, st: os.stat_result, sha256: str):
+    def __init__(
+        self,
+        path: Path,
+        policy: LocalFilePolicy,
+        st: os.stat_result,
+        sha256: str,
+        *,
+        settled: bool = False,
+    ):
         self.path = path
         self.policy = policy
         self.size = st.st_size
         self.sha256 = sha256
         self._signature = _signature(st)
+        #: Last changed :data:`SETTLED_SECONDS` or more before it was read.
+        self.settled = settled
 
     def __repr__(self) -> str:
         return f"LocalFile({str(self.path)!r}, {self.size} bytes)"
@@ -151,6 +169,7 @@ class LocalFile:
     @classmethod
     def read(cls, path: Path, policy: LocalFilePolicy = STRICT) -> tuple[LocalFile, bytes]:
         """The file at ``path`` and its bytes, read as :func:`read_local` reads them."""
+        opened_ns = time.time_ns()
         fd = _open_checked(path, policy)
         try:
             st = os.fstat(fd)
@@ -159,18 +178,25 @@ class LocalFile:
             os.close(fd)
         if len(data) != st.st_size:
             raise _changed(path)
-        return cls(path, policy, st, hashlib.sha256(data).hexdigest()), data
+        settled = st.st_ctime_ns <= opened_ns - int(SETTLED_SECONDS * 1e9)
+        return cls(path, policy, st, hashlib.sha256(data).hexdigest(), settled=settled), data
 
     def read_bytes(self) -> bytes:
-        """The bytes again; InputError when the file is no longer the one read."""
+        """The bytes again; InputError when the file is no longer the one read (for a settled
+        file its identity, size and times say so; for another, the bytes' sha256 too)."""
         fd = self._reopen()
         try:
             data = _read_capped(self.path, fd, self.size)
+            written = _signature(os.fstat(fd)) != self._signature  # while it was read
         except InputError:
             raise _changed(self.path) from None
         finally:
             os.close(fd)
-        if len(data) != self.size or hashlib.sha256(data).hexdigest() != self.sha256:
+        if (
+            written
+            or len(data) != self.size
+            or (not self.settled and hashlib.sha256(data).hexdigest() != self.sha256)
+        ):
             raise _changed(self.path)
         return data
 

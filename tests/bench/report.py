@@ -76,7 +76,7 @@ def machine() -> list[tuple[str, str]]:
         ("CPU", f"{_cpu_model()}, {os.cpu_count()} cores"),
         ("memory", _memory()),
         ("OS", _os_name()),
-        ("Python", platform.python_version()),
+        ("Python", f"{platform.python_version()} (the code under test compiled to bytecode first)"),
         ("Pillow", PIL.__version__),
         ("hotfolder", f"{metadata.version('hotfolder')} (git {_git()})"),
         ("watchdog", metadata.version("watchdog")),

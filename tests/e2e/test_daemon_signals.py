@@ -154,3 +154,15 @@ def test_status_json_matches_the_disk(project):
     assert status["paused"] is None
     text = daemon.cli("status")
     assert "4 done, 1 failed" in text.stdout
+
+
+def test_a_lease_break_does_not_stop_the_daemon(project):
+    """The daemon takes a read lease for a moment to tell whether a program holds a file open
+    for writing; a program opening the file for writing in that moment makes the kernel send
+    the daemon SIGIO, whose default action ends a process. The daemon lets it pass."""
+    with Daemon(project).start() as daemon:
+        daemon.signal(signal.SIGIO)  # what the kernel sends on a lease break
+        _png(project / "inbox" / "a.png", 1)
+        daemon.wait_states(done=1)
+        assert daemon.proc.poll() is None, f"the daemon ended:\n{daemon.log()}"
+    assert [p.name for p in files_under(project / "out")] == ["a.png"]

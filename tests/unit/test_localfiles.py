@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from typing import Any
 
 import pytest
 
@@ -121,6 +123,38 @@ def test_a_local_file_is_read_again_only_while_it_holds_the_same_bytes(tmp_path)
             again()
         assert caught.value.message == f"{path} changed while hotfolder was working on it"
         assert "move them in when complete" in (caught.value.hint or "")
+
+
+def test_a_settled_file_is_read_again_without_hashing_it(tmp_path, monkeypatch):
+    """A file last changed SETTLED_SECONDS or more before it was read is compared by its
+    identity, size and times when read again (a later write moves its change time); a file
+    changed more lately is compared by its bytes' sha256 too."""
+    from hotfolder import localfiles
+
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"x" * 1000)
+    fresh, data = LocalFile.read(path)
+    assert not fresh.settled  # written just now
+    monkeypatch.setattr(localfiles, "SETTLED_SECONDS", 0.0)
+    settled, _ = LocalFile.read(path)
+    assert settled.settled
+
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+
+    def counting_sha256(data: bytes = b"") -> Any:
+        hashed.append(len(data))
+        return real_sha256(data)
+
+    monkeypatch.setattr(localfiles.hashlib, "sha256", counting_sha256)
+    assert settled.read_bytes() == data and hashed == []
+    assert fresh.read_bytes() == data and hashed == [1000]
+    time.sleep(0.05)  # past the kernel's clock tick: the write gets a later change time
+    with path.open("r+b") as writer:  # the same size, another byte
+        writer.seek(500)
+        writer.write(b"y")
+    with pytest.raises(InputError, match="changed while hotfolder was working on it"):
+        settled.read_bytes()
 
 
 def test_a_local_file_checked_without_reading_it(tmp_path):

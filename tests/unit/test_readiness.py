@@ -208,3 +208,20 @@ def test_an_old_file_found_by_a_scan_is_taken_at_once_unless_held_open(tmp_path)
         assert check(held, 60.0, now=200.0)[0] == "wait"  # however long it is quiet
         assert held.why == "open for writing"
     assert check(held, 60.0, now=201.0)[0] == "ready"  # closed: taken
+
+
+def test_the_look_for_a_writer_leaves_no_lease_behind(tmp_path):
+    """The read lease that tells a file held for writing ends with the look: a program that
+    opens the file for writing afterwards is not made to wait for a lease break."""
+    from hotfolder.daemon.readiness import held_for_writing
+
+    path = tmp_path / "photo.png"
+    path.write_bytes(_encoded("PNG"))
+    found = held_for_writing(str(path))
+    if found is None:
+        pytest.skip("this file system grants no read leases")
+    assert found is False
+    # With a lease still held, a non-blocking open for writing fails with EWOULDBLOCK.
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    os.close(fd)
+    assert held_for_writing(str(path)) is False  # and the next look is granted one again

@@ -27,13 +27,13 @@ to come at all (``quiet_seconds`` plus the folder's ``prompt_wait_seconds``).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import fnmatch
 import functools
 import os
 import re
+import signal
 import struct
 import time
 from dataclasses import dataclass
@@ -175,7 +175,9 @@ OPEN_QUIET_SECONDS = 60.0
 def held_for_writing(path: str) -> bool | None:
     """Whether a program has ``path`` open for writing: Linux refuses a read lease on such a
     file. None when this cannot be known (another OS, a file system without leases, a file
-    owned by another user without CAP_LEASE)."""
+    owned by another user without CAP_LEASE). The lease lasts until the descriptor is closed,
+    a few microseconds; a program that opens the file for writing meanwhile breaks it, which
+    signals this process (see :func:`ignore_lease_breaks`)."""
     setlease = getattr(fcntl, "F_SETLEASE", None)
     if setlease is None:
         return None
@@ -188,11 +190,18 @@ def held_for_writing(path: str) -> bool | None:
     except OSError as exc:
         return True if exc.errno in (errno.EAGAIN, errno.EBUSY) else None
     else:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, setlease, fcntl.F_UNLCK)
-        return False
+        return False  # the lease ends with the descriptor, closed below
     finally:
         os.close(fd)
+
+
+def ignore_lease_breaks() -> None:
+    """Let a lease break pass unseen: the kernel tells the holder of a lease that a program
+    opens the file for writing with SIGIO, whose default action ends the process. A program
+    that does so while :func:`held_for_writing` holds its lease would otherwise stop the
+    daemon. Call it in the main thread of a process that looks at files."""
+    if (sigio := getattr(signal, "SIGIO", None)) is not None:
+        signal.signal(sigio, signal.SIG_IGN)
 
 
 def header_state(path: str, policy: LocalFilePolicy = STRICT) -> str:

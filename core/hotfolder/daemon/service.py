@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from hotfolder.config import Config, load_config
-from hotfolder.daemon import claim, recovery
+from hotfolder.daemon import claim, readiness, recovery
 from hotfolder.daemon.announce import Announcer
 from hotfolder.daemon.folders import FolderPlan, HintKind, plan_folders
 from hotfolder.daemon.intake import Intake
@@ -250,6 +250,7 @@ class Daemon:
     # --- signals ---------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
+        readiness.ignore_lease_breaks()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop, sig)
