@@ -43,7 +43,7 @@ def create_app(dashboard: Dashboard) -> Starlette:
         Route("/api/retry", api.retry, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    guard = Middleware(Guard, token=dashboard.token, hosts=dashboard.hosts)
+    guard = Middleware(Guard, access=dashboard)
     app = Starlette(
         routes=routes, middleware=[guard], exception_handlers={JournalError: _no_journal}
     )

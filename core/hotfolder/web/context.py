@@ -44,8 +44,8 @@ class Dashboard:
         self.statuses = StatusCache(self.state_dir)
 
     def reload(self, config: Config) -> None:
-        """Show ``config`` from now on (the daemon reloaded it: SIGHUP). The token, the listen
-        address and the trusted hosts stay as they were when the server started."""
+        """Show ``config`` from now on (the daemon reloaded it: SIGHUP). The token and the
+        trusted hosts are the server's to change (``WebServer.reloaded``)."""
         self.config = config
         self.thumbs = Thumbnails(config.imaging)
         logger.info("dashboard: showing the reloaded config")

@@ -2,7 +2,9 @@
 
 - **Token** (``[web] token``, required off loopback): every request but the login page and
   static files carries it, as ``Authorization: Bearer <token>`` or as the session cookie the
-  login page sets (an HMAC of the token, never the token itself); others get 401.
+  login page sets (an HMAC of the token, never the token itself); others get 401. The guard
+  reads the token at each request, so a daemon's reload (SIGHUP) changes it at once, and
+  the sessions signed in with the old one end.
 - **Host**: on loopback without a token, only requests naming a loopback host (or the
   listen host) are served, so a page elsewhere cannot reach the dashboard by DNS rebinding.
 - **CSRF**: every state-changing request is a POST carrying the double-submit token: the
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from typing import Protocol
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -94,16 +96,22 @@ def csrf_ok(request: Request, submitted: str | None, token: str | None) -> bool:
     return same(csrf_cookie(request), submitted)
 
 
-class Guard:
-    """ASGI middleware: the Host check, the token, and the security headers on every reply."""
+class Access(Protocol):
+    """Who may use the dashboard, as it is now (:class:`hotfolder.web.context.Dashboard`)."""
 
-    def __init__(
-        self, app: ASGIApp, *, token: str | None, hosts: Iterable[str] | None = None
-    ) -> None:
+    #: The token requests must carry (None: none needed).
+    token: str | None
+    #: Host names served (None: any, when a token guards the dashboard).
+    hosts: frozenset[str] | None
+
+
+class Guard:
+    """ASGI middleware: the Host check, the token, and the security headers on every reply;
+    the token and the hosts are ``access``'s at the time of each request."""
+
+    def __init__(self, app: ASGIApp, *, access: Access) -> None:
         self.app = app
-        self.token = token
-        #: Host names served (None: any, when a token guards the dashboard).
-        self.hosts = None if hosts is None else frozenset(h.lower() for h in hosts)
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,26 +124,27 @@ class Guard:
             await send(message)
 
         headers = Headers(scope=scope)
-        if self.hosts is not None and _host_name(headers.get("host", "")) not in self.hosts:
+        token, hosts = self.access.token, self.access.hosts
+        if hosts is not None and _host_name(headers.get("host", "")) not in hosts:
             refused = PlainTextResponse("unknown Host; open the dashboard by its address", 421)
             await refused(scope, receive, send_with_headers)
             return
         path: str = scope.get("path", "")
         if (
-            self.token is not None
+            token is not None
             and not path.startswith(OPEN_PATHS)
-            and not self._signed_in(Request(scope))
+            and not _signed_in(Request(scope), token)
         ):
             reply = HTMLResponse(_LOGIN_PAGE, 401, headers={"www-authenticate": "Bearer"})
             await reply(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
 
-    def _signed_in(self, request: Request) -> bool:
-        assert self.token is not None
-        if same(bearer(request.headers), self.token):
-            return True
-        return same(request.cookies.get(SESSION_COOKIE), session_value(self.token))
+
+def _signed_in(request: Request, token: str) -> bool:
+    if same(bearer(request.headers), token):
+        return True
+    return same(request.cookies.get(SESSION_COOKIE), session_value(token))
 
 
 def _host_name(host: str) -> str:

@@ -21,7 +21,7 @@ from hotfolder.errors import ConfigError
 from hotfolder.web.app import create_app
 from hotfolder.web.context import Dashboard
 from hotfolder.web.security import LOOPBACK_HOSTS
-from hotfolder.web.settings import Listen
+from hotfolder.web.settings import Listen, WebSection, token_for
 
 _START_TIMEOUT_SECONDS = 10.0
 
@@ -65,9 +65,13 @@ class WebServer:
     """The dashboard as a companion of the daemon: :meth:`start` on its loop, :meth:`stop`
     when it stops."""
 
-    def __init__(self, dashboard: Dashboard, listen: Listen) -> None:
+    def __init__(
+        self, dashboard: Dashboard, listen: Listen, *, listen_setting: str | None = None
+    ) -> None:
         self.dashboard = dashboard
         self.listen = listen
+        #: ``[web] listen`` of the config it started with (``--web`` may have overridden it).
+        self._listen_setting = listen_setting
         self._sock: socket.socket | None = None
         #: Where the dashboard is, once started (the port known even when 0 was asked for).
         self.url = listen.url()
@@ -100,8 +104,37 @@ class WebServer:
         logger.info("dashboard: {} (state in {})", self.url, self.dashboard.state_dir)
 
     def reloaded(self, config: Config) -> None:
-        """The daemon reloaded its config (SIGHUP): show the new folders and chains."""
+        """The daemon reloaded its config (SIGHUP): show the new folders and chains, and ask
+        for the new ``[web] token`` from now on (one that cannot be used is refused, with its
+        reason, and the old one stays). The address stays: a new ``[web] listen`` is told to
+        wait for a restart."""
         self.dashboard.reload(config)
+        section = config.section(WebSection)
+        if section.listen != self._listen_setting:
+            self._listen_setting = section.listen
+            logger.warning(
+                "dashboard: [web] listen is now {}; the dashboard stays on {} until the daemon "
+                "restarts",
+                section.listen,
+                self.url,
+            )
+        try:
+            token = token_for(self.listen, section)
+        except ConfigError as exc:
+            logger.error(
+                "dashboard: the reloaded [web] token cannot be used ({}); the dashboard "
+                "keeps asking for the token it had. To fix: {}",
+                exc.message,
+                exc.hint,
+            )
+            return
+        if token != self.dashboard.token:
+            self.dashboard.token = token
+            self.dashboard.hosts = trusted_hosts(self.listen, token)
+            logger.warning(
+                "dashboard: [web] token {}; browsers signed in before sign in again",
+                "changed" if token is not None else "removed (loopback only)",
+            )
 
     async def stop(self) -> None:
         """Stop serving: live-update streams end, open requests get a moment to finish."""

@@ -87,6 +87,13 @@ def checked_listen(value: str, section: WebSection) -> tuple[Listen, str | None]
     except ValueError as exc:
         msg = f"web listen address: {exc}"
         raise ConfigError(msg, hint="e.g. --web 127.0.0.1:8484") from None
+    return listen, token_for(listen, section)
+
+
+def token_for(listen: Listen, section: WebSection) -> str | None:
+    """The token a dashboard on ``listen`` needs under ``section`` (None on loopback without
+    one); a ConfigError when it would listen off loopback without one, or when its variable
+    or file is empty."""
     token = section.token.reveal() if section.token is not None else None
     if section.token is not None and token is None:
         msg = f"[web] token: {section.token.describe()} is not set"
@@ -101,7 +108,7 @@ def checked_listen(value: str, section: WebSection) -> tuple[Listen, str | None]
             "or listen on 127.0.0.1"
         )
         raise ConfigError(msg, hint=hint)
-    return listen, token
+    return token
 
 
 @hookimpl

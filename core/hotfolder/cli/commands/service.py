@@ -144,7 +144,7 @@ def _dashboard(config: Config, state_dir: Path, web: str | None) -> list[Any]:
     from hotfolder.web.server import WebServer, trusted_hosts
 
     dashboard = Dashboard(state_dir, config, token, hosts=trusted_hosts(listen, token))
-    return [WebServer(dashboard, listen)]
+    return [WebServer(dashboard, listen, listen_setting=section.listen)]
 
 
 @click.command()
