@@ -47,6 +47,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hotfolder import _modes
 from hotfolder._gif import color_table_size, skip_sub_blocks
+from hotfolder._nclx import icc_for_nclx
 from hotfolder.colour import SRGB_ICC, foreign_profile, profile_name, to_srgb
 from hotfolder.errors import (
     ConfigError,
@@ -257,6 +258,8 @@ def decode(
     with _guarded(name, limits.max_pixels):
         image, found = _open_checked(data, limits, name)
     jpeg = image.format in ("JPEG", "MPO")
+    # A HEIF whose colour space is named by its nclx box: that space, as a profile.
+    nclx_profile = None if image.info.get("icc_profile") else found.icc_profile
     if resize_to is not None:
         at_least = (2 * resize_to[0], 2 * resize_to[1])
     # The header passed the gate: decoding runs outside the lock, so decodes run in parallel.
@@ -274,6 +277,8 @@ def decode(
             if resize_to is not None:
                 working = resized(working, resize_to, reducing_gap=reducing_gap)
     working.info = {k: v for k, v in working.info.items() if k in _METADATA_KEYS}
+    if nclx_profile is not None:
+        working.info["icc_profile"] = nclx_profile
     return working
 
 
@@ -481,12 +486,23 @@ def _open_checked(data: bytes, limits: ImagingSection, name: str) -> tuple[Image
         mode=image.mode,
         frames=getattr(image, "n_frames", 1),
         orientation=_orientation(image),
-        icc_profile=image.info.get("icc_profile"),
+        icc_profile=_embedded_profile(image),
     )
     if found.frames > 1 and limits.animation == "reject" and found.format != "JPEG":
         msg = f"{name}: has {found.frames} frames (an animation or a multi-page file), refused"
         raise InputError(msg, hint='set [imaging] animation = "first-frame" to use the first frame')
     return image, found
+
+
+def _embedded_profile(image: Image.Image) -> bytes | None:
+    """The ICC profile that says what ``image``'s pixels mean: the embedded one, or for a
+    HEIF that names its colour space in an ``nclx`` box instead, that space as a profile
+    (:mod:`hotfolder._nclx`; None when it is sRGB)."""
+    icc = image.info.get("icc_profile")
+    if icc:
+        return bytes(icc)
+    nclx = image.info.get("nclx_profile")
+    return icc_for_nclx(nclx) if isinstance(nclx, dict) else None
 
 
 def _check_exif(image: Image.Image, name: str) -> None:

@@ -63,9 +63,13 @@ def project(tmp_path: Path) -> Path:
 def _patches(path: Path) -> list[tuple[int, ...]]:
     """The middle of each patch, as raw numbers (no profile applied)."""
     with Image.open(path) as image:
-        rgb = image.convert("RGB")
-        w, h = rgb.size
-        return [rgb.getpixel((w // 4, h // 2)), rgb.getpixel((3 * w // 4, h // 2))]  # type: ignore[list-item]
+        return _middles(image)
+
+
+def _middles(image: Image.Image) -> list[tuple[int, ...]]:
+    rgb = image.convert("RGB")
+    w, h = rgb.size
+    return [rgb.getpixel((w // 4, h // 2)), rgb.getpixel((3 * w // 4, h // 2))]  # type: ignore[list-item]
 
 
 def test_venice_uploads_are_converted_to_srgb(project: Path) -> None:
@@ -102,3 +106,50 @@ def test_local_chains_keep_the_profile_or_convert_it(project: Path) -> None:
             assert delta_e76(want, got) < 2.5, f"{stem}: {got} is not sRGB {want}"
         sidecar = json.loads((project / "srgb" / f"{stem}.png.json").read_text())
         assert sidecar["steps"][1]["notes"]["colour"] == f"converted from {space} to sRGB"
+
+
+def test_a_heic_that_names_its_colours_by_nclx_is_converted_too(tmp_path: Path) -> None:
+    """A HEIC without an ICC profile whose nclx colour box says Display P3 (primaries 12, the
+    sRGB curve) goes to Venice converted to sRGB, as one with an embedded P3 profile does, and
+    a local chain that keeps the profile embeds P3 as a profile. The test image is made with
+    the test helper's own P3 profile, not hotfolder's."""
+    from hotfolder.imaging import HAS_HEIF_ENCODER
+
+    if not HAS_HEIF_ENCODER:
+        pytest.skip("pillow-heif cannot write HEIC here")
+    (tmp_path / "hotfolder.toml").write_text(CONFIG)
+    p3 = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile("Display P3")))
+    to_p3 = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), p3, "RGB", "RGB")
+    image = Image.new("RGB", (512, 512), PATCHES[0])
+    image.paste(PATCHES[1], (256, 0, 512, 512))
+    nclx = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6,
+            "full_range_flag": 1}  # fmt: skip
+    in_p3 = to_p3.apply(image)
+    in_p3.info.clear()  # no ICC profile: the nclx box alone says what the numbers mean
+    in_p3.save(tmp_path / "phone.heic", "HEIF", quality=100, nclx_profile=nclx)
+    with Image.open(tmp_path / "phone.heic") as made:
+        assert "icc_profile" not in made.info or not made.info["icc_profile"]
+        assert made.info["nclx_profile"]["color_primaries"] == 12
+    raw = _patches(tmp_path / "phone.heic")
+    assert all(delta_e76(w, r) > 5 for w, r in zip(PATCHES, raw, strict=True)), raw
+
+    for chain in ("up", "keep"):
+        run = hotfolder("process", "phone.heic", "--chain", chain, "--sandbox", cwd=tmp_path)
+        assert run.code == 0, run.output[-3000:]
+    uploaded = tmp_path / "up" / "phone.png"
+    for want, got in zip(PATCHES, _patches(uploaded), strict=True):
+        assert delta_e76(want, got) < 2.5, f"{uploaded}: {got} is not sRGB {want}"
+    sidecar = json.loads(uploaded.with_name(uploaded.name + ".json").read_text())
+    note = sidecar["steps"][0]["notes"]["colour"]
+    space = "Display P3 (from the HEIF's nclx)"
+    assert note == f"converted to sRGB for the upload: phone.heic ({space})", note
+    with Image.open(tmp_path / "keep" / "phone.png") as kept:
+        icc = kept.info["icc_profile"]
+        assert foreign_profile(icc) == space
+        shown = ImageCms.profileToProfile(
+            kept.convert("RGB"), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+            ImageCms.createProfile("sRGB"),
+        )  # fmt: skip
+        assert shown is not None
+        for want, got in zip(PATCHES, _middles(shown), strict=True):
+            assert delta_e76(want, got) < 2.5, f"kept: {got} shown through its profile"

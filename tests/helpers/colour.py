@@ -5,13 +5,16 @@ the check does not lean on the LittleCMS that made the conversion.
 
 A matrix/TRC profile is what cameras and phones embed for these spaces: a white point, three
 colorants (the primaries as XYZ, adapted to the D50 of the profile connection space with the
-Bradford transform, as ICC requires) and a tone curve.
+Bradford transform, as ICC requires) and a tone curve. The colorants are computed here, apart
+from hotfolder's own nclx profiles (:mod:`hotfolder._nclx`), whose writer only lays out the
+bytes.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
+
+from hotfolder._nclx import rgb_profile
 
 Matrix = tuple[tuple[float, float, float], ...]
 XY = tuple[float, float]
@@ -43,23 +46,11 @@ _BRADFORD: Matrix = (
 
 
 def icc_profile(space: str) -> bytes:
-    """An ICC v4 display profile of ``space`` (a key of :data:`SPACES`)."""
+    """An ICC v4 display profile of ``space`` (a key of :data:`SPACES`). Its matrix is
+    computed here; only the bytes are laid out by hotfolder's writer of such profiles."""
     primaries, white = SPACES[space]
     to_xyz = _adapt(_rgb_to_xyz(primaries, white), _xyz(white), PCS_D50)
-    columns = [tuple(to_xyz[row][col] for row in range(3)) for col in range(3)]
-    curve = _para(CURVES[space])
-    tags = [
-        (b"desc", _mluc(space)),
-        (b"cprt", _mluc("No copyright, test material")),
-        (b"wtpt", _xyz_tag(PCS_D50)),
-        (b"rXYZ", _xyz_tag(columns[0])),
-        (b"gXYZ", _xyz_tag(columns[1])),
-        (b"bXYZ", _xyz_tag(columns[2])),
-        (b"rTRC", curve),
-        (b"gTRC", curve),
-        (b"bTRC", curve),
-    ]
-    return _assemble(tags)
+    return rgb_profile(space, to_xyz, CURVES[space])
 
 
 def srgb_to_lab(rgb: Sequence[int]) -> tuple[float, float, float]:
@@ -148,50 +139,3 @@ def _inverse(m: Matrix) -> Matrix:
 
 def _solve(m: Matrix, v: Sequence[float]) -> tuple[float, float, float]:
     return _apply(_inverse(m), v)
-
-
-def _s15(v: float) -> bytes:
-    return struct.pack(">i", round(v * 65536))
-
-
-def _xyz_tag(xyz: Sequence[float]) -> bytes:
-    return b"XYZ \0\0\0\0" + b"".join(_s15(v) for v in xyz)
-
-
-def _para(params: tuple[float, ...]) -> bytes:
-    kind = 0 if len(params) == 1 else 3
-    return b"para\0\0\0\0" + struct.pack(">HH", kind, 0) + b"".join(_s15(p) for p in params)
-
-
-def _mluc(text: str) -> bytes:
-    encoded = text.encode("utf-16-be")
-    header = b"mluc\0\0\0\0" + struct.pack(">II", 1, 12)
-    return header + b"enUS" + struct.pack(">II", len(encoded), 28) + encoded
-
-
-def _assemble(tags: list[tuple[bytes, bytes]]) -> bytes:
-    table_size = 4 + 12 * len(tags)
-    offset = 128 + table_size
-    table = struct.pack(">I", len(tags))
-    data = b""
-    for signature, body in tags:
-        padded = body + b"\0" * (-len(body) % 4)
-        table += signature + struct.pack(">II", offset + len(data), len(body))
-        data += padded
-    size = 128 + table_size + len(data)
-    header = (
-        struct.pack(">I", size)
-        + b"\0\0\0\0"  # preferred CMM
-        + bytes([4, 0x30, 0, 0])  # version 4.3
-        + b"mntrRGB XYZ "
-        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
-        + b"acsp"
-        + b"\0" * 24  # platform, flags, manufacturer, model, attributes
-        + struct.pack(">I", 0)  # rendering intent: perceptual
-        + b"".join(_s15(v) for v in PCS_D50)
-        + b"\0" * 4  # creator
-        + b"\0" * 16  # profile id (none)
-        + b"\0" * 28
-    )
-    assert len(header) == 128
-    return header + table + data

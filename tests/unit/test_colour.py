@@ -191,3 +191,46 @@ def test_pillow_records_outside_a_read_pass_unchanged() -> None:
     finally:
         root.removeHandler(keep)
     assert seen == ["ERROR a message of its own"]
+
+
+def _nclx(primaries: int, transfer: int, xy: tuple[float, ...]) -> dict[str, Any]:
+    """pillow-heif's ``nclx_profile``: the codes, and the primaries and white as xy."""
+    names = [f"color_primary_{c}_{a}" for c in ("red", "green", "blue", "white") for a in "xy"]
+    return {
+        "color_primaries": primaries,
+        "transfer_characteristics": transfer,
+        "matrix_coefficients": 6,
+        "full_range_flag": 1,
+        **dict(zip(names, xy, strict=True)),
+    }
+
+
+BT709_XY = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.329)
+BT2020_XY = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.329)
+
+
+def test_an_nclx_colour_box_becomes_a_profile_unless_it_is_srgb_or_hdr() -> None:
+    from hotfolder._nclx import icc_for_nclx
+
+    assert icc_for_nclx(_nclx(1, 13, BT709_XY)) is None  # sRGB itself
+    assert icc_for_nclx(_nclx(2, 2, BT709_XY)) is None  # unspecified: taken as sRGB
+    assert icc_for_nclx(_nclx(9, 16, BT2020_XY)) is None  # PQ (HDR): not mapped
+    assert icc_for_nclx(_nclx(9, 18, BT2020_XY)) is None  # HLG (HDR): not mapped
+    assert icc_for_nclx({"color_primaries": 9, "transfer_characteristics": 1}) is None
+    wide = icc_for_nclx(_nclx(9, 14, BT2020_XY))
+    assert wide is not None and colour.foreign_profile(wide) == "BT.2020 (from the HEIF's nclx)"
+    # BT.709 primaries with a pure gamma of 2.2: white stays white, a dark grey is darker
+    # than sRGB's curve (with its linear toe) makes it: (10/255)^2.2 is 3 in sRGB
+    gamma = icc_for_nclx(_nclx(1, 4, BT709_XY))
+    assert gamma is not None
+    probe = Image.new("RGB", (2, 1))
+    probe.putpixel((0, 0), (255, 255, 255))
+    probe.putpixel((1, 0), (10, 10, 10))
+    shown, _ = colour.to_srgb(_tagged(probe, gamma))
+    assert shown.getpixel((0, 0)) == (255, 255, 255)
+    assert shown.getpixel((1, 0)) in {(v, v, v) for v in (2, 3, 4)}, shown.getpixel((1, 0))
+
+
+def _tagged(image: Image.Image, icc: bytes) -> Image.Image:
+    image.info["icc_profile"] = icc
+    return image
