@@ -279,6 +279,38 @@ def test_redis_stopped_for_20_seconds_mid_batch_loses_nothing(tmp_path):
     assert Counter(p.name for p in files_under(tmp_path / "out")).most_common(1)[0][1] == 1
 
 
+def test_jobs_waiting_on_a_worker_show_in_the_watchers_status(tmp_path):
+    """One worker running 4 jobs at once, one Venice connection, 1.5 s an answer: three jobs
+    queue on the worker for the connection. The watcher's ``status`` shows each such job as
+    waiting, for what and on which worker, as it shows a local daemon's waits; once all are
+    done, no wait is left."""
+    with (
+        RedisServer(tmp_path / "redis") as redis,
+        start_sandbox(SandboxConfig(requests_per_minute=600, latency_ms=1500)) as sandbox,
+    ):
+        config = fleet_config(redis.url).replace("[venice]\n", "[venice]\nmax_connections = 1\n")
+        with Fleet(tmp_path, sandbox, redis, config) as fleet:
+            fleet.start(workers=1, threads=4)
+            fleet.drop(4)
+
+            def waiting() -> list[dict[str, Any]]:
+                jobs = [job for folder in fleet.status()["folders"] for job in folder["in_flight"]]
+                return [job for job in jobs if job["waiting"]]
+
+            waits = wait_for(lambda: len(found := waiting()) >= 2 and found, 60,
+                             "status to show jobs waiting on the worker")  # fmt: skip
+            text = fleet.watcher.cli("status").stdout
+            fleet.watcher.wait_states(timeout=60, done=4)
+            after = wait_for(lambda: not waiting() and fleet.status(), 10, "the waits to end")
+            paid = sandbox.stats()["paid_total"]
+    for job in waits:
+        assert job["waiting"]["what"] == "a free Venice connection", job
+        assert job["waiting"]["since"] and job["waiting"]["worker"], job
+    assert "waiting for a free Venice connection since" in text and " on worker " in text, text
+    assert all(f["in_flight"] == [] for f in after["folders"])
+    assert paid == 4
+
+
 def test_a_worker_with_another_config_refuses_the_jobs_and_they_fail_visibly(tmp_path):
     """The worker's chain differs from the watcher's (another width): it refuses every job
     with an error saying so; the jobs are tried again and end in the failed folder with that

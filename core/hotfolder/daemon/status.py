@@ -200,6 +200,8 @@ def render(status: dict[str, Any]) -> str:
         for job in folder["in_flight"]:
             wait = job.get("waiting")
             doing = f"waiting for {wait['what']} since {wait['since']}" if wait else "running"
+            if wait and wait.get("worker"):
+                doing += f" on worker {wait['worker']}"
             lines.append(f"  {doing}: {job['name']} (job {job['id']}, attempt {job['attempts']})")
         for err in folder["last_errors"]:
             lines.append(f"  {err['state']}: {err['name']} (job {err['id']}): {err['message']}")

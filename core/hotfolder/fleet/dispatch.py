@@ -12,7 +12,8 @@ checks that each job out still has its message in Redis (queued, or taken by a l
 worker); one whose message is gone (Redis restarted without its data, a dead-lettered
 message) is sent again. A worker never runs a job twice: one that finished leaves its
 outcome beside the job's checkpoints (``outcome.json``) and answers a repeated message with
-it.
+it. Every second, the jobs out that wait on their workers for something shared (a Venice
+rate slot) are noted for ``status``, as the jobs a local daemon runs are.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from loguru import logger
 
 from hotfolder.fleet import broker as fleet_broker
 from hotfolder.fleet.messages import JobMessage, Outcome
-from hotfolder.fleet.roster import fleet_snapshot
+from hotfolder.fleet.roster import fleet_snapshot, jobs_waiting
 from hotfolder.fleet.settings import ExecutorSection
 from hotfolder.fleet.worker import CONSUMER_POLL_MS
 from hotfolder.job import Job, JobResult
+
+#: How often the jobs out are asked for their waits on the workers.
+WAITS_EVERY_SECONDS = 1.0
 
 
 @dataclass
@@ -65,6 +69,7 @@ class FleetRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: dramatiq.Worker | None = None
         self._checker: asyncio.Task[None] | None = None
+        self._wait_watcher: asyncio.Task[None] | None = None
         self._redis_down = False
         self._sender = threading.Lock()
 
@@ -86,6 +91,7 @@ class FleetRunner:
         )
         await asyncio.to_thread(self._worker.start)
         self._checker = asyncio.create_task(self._check_forever(), name="fleet check")
+        self._wait_watcher = asyncio.create_task(self._waits_forever(), name="fleet waits")
         logger.info(
             "executor: dramatiq; jobs go to the workers of queue {} (at most {} out at once)",
             self.jobs_queue,
@@ -93,10 +99,11 @@ class FleetRunner:
         )
 
     async def aclose(self) -> None:
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+        for task in (self._checker, self._wait_watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._worker is not None:
             await asyncio.to_thread(self._worker.stop, 5000)
         await asyncio.to_thread(self.broker.close)
@@ -216,6 +223,24 @@ class FleetRunner:
                     await self._send(out)
         if self._note is not None:
             self._note("fleet", await asyncio.to_thread(self.snapshot))
+
+    async def _waits_forever(self) -> None:
+        """Every :data:`WAITS_EVERY_SECONDS`, note (meta ``waits``, what ``status`` shows) the
+        jobs out that wait on their workers for something shared, and for what."""
+        if not isinstance(self.broker, RedisBroker):
+            return  # a stub broker in tests has no Redis to ask
+        client, shown = self.broker.client, None
+        while True:
+            await asyncio.sleep(WAITS_EVERY_SECONDS)
+            out = [job_id for job_id, o in self._out.items() if not o.future.done()]
+            try:
+                waits = await asyncio.to_thread(jobs_waiting, client, self.settings, out)
+            except redis.RedisError as exc:
+                logger.debug("cannot ask Redis which jobs wait: {}", exc)
+                continue
+            if waits != shown and self._note is not None:
+                self._note("waits", waits or None)
+                shown = waits
 
     def _known(self, redis_ids: list[str]) -> list[bool]:
         """Whether Redis still has each message, queued or taken (Dramatiq keeps a message's

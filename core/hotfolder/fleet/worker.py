@@ -25,6 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,12 @@ from hotfolder.engine import Engine
 from hotfolder.errors import ConfigError, HotfolderError, OperationError, PluginError
 from hotfolder.fleet import broker as fleet_broker
 from hotfolder.fleet.messages import JobMessage, Outcome, this_worker
-from hotfolder.fleet.roster import forget_me, say_alive
+from hotfolder.fleet.roster import forget_me, say_alive, say_waiting
 from hotfolder.fleet.settings import ExecutorSection
 from hotfolder.fsutil import atomic_write
+from hotfolder.job import Job
 from hotfolder.runtime import Runtime
+from hotfolder.waits import Wait
 
 #: The record of a finished job, beside its checkpoints.
 OUTCOME_FILE = "outcome.json"
@@ -82,6 +85,9 @@ class FleetWorker:
         self._stopped = threading.Event()
         self._counts = {"done": 0, "failed": 0, "running": 0}
         self._started = time.time()
+        #: Tells Redis of the jobs' waits, one at a time and in order (a wait's end never
+        #: overtakes its start).
+        self._wait_teller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="waits")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -109,6 +115,7 @@ class FleetWorker:
         self._stopped.set()
         if self._worker is not None:
             self._worker.stop(timeout=int(grace_seconds * 1000))
+        self._wait_teller.shutdown(wait=True)
         with contextlib.suppress(redis.RedisError):
             forget_me(self.client, self.settings)
         self.broker.close()
@@ -133,8 +140,26 @@ class FleetWorker:
         """The actor: run one job and send its outcome."""
         message = JobMessage.from_dict(data)
         with logger.contextualize(job=message.job_id, file=message.origin, chain=message.chain):
-            outcome = await self._outcome(message)
+            try:
+                outcome = await self._outcome(message)
+            finally:
+                self._tell_wait(message.job_id, None)  # a job stopped mid-wait waits no more
             await self._report(outcome)
+
+    def _on_wait(self, job: Job, wait: Wait | None) -> None:
+        """The engine heard a job begin (or end) a wait for something shared: the watcher's
+        ``status`` shows it."""
+        self._tell_wait(job.id, wait)
+
+    def _tell_wait(self, job_id: str, wait: Wait | None) -> None:
+        def tell() -> None:
+            try:
+                say_waiting(self.client, self.settings, job_id, wait, self.me)
+            except redis.RedisError as exc:
+                logger.debug("cannot tell Redis that job {} waits: {}", job_id, exc)
+
+        with contextlib.suppress(RuntimeError):  # stopping: nothing is shown any more
+            self._wait_teller.submit(tell)
 
     async def _outcome(self, message: JobMessage) -> Outcome:
         job = message.job(self.settings.local_path)
@@ -178,7 +203,9 @@ class FleetWorker:
                 )
                 raise ConfigError(msg, hint="give every worker the watcher's hotfolder.toml and "
                                   "restart the workers")  # fmt: skip
-            engine = Engine(runtime, step_timeout=message.step_timeout_seconds)
+            engine = Engine(
+                runtime, step_timeout=message.step_timeout_seconds, on_wait=self._on_wait
+            )
             result = await engine.run(message.job(self.settings.local_path), final=message.final)
         except HotfolderError as exc:
             if isinstance(exc, ConfigError):
