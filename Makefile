@@ -66,7 +66,7 @@ test: venv-test system-tools
 	$(MAKE) bench-quick
 
 # Benchmarks (tests/bench): hotfolder and its baselines, alternating, in one run.
-# `bench` writes docs/benchmarks.md (about 24 minutes on 2 cores); `bench-quick` runs every benchmark on a
+# `bench` writes docs/benchmarks.md (about 27 minutes on 2 cores); `bench-quick` runs every benchmark on a
 # tiny size in under a minute, prints its report and fails only if a benchmark crashes.
 bench: venv-test bench-tools
 	$(BIN)/python -m tests.bench.run --output docs/benchmarks.md
