@@ -15,7 +15,7 @@ profile, and the pixels are taken as they are.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["icc_for_nclx", "rgb_profile"]
@@ -103,7 +103,7 @@ def _from_xy(xy: tuple[float, float]) -> _Vector:
     return x / y, 1.0, (1 - x - y) / y
 
 
-def _rows(cell: Any) -> _Matrix:
+def _rows(cell: Callable[[int, int], float]) -> _Matrix:
     a, b, c = ((cell(r, 0), cell(r, 1), cell(r, 2)) for r in range(3))
     return a, b, c
 

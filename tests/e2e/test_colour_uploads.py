@@ -47,17 +47,26 @@ outputs = [{ sink = "folder", path = "srgb", name = "{stem}.{ext}" }, { sink = "
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "hotfolder.toml").write_text(CONFIG)
-    srgb = ImageCms.createProfile("sRGB")
     for name, (space, fmt) in INPUTS.items():
-        icc = icc_profile(space)
-        to_space = ImageCms.buildTransform(
-            srgb, ImageCms.ImageCmsProfile(io.BytesIO(icc)), "RGB", "RGB"
-        )
-        image = Image.new("RGB", (512, 512), PATCHES[0])
-        image.paste(PATCHES[1], (256, 0, 512, 512))
         options = {"quality": 98} if fmt == "JPEG" else {}
-        to_space.apply(image).save(tmp_path / name, fmt, icc_profile=icc, **options)
+        _patches_in(space).save(tmp_path / name, fmt, icc_profile=icc_profile(space), **options)
     return tmp_path
+
+
+def _patches_in(space: str) -> Image.Image:
+    """The two sRGB :data:`PATCHES` side by side, as numbers of ``space`` (the test helper's
+    profile of it, not hotfolder's); no profile in ``info``."""
+    to_space = ImageCms.buildTransform(
+        ImageCms.createProfile("sRGB"),
+        ImageCms.ImageCmsProfile(io.BytesIO(icc_profile(space))),
+        "RGB",
+        "RGB",
+    )
+    image = Image.new("RGB", (512, 512), PATCHES[0])
+    image.paste(PATCHES[1], (256, 0, 512, 512))
+    converted = to_space.apply(image)
+    converted.info.clear()
+    return converted
 
 
 def _patches(path: Path) -> list[tuple[int, ...]]:
@@ -118,15 +127,10 @@ def test_a_heic_that_names_its_colours_by_nclx_is_converted_too(tmp_path: Path) 
     if not HAS_HEIF_ENCODER:
         pytest.skip("pillow-heif cannot write HEIC here")
     (tmp_path / "hotfolder.toml").write_text(CONFIG)
-    p3 = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile("Display P3")))
-    to_p3 = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), p3, "RGB", "RGB")
-    image = Image.new("RGB", (512, 512), PATCHES[0])
-    image.paste(PATCHES[1], (256, 0, 512, 512))
     nclx = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6,
             "full_range_flag": 1}  # fmt: skip
-    in_p3 = to_p3.apply(image)
-    in_p3.info.clear()  # no ICC profile: the nclx box alone says what the numbers mean
-    in_p3.save(tmp_path / "phone.heic", "HEIF", quality=100, nclx_profile=nclx)
+    # no ICC profile: the nclx box alone says what the numbers mean
+    _patches_in("Display P3").save(tmp_path / "phone.heic", "HEIF", quality=100, nclx_profile=nclx)
     with Image.open(tmp_path / "phone.heic") as made:
         assert "icc_profile" not in made.info or not made.info["icc_profile"]
         assert made.info["nclx_profile"]["color_primaries"] == 12

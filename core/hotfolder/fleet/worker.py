@@ -88,6 +88,8 @@ class FleetWorker:
         #: Tells Redis of the jobs' waits, one at a time and in order (a wait's end never
         #: overtakes its start).
         self._wait_teller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="waits")
+        #: Jobs whose wait Redis was told of and not yet of its end (on the event loop).
+        self._waiting: set[str] = set()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -143,7 +145,8 @@ class FleetWorker:
             try:
                 outcome = await self._outcome(message)
             finally:
-                self._tell_wait(message.job_id, None)  # a job stopped mid-wait waits no more
+                if message.job_id in self._waiting:  # stopped mid-wait: it waits no more
+                    self._tell_wait(message.job_id, None)
             await self._report(outcome)
 
     def _on_wait(self, job: Job, wait: Wait | None) -> None:
@@ -152,6 +155,11 @@ class FleetWorker:
         self._tell_wait(job.id, wait)
 
     def _tell_wait(self, job_id: str, wait: Wait | None) -> None:
+        if wait is None:
+            self._waiting.discard(job_id)
+        else:
+            self._waiting.add(job_id)
+
         def tell() -> None:
             try:
                 say_waiting(self.client, self.settings, job_id, wait, self.me)
