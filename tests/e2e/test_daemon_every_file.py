@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from PIL import Image
 
 from hotfolder import imaging
-from tests.helpers.daemon import Daemon, convert_to_png_config, files_under, wait_for
+from tests.helpers.daemon import Daemon, convert_to_png_config, cp, files_under, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +64,7 @@ def test_heic_avif_mpo_and_bmp_dropped_with_cp_are_processed(project):
         (root / "src" / name).write_bytes(_encoded(formats[name], size))
     with Daemon(root).start() as daemon:
         for name in sizes:
-            shutil.copy(root / "src" / name, root / "inbox" / name)
+            cp(root / "src" / name, root / "inbox" / name)
         rows = daemon.wait_states(done=len(sizes))
     assert sorted(r["name"] for r in rows) == sorted(sizes)
     for name, size in sizes.items():

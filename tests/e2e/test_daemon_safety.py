@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 
@@ -14,7 +13,7 @@ from PIL import Image
 
 from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.corpus import BAD
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under, wait_for
+from tests.helpers.daemon import FAST_DAEMON, Daemon, cp, files_under, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +81,7 @@ def test_every_bad_file_is_quarantined_with_a_reason_and_no_api_call(project, sa
     daemon.start()
     names = sorted(p.name for p in BAD.iterdir())
     for name in names:
-        shutil.copy(BAD / name, root / "inbox" / name)
+        cp(BAD / name, root / "inbox" / name)
     rows = daemon.wait_states(timeout=90, failed=len(names))
     failed = root / "inbox" / ".hotfolder" / "failed"
     for row in rows:

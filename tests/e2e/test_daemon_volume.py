@@ -4,13 +4,12 @@ are each processed exactly once; the same bytes dropped again are skipped and re
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.helpers.daemon import FAST_DAEMON, Daemon, files_under
+from tests.helpers.daemon import FAST_DAEMON, Daemon, cp, files_under
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -69,9 +68,9 @@ def test_same_bytes_again_are_skipped_and_recorded(tmp_path):
     inbox.mkdir()
     _image(tmp_path / "a.png", 1)
     with Daemon(tmp_path).start() as daemon:
-        shutil.copy(tmp_path / "a.png", inbox / "a.png")
+        cp(tmp_path / "a.png", inbox / "a.png")
         daemon.wait_states(done=1)
-        shutil.copy(tmp_path / "a.png", inbox / "a-again.png")
+        cp(tmp_path / "a.png", inbox / "a-again.png")
         rows = daemon.wait_states(done=1, skipped=1)
     skipped = next(r for r in rows if r["state"] == "skipped")
     done = next(r for r in rows if r["state"] == "done")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from PIL import Image
 from tests.helpers.bad_images import SAMPLES, tiff_with_samples
 from tests.helpers.cli import hotfolder
 from tests.helpers.corpus import BAD, PHOTOS
-from tests.helpers.daemon import FAST_DAEMON, Daemon
+from tests.helpers.daemon import FAST_DAEMON, Daemon, cp
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +47,7 @@ def test_process_names_the_file_in_every_error_and_notes_first_frames(tmp_path: 
     (tmp_path / "samples.tif").write_bytes(tiff_with_samples())
     _animated_webp(tmp_path / "moving.webp")
     for name in ("iss634.gif", "iss634.apng"):
-        shutil.copy(PHOTOS / name, tmp_path / name)
+        cp(PHOTOS / name, tmp_path / name)
     inputs = ["samples.tif", "moving.webp", "iss634.gif", "iss634.apng", str(BAD)]
     run = hotfolder("process", *inputs, "--chain", "web", "--all", cwd=tmp_path)
     assert run.code == 1, run.output[-3000:]
@@ -100,7 +99,7 @@ on_unmatched = "fail"
         daemon.start()
         (inbox / "samples.tif").write_bytes(tiff_with_samples())
         (inbox / "notes.xyz").write_text("not an image")
-        shutil.copy(PHOTOS / "iss634.gif", inbox / "iss634.gif")
+        cp(PHOTOS / "iss634.gif", inbox / "iss634.gif")
         rows = daemon.wait_states(failed=4, done=1)
         log = daemon.log()
     failed = inbox / ".hotfolder" / "failed"

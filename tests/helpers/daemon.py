@@ -93,6 +93,14 @@ def noise_photos(
     return paths
 
 
+def cp(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` with ``cp``, as a user drops a file into a watched folder.
+
+    Not ``shutil.copy``: it sets the mode by path after closing the file, and the daemon takes a
+    closed file at once, so that ``chmod`` can find it already claimed (a CI run failed so)."""
+    subprocess.run(["cp", str(source), str(target)], check=True)
+
+
 def base_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTFOLDER_", "VENICE_"))}
     env.update(
