@@ -162,6 +162,10 @@ class ResolveContext:
 
     runtime: RuntimeView
     base_dir: Path | None = None
+    #: The name the input goes by when ``ref`` is not where it came from (the daemon reads a
+    #: claimed file from ``processing/`` under a name with its job id): the artifact's name,
+    #: which outputs are named after and messages say. None: the ref's own name.
+    name: str | None = None
 
 
 class Resolver(Component):

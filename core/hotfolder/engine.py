@@ -129,7 +129,9 @@ class Engine:
         started, then failed), and raised.
         """
         try:
-            return await self.runtime.resolve(job.source, base_dir=job.base_dir)
+            return await self.runtime.resolve(
+                job.source, base_dir=job.base_dir, name=job.origin_name
+            )
         except HotfolderError as exc:
             call_observers(self.runtime.pm, "hotfolder_job_started", job=job)
             self._failed(job, exc, final)
@@ -150,7 +152,9 @@ class Engine:
     async def _run_steps(self, job: Job, job_input: JobInput | None) -> JobResult:
         started = time.monotonic()
         if job_input is None:
-            job_input = await self.runtime.resolve(job.source, base_dir=job.base_dir)
+            job_input = await self.runtime.resolve(
+                job.source, base_dir=job.base_dir, name=job.origin_name
+            )
         job.chain = job_input.chain or job.chain
         for index, params in job_input.overrides.items():
             job.overrides.setdefault(index, {}).update(params)

@@ -2,7 +2,7 @@
 
 A step whose ``prompt`` parameter contains ``{prompt}`` (the Venice edit operations) gets the
 text of the job's prompt file in its place. The daemon claims the prompt file together with
-its image (into the same processing folder) and archives or fails the two together; ``process``
+its image (into ``processing/`` beside it) and archives or fails the two together; ``process``
 reads the one beside each file it is given. A prompt file is never a job of its own.
 
 The text is read as UTF-8 (a byte-order mark is dropped), at most :data:`PROMPT_MAX_BYTES`,

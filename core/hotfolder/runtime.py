@@ -79,11 +79,14 @@ class Runtime:
         client for the sandbox; tests provide fakes)."""
         self._services[key] = value
 
-    async def resolve(self, ref: str, *, base_dir: Path | None = None) -> JobInput:
-        """Resolve ``ref`` with the first resolver that accepts it."""
+    async def resolve(
+        self, ref: str, *, base_dir: Path | None = None, name: str | None = None
+    ) -> JobInput:
+        """Resolve ``ref`` with the first resolver that accepts it (``name``: see
+        :attr:`ResolveContext.name`)."""
         for resolver in self.resolvers:
             if resolver.accepts(ref):
-                context = ResolveContext(runtime=self, base_dir=base_dir)
+                context = ResolveContext(runtime=self, base_dir=base_dir, name=name)
                 job_input: JobInput = await call_component(resolver, resolver.resolve, ref, context)
                 return job_input
         names = ", ".join(r.name for r in self.resolvers) or "none"

@@ -85,7 +85,8 @@ class PathResolver(hotfolder.Resolver):
         policy = replace(self.params.local_file_policy, max_bytes=limits.max_bytes)
         with imaging.whole_image_turn():  # many large files starting at once: a few at a time
             file, data = LocalFile.read(path, policy)
-            artifact = hotfolder.Artifact.from_file(file, data, name=path.name, limits=limits)
+            name = context.name or path.name
+            artifact = hotfolder.Artifact.from_file(file, data, name=name, limits=limits)
         return hotfolder.JobInput(artifact=artifact, source=str(path), base_dir=path.parent)
 
 

@@ -77,7 +77,7 @@ class FolderSink(hotfolder.Sink):
         policy = self.params.on_collision
         written = publish(target, data, mode=self.params.mode, on_collision=policy)
         if written is None:
-            logger.info("{}: {} exists; skipped (on_collision)", context.job.source, target)
+            logger.info("{}: {} exists; skipped (on_collision)", context.job.display, target)
             return []
         output = hotfolder.Output(self.name, str(written), len(data), artifact.media_type)
         return [output]
@@ -195,7 +195,7 @@ class SidecarSink(hotfolder.Sink):
                 for file in files
             ]
         if self.params.path is None:
-            msg = f"sidecar for {context.job.source}: no earlier output is a local file"
+            msg = f"sidecar for {context.job.display}: no earlier output is a local file"
             hint = "put the sidecar after a folder sink in outputs, or give it a path"
             raise SinkError(msg, hint=hint)
         name = sanitize_component(artifact.stem) + suffix

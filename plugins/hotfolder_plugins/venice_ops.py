@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -114,16 +114,19 @@ class EditParams(VeniceParams):
             hint = "put the prompt in the step (or a manifest's overrides) instead of {prompt}"
             raise InputError(msg, hint=hint)
         text = await asyncio.to_thread(prompts.read_prompt, path)
+        # named as it was dropped (the daemon reads it from processing/ under its job's id)
+        origin = context.job.origin_name
+        name = prompts.companion(PurePath(origin)).name if origin else path.name
         prompt = prompts.render_prompt(fields["prompt"], text)
         if len(prompt) > SPEC_PROMPT_LIMIT:
             msg = (
                 f"the prompt made with {path} is {len(prompt):,} characters, over Venice's "
                 f"limit of {SPEC_PROMPT_LIMIT:,}"
             )
-            raise InputError(msg, hint=f"shorten {path.name}")
+            raise InputError(msg, hint=f"shorten {name}")
         fields["prompt"] = prompt
         context.record.params = {**context.record.params, "prompt": prompt}
-        context.record.notes["prompt_file"] = path.name
+        context.record.notes["prompt_file"] = name
         return fields
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
+from hotfolder.daemon import claim
 from hotfolder_sandbox import SandboxConfig, start_sandbox
 from tests.helpers.daemon import Daemon, cutout_config, files_under, noise_photos, wait_for
 
@@ -108,7 +109,7 @@ def test_a_file_rewritten_while_its_job_runs_is_run_again_on_the_new_bytes(
                 f"tests/e2e/{Path(__file__).name}: the job was {row['state']} before the file "
                 f"could be rewritten under it; raise LATENCY_MS (now {LATENCY_MS})"
             )
-            claimed = tmp_path / "inbox/.hotfolder/processing" / row["id"] / "photo.png"
+            claimed = claim.input_path(tmp_path / "inbox", row["id"], "photo.png")
             claimed_sig = row["src_sig"]
             assert claimed_sig == signature(claimed)
             # rewritten in place (cp keeps the inode), as a writer that still held it open
@@ -195,7 +196,7 @@ def test_a_file_changed_before_its_upload_is_not_paid_for_and_runs_again(
             row = next(r for r in daemon.rows() if r["id"] == last)
             assert row["state"] == "running" and row["key"], row
             old_sha = row["key"].split(":")[0]
-            claimed = tmp_path / "inbox/.hotfolder/processing" / row["id"] / row["name"]
+            claimed = claim.input_path(tmp_path / "inbox", row["id"], row["name"])
             assert sha256(claimed) == old_sha
             claimed_sig = row["src_sig"]
             subprocess.run(["cp", str(new), str(claimed)], check=True)  # in place

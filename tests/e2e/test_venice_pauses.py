@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from hotfolder.config import load_config
+from hotfolder.daemon import claim
 from hotfolder.daemon.service import Daemon as InProcessDaemon
 from hotfolder.plugins import build_registry, make_plugin_manager
 from hotfolder.runtime import Runtime
@@ -140,7 +141,7 @@ def test_an_empty_balance_pauses_every_job_and_a_top_up_resumes_them(tmp_path):
         paused_rows = [r for r in daemon.rows() if r["state"] == "paused"]
         assert all(r["attempts"] == 0 for r in paused_rows)  # a pause uses up no attempt
         for row in paused_rows:  # still claimed: the original waits in processing/
-            assert (tmp_path / "inbox/.hotfolder/processing" / row["id"] / row["name"]).is_file()
+            assert claim.input_path(tmp_path / "inbox", row["id"], row["name"]).is_file()
 
         time.sleep(PAUSED_FOR_SECONDS)
         assert daemon.states()["failed"] == 0

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from hotfolder.daemon import claim
 from tests.helpers.cli import HOTFOLDER
 
 BIN = HOTFOLDER
@@ -223,18 +224,18 @@ class Daemon:
         every finished job is settled on disk.
 
         The journal is written ahead: a job is marked done, failed or skipped first, and its
-        original is moved (to the archive or failed folder) and its processing folder removed
-        after (a failed job's keeps its paid results), so a test that looks at the files must
-        wait for that second step too.
+        original is moved out of ``processing/`` (to the archive or failed folder) and its
+        checkpoints removed after (a failed job's are kept), so a test that looks at the files
+        must wait for that second step too.
         """
 
         def settled(row: dict[str, Any]) -> bool:
             if row["state"] not in ("done", "failed", "skipped"):
                 return True
-            job_dir = Path(row["folder"]) / ".hotfolder" / "processing" / row["id"]
-            if row["state"] == "failed":
-                return not (job_dir / row["name"]).exists()
-            return not job_dir.exists()
+            root = Path(row["folder"])
+            if claim.input_path(root, row["id"], row["name"]).exists():
+                return False
+            return row["state"] == "failed" or not claim.job_dir(root, row["id"]).exists()
 
         def check() -> list[dict[str, Any]] | None:
             self._running_check()

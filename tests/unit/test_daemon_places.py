@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hotfolder import job as job_module
 from hotfolder.config import validate_config
 from hotfolder.daemon import claim, recovery
 from hotfolder.daemon.folders import plan_folder, plan_folders
@@ -15,7 +16,9 @@ from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.settings import FolderSection
 from hotfolder.daemon.watcher import filesystem_type, scan, wants_polling
 from hotfolder.errors import ConfigError, HotfolderError
+from hotfolder.job import new_job_id
 from hotfolder.plugins import build_registry, make_plugin_manager
+from hotfolder.prompts import companion
 
 MOUNTS = """\
 /dev/sda1 / ext4 rw 0 0
@@ -95,14 +98,16 @@ def test_claim_finish_and_quarantine(tmp_path):
     root = tmp_path
     (root / "a.jpg").write_bytes(b"data")
     claimed = claim.claim(root, "a.jpg")
-    assert claimed.path == root / ".hotfolder/processing" / claimed.id / "a.jpg"
+    assert claimed.path == root / ".hotfolder/processing" / f"{claimed.id}.a.jpg"
+    assert claim.input_path(root, claimed.id, "a.jpg") == claimed.path
+    assert claimed.path.read_bytes() == b"data"
     assert not (root / "a.jpg").exists()
     assert claim.claim(root, "a.jpg") is None  # gone: a second claimer loses
     target = claim.archive_target(root / "archive", "a.jpg", claimed.id)
     claim.finish_move(root, claimed.id, "a.jpg", str(target))
     claim.finish_move(root, claimed.id, "a.jpg", str(target))  # repeating is harmless
     assert target.read_bytes() == b"data"
-    assert not (root / ".hotfolder/processing" / claimed.id).exists()
+    assert list((root / ".hotfolder/processing").iterdir()) == []
     assert claim.archive_target(root / "archive", "a.jpg", "J2").name == "a.J2.jpg"
 
     (root / "evil.jpg").symlink_to("/etc/passwd")
@@ -115,38 +120,95 @@ def test_claim_finish_and_quarantine(tmp_path):
 def test_reconcile_after_crashes(tmp_path):
     root = tmp_path / "inbox"
     [plan] = [plan_folder(FolderSection.model_validate({"path": str(root), "chain": "web"}))]
+    processing = root / ".hotfolder/processing"
+    processing.mkdir(parents=True)
+    orphan, done, empty, run, gone, failed = (new_job_id() for _ in range(6))
     journal = Journal(tmp_path / "journal.sqlite3")
     try:
         # 1. claimed, then a crash before the journal insert
-        orphan = root / ".hotfolder/processing/J-orphan"
-        orphan.mkdir(parents=True)
-        (orphan / "o.jpg").write_bytes(b"o")
-        # 2. done in the journal, then a crash before the original was archived
-        done = root / ".hotfolder/processing/J-done"
-        done.mkdir()
-        (done / "d.jpg").write_bytes(b"d")
-        journal.add([NewJob("J-done", plan.key, "d.jpg", "web")])
-        journal.update("J-done", state="done", place=str(root / "archive/d.jpg"))
-        # 3. an interrupted mkdir; 4. a running job; 5. a queued job whose file vanished
-        (root / ".hotfolder/processing/J-empty").mkdir()
-        running = root / ".hotfolder/processing/J-run"
-        (running / "checkpoints").mkdir(parents=True)
-        (running / "r.jpg").write_bytes(b"r")
-        journal.add(
-            [NewJob("J-run", plan.key, "r.jpg", "web"), NewJob("J-gone", plan.key, "g.jpg", "web")]
-        )
-        journal.start("J-run")
+        (processing / f"{orphan}.o.jpg").write_bytes(b"o")
+        # 2. done in the journal, then a crash before the original (and prompt) was archived
+        (processing / f"{done}.d.jpg").write_bytes(b"d")
+        (processing / f"{done}.d.prompt.txt").write_text("make it blue")
+        journal.add([NewJob(done, plan.key, "d.jpg", "web")])
+        journal.update(done, state="done", place=str(root / "archive/d.jpg"))
+        # 3. a job's folder with no row; 4. a running job with a saved paid result;
+        # 5. a queued job whose file vanished; 6. a failed job whose move was cut short
+        (processing / empty).mkdir()
+        (processing / run / "checkpoints").mkdir(parents=True)
+        (processing / run / "checkpoints/0.png").write_bytes(b"paid")
+        (processing / f"{run}.r.jpg").write_bytes(b"r")
+        (processing / f"{failed}.f.jpg").write_bytes(b"f")
+        journal.add([NewJob(run, plan.key, "r.jpg", "web"), NewJob(gone, plan.key, "g.jpg", "web")])
+        journal.add([NewJob(failed, plan.key, "f.jpg", "web")])
+        journal.start(run)
+        journal.update(failed, state="failed", place=str(root / "failed/f.jpg"))
+        # 7. a file someone put there
+        (processing / "notes.txt").write_text("mine")
 
         recovery.recover(journal, [plan])
 
-        assert journal.get("J-orphan").state == "queued" and journal.get("J-orphan").name == "o.jpg"
-        assert (root / "archive/d.jpg").read_bytes() == b"d" and not done.exists()
-        assert not (root / ".hotfolder/processing/J-empty").exists()
-        assert (journal.get("J-run").state, journal.get("J-run").attempts) == ("queued", 1)
-        assert (running / "r.jpg").exists()
-        assert journal.get("J-gone").state == "failed"
+        assert journal.get(orphan).state == "queued" and journal.get(orphan).name == "o.jpg"
+        assert (root / "archive/d.jpg").read_bytes() == b"d"
+        assert (root / "archive/d.prompt.txt").read_text() == "make it blue"
+        assert (journal.get(run).state, journal.get(run).attempts) == ("queued", 1)
+        assert journal.get(gone).state == "failed"
+        assert (root / "failed/f.jpg").read_bytes() == b"f"
+        assert sorted(p.name for p in processing.iterdir()) == sorted(
+            [f"{orphan}.o.jpg", run, f"{run}.r.jpg", "notes.txt"]
+        )
+        assert (processing / run / "checkpoints/0.png").read_bytes() == b"paid"
     finally:
         journal.close()
+
+
+def test_claimed_files_of_the_old_layout_move_to_their_names_at_start_up(tmp_path):
+    """An earlier hotfolder kept a claimed file in its job's folder
+    (``processing/<job-id>/a.jpg``): an upgrade finds each where this layout looks, with its
+    checkpoints and prompt file, and removes the spare folders it made ahead."""
+    root = tmp_path / "inbox"
+    [plan] = [plan_folder(FolderSection.model_validate({"path": str(root), "chain": "web"}))]
+    processing = root / ".hotfolder/processing"
+    queued, paid, orphan = (new_job_id() for _ in range(3))
+    for job_id, name in ((queued, "q.jpg"), (paid, "p.jpg"), (orphan, "o.jpg")):
+        (processing / job_id).mkdir(parents=True)
+        (processing / job_id / name).write_bytes(name.encode())
+    (processing / queued / "q.prompt.txt").write_text("a red hat")
+    (processing / paid / "checkpoints").mkdir()
+    (processing / paid / "checkpoints/0.png").write_bytes(b"paid")
+    spare = root / ".hotfolder/spare/batch1"  # the empty folders it made ahead
+    (spare / "0").mkdir(parents=True)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    try:
+        journal.add(
+            [NewJob(queued, plan.key, "q.jpg", "web"), NewJob(paid, plan.key, "p.jpg", "web")]
+        )
+
+        recovery.recover(journal, [plan])
+
+        assert claim.input_path(root, queued, "q.jpg").read_bytes() == b"q.jpg"
+        assert claim.prompt_path(root, queued, "q.jpg").read_text() == "a red hat"
+        assert claim.input_path(root, paid, "p.jpg").read_bytes() == b"p.jpg"
+        assert (claim.checkpoint_dir(root, paid) / "0.png").read_bytes() == b"paid"
+        assert journal.get(orphan).state == "queued" and journal.get(orphan).name == "o.jpg"
+        assert not (processing / queued).exists() and not (processing / orphan).exists()
+        assert not (root / ".hotfolder/spare").exists()
+        assert {r.state for r in journal.jobs()} == {"queued"}
+    finally:
+        journal.close()
+
+
+def test_a_long_name_is_claimed_under_a_name_that_fits_with_its_prompt_file(tmp_path):
+    name = "é" * 120 + ".jpg"  # 244 bytes: with a job id in front it would not fit
+    (tmp_path / name).write_bytes(b"x")
+    (tmp_path / companion(Path(name))).write_text("a prompt")
+    claimed = claim.claim(tmp_path, name, with_prompt=True)
+    assert claimed is not None
+    assert claimed.path == claim.input_path(tmp_path, claimed.id, name)
+    assert claimed.path.suffix == ".jpg" and claimed.path.name.startswith(f"{claimed.id}.")
+    assert claim.prompt_path(tmp_path, claimed.id, name).read_text() == "a prompt"
+    assert len(claim.prompt_path(tmp_path, claimed.id, name).name.encode()) <= 255
+    assert claim.split_claimed(claimed.path.name)[0] == claimed.id
 
 
 def test_a_burst_of_hints_wakes_the_loop_once_and_keeps_their_order():
@@ -199,3 +261,14 @@ def test_every_place_name_fits_255_bytes_with_its_error_file(tmp_path, length):
         assert plain.name == name  # short names are left alone
     assert fitting_name(tmp_path / name, reserve=0).name == name  # the name itself fits
     assert tagged != plain
+
+
+def test_job_ids_made_in_one_second_never_repeat(monkeypatch):
+    """Two claims in one second that draw the same 32 random bits get two ids: the journal
+    refuses a second row with the same id, and a tick's whole batch with it."""
+    draws = iter([b"\x00\x00\x00\x01", b"\x00\x00\x00\x01", b"\x00\x00\x00\x02"])
+    monkeypatch.setattr(job_module.os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr(job_module.time, "time", lambda: 1_796_000_000.0)
+    first, second = new_job_id(), new_job_id()
+    assert first == "20261130T005320-00000001"
+    assert second == "20261130T005320-00000002"

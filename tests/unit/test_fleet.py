@@ -35,7 +35,7 @@ CHAIN = {
 
 def test_a_job_message_is_plain_json_data_and_maps_paths(tmp_path):
     job = Job(
-        source="/srv/share/inbox/.hotfolder/processing/j1/a.jpg",
+        source="/srv/share/inbox/.hotfolder/processing/j1.a.jpg",
         chain="web",
         id="j1",
         checkpoint_dir=Path("/srv/share/inbox/.hotfolder/processing/j1/paid"),
@@ -53,7 +53,7 @@ def test_a_job_message_is_plain_json_data_and_maps_paths(tmp_path):
     assert JobMessage.from_dict(data) == message
     settings = ExecutorSection(path_map={"/srv/share": "/Volumes/share", "/srv": "/x"})
     mapped = message.job(settings.local_path)
-    assert mapped.source == "/Volumes/share/inbox/.hotfolder/processing/j1/a.jpg"  # longest
+    assert mapped.source == "/Volumes/share/inbox/.hotfolder/processing/j1.a.jpg"  # longest
     assert mapped.checkpoint_dir == Path("/Volumes/share/inbox/.hotfolder/processing/j1/paid")
     assert (mapped.id, mapped.chain, mapped.origin) == ("j1", "web", "/srv/share/inbox/a.jpg")
 
@@ -98,11 +98,12 @@ def redis_server(tmp_path_factory):
 
 
 def _claimed(tmp_path: Path, name: str = "a.jpg") -> Job:
-    job_dir = tmp_path / "inbox/.hotfolder/processing/j1"
-    job_dir.mkdir(parents=True)
-    Image.new("RGB", (64, 48), "teal").save(job_dir / name)
-    return Job(source=str(job_dir / name), chain="web", id="j1",
-               checkpoint_dir=job_dir / "paid", origin=str(tmp_path / "inbox" / name))  # fmt: skip
+    processing = tmp_path / "inbox/.hotfolder/processing"
+    processing.mkdir(parents=True)
+    source = processing / f"j1.{name}"
+    Image.new("RGB", (64, 48), "teal").save(source)
+    return Job(source=str(source), chain="web", id="j1", checkpoint_dir=processing / "j1/paid",
+               origin=str(tmp_path / "inbox" / name))  # fmt: skip
 
 
 async def _with_fleet(tmp_path, redis_server, body, workers=None):

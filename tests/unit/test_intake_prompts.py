@@ -68,7 +68,9 @@ def _settle(intake: Intake, rounds: int = 5) -> int:
 
 
 def _job_files(inbox: Path, job_id: str) -> list[str]:
-    return sorted(p.name for p in claim.job_dir(inbox, job_id).iterdir())
+    """The files claimed for ``job_id``, by the names they had in the folder."""
+    mine = [p.name for p in claim.processing_root(inbox).iterdir() if p.is_file()]
+    return sorted(n.removeprefix(f"{job_id}.") for n in mine if n.startswith(f"{job_id}."))
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -244,6 +246,7 @@ def test_finishing_moves_the_prompt_file_with_its_image(tmp_path: Path, after: s
     )
     claim.finish_move(inbox, claimed.id, "shoe.png", place)
     assert not claim.job_dir(inbox, claimed.id).exists()
+    assert _job_files(inbox, claimed.id) == []
     if after == "archive":
         assert sorted(p.name for p in Path(place).parent.iterdir()) == [
             "shoe.png",

@@ -9,11 +9,11 @@ One module per job:
 * :mod:`.watcher`: observers (:mod:`.inotify` for a folder that is not recursive on Linux,
   watchdog's otherwise), hints and rescans;
 * :mod:`.intake`: candidates, readiness, claims and quarantine;
-* :mod:`.claim`: moves between a folder's places (``.hotfolder/processing/<job-id>/``,
+* :mod:`.claim`: moves between a folder's places (``.hotfolder/processing/``,
   archive, failed), each one rename;
 * :mod:`.journal`: the SQLite job ledger, which is the queue;
 * :mod:`.scheduler`: concurrency, pauses, timeouts, attempts, duplicates;
-* :mod:`.recovery`: journal and processing folders made to agree at start-up;
+* :mod:`.recovery`: journal and ``processing/`` made to agree at start-up;
 * :mod:`.lock`: one daemon per state dir, and the pid of the running one;
 * :mod:`.service`: the run loop, signals, reload;
 * :mod:`.status`: what ``hotfolder status`` reports;

@@ -3,22 +3,29 @@
 ::
 
     <folder>/photo.jpg
-      └─ claim ──> <folder>/.hotfolder/processing/<job-id>/photo.jpg   (+ checkpoints/)
-                     (the folder: a spare from .hotfolder/spare/, renamed; see spares.py)
+      └─ claim ──> <folder>/.hotfolder/processing/<job-id>.photo.jpg
                      ├─ done ────> archive/<YYYY-MM-DD>/photo.jpg  (or deleted, or put back)
                      └─ failed ──> failed/photo.jpg + failed/photo.jpg.error.json
+                   <folder>/.hotfolder/processing/<job-id>/checkpoints/   (paid results)
+
+A claim is one rename, into ``processing/`` itself under a name that starts with the job id.
+The job's own folder is made only when a paid step saves its result there: making a folder
+costs ext4 100-350 µs of kernel time on the machines measured (an inode and a block,
+journaled, holding the parent's lock), several times a rename, and with thousands of files
+present at start-up a folder per claim was most of the claiming (``docs/benchmarks.md``).
 
 A companion prompt file (``photo.prompt.txt``, :mod:`hotfolder.prompts`) is claimed with its
-image, into the same processing folder, and goes wherever the image goes, renamed alike
-(``photo.<job-id>.jpg`` takes ``photo.<job-id>.prompt.txt`` with it).
+image, beside it (``<job-id>.photo.prompt.txt``), and goes wherever the image goes, renamed
+alike (``photo.<job-id>.jpg`` takes ``photo.<job-id>.prompt.txt`` with it).
 
 The journal records where a file is going *before* it is moved (``place``), so a crash between
 the two is finished at the next start by :func:`finish_move`. Every name made here fits the file
-system's limit of 255 bytes, with room for the ``.error.json`` beside it: a name that would not
-(a long name in a script of many bytes per character, plus a job id) keeps its start and
-extension and gets a short hash of the whole name instead of its middle. A processing folder with no
-journal row (a crash between the rename and the insert) is adopted at start-up by
-:mod:`hotfolder.daemon.recovery`.
+system's limit of 255 bytes, with room for the ``.error.json`` (or the prompt suffix) beside
+it: a name that would not (a long name in a script of many bytes per character, plus a job id)
+keeps its start and extension and gets a short hash of the whole name instead of its middle.
+A claimed file with no journal row (a crash between the rename and the insert) is adopted at
+start-up by :mod:`hotfolder.daemon.recovery`, which also moves the files of an older layout
+(``processing/<job-id>/photo.jpg``) to their names here.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import Any
 from hotfolder.daemon import settings
 from hotfolder.daemon.readiness import Signature
 from hotfolder.fsutil import atomic_write, fsync_dir
-from hotfolder.job import new_job_id
+from hotfolder.job import is_job_id, new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, stat_path, unsafe_reason
 from hotfolder.pauses import iso_time
 from hotfolder.prompts import PROMPT_SUFFIX, companion
@@ -72,38 +79,48 @@ class Claimed:
 
 
 def processing_root(folder_root: Path) -> Path:
-    """``<folder>/.hotfolder/processing``: one folder per claimed job in it."""
+    """``<folder>/.hotfolder/processing``: the claimed files, and the jobs' folders."""
     return folder_root / settings.STATE_SUBDIR / PROCESSING
 
 
 def job_dir(folder_root: Path, job_id: str) -> Path:
-    """``<folder>/.hotfolder/processing/<job-id>``: the claimed file and its checkpoints."""
+    """``<folder>/.hotfolder/processing/<job-id>``: the job's checkpoints, once it has any."""
     return processing_root(folder_root) / job_id
 
 
-def claim(
-    folder_root: Path, rel: str, *, with_prompt: bool = False, spare: str | None = None
-) -> Claimed | None:
-    """Rename ``<folder>/<rel>`` into a new processing folder, and with ``with_prompt`` its
-    prompt file after it (the image first: a crash between the two leaves a job without its
-    prompt, never a prompt taken for a job); None if the image vanished first. ``spare``, an
-    empty folder made ahead (:mod:`hotfolder.daemon.spares`), becomes the processing folder
-    when it can; otherwise one is made."""
+def claimed_name(job_id: str, name: str) -> str:
+    """The name of a claimed file ``name`` in ``processing/``: ``<job-id>.<name>``, shortened
+    when needed so that its prompt file's name fits too."""
+    joined = f"{job_id}.{name}"
+    if len(joined.encode()) <= NAME_MAX_BYTES - len(PROMPT_SUFFIX):
+        return joined  # the usual case, without building a Path
+    return fitting_name(Path(joined), reserve=len(PROMPT_SUFFIX)).name
+
+
+def split_claimed(name: str) -> tuple[str, str] | None:
+    """``(job_id, name)`` of a claimed file's name in ``processing/``; None for a name that is
+    not one (a stranger's file)."""
+    job_id, dot, rest = name.partition(".")
+    return (job_id, rest) if dot and rest and is_job_id(job_id) else None
+
+
+def claim(folder_root: Path, rel: str, *, with_prompt: bool = False) -> Claimed | None:
+    """Rename ``<folder>/<rel>`` into ``processing/``, and with ``with_prompt`` its prompt file
+    after it (the image first: a crash between the two leaves a job without its prompt, never
+    a prompt taken for a job); None if the image vanished first."""
     job_id = new_job_id()
     # strings, not pathlib: this runs for every file, thousands a second at start-up
     root = os.fspath(folder_root)
-    target_dir = os.path.join(root, settings.STATE_SUBDIR, PROCESSING, job_id)
-    if spare is None or not _rename_spare(spare, target_dir):
-        try:
-            os.mkdir(target_dir)
-        except FileNotFoundError:
-            os.makedirs(target_dir)
-    target = os.path.join(target_dir, rel.rpartition("/")[2])
+    name = rel.rpartition("/")[2]
+    target = os.path.join(root, settings.STATE_SUBDIR, PROCESSING, claimed_name(job_id, name))
+    source = os.path.join(root, rel)
     try:
-        os.rename(os.path.join(root, rel), target)
+        os.rename(source, target)
     except FileNotFoundError:
-        os.rmdir(target_dir)
-        return None
+        if not os.path.lexists(source):
+            return None
+        os.makedirs(os.path.dirname(target), exist_ok=True)  # someone removed processing/
+        os.rename(source, target)
     if with_prompt:
         with contextlib.suppress(FileNotFoundError):
             os.rename(companion(Path(root, rel)), companion(Path(target)))
@@ -111,25 +128,9 @@ def claim(
     return Claimed(job_id, rel, Path(target), Signature.of(st), st)
 
 
-def _rename_spare(spare: str, target_dir: str) -> bool:
-    """Whether the empty folder ``spare`` is now ``target_dir`` (False when it is gone: the
-    caller then makes the folder)."""
-    for _ in range(2):
-        try:
-            os.rename(spare, target_dir)
-        except FileNotFoundError:
-            if not os.path.isdir(spare):
-                return False
-            os.makedirs(os.path.dirname(target_dir), exist_ok=True)  # the first claim here
-        except OSError:
-            return False
-        else:
-            return True
-    return False
-
-
 def input_path(folder_root: Path, job_id: str, rel: str) -> Path:
-    return job_dir(folder_root, job_id) / PurePosixPath(rel).name
+    """Where a claimed file is while its job is not finished."""
+    return processing_root(folder_root) / claimed_name(job_id, PurePosixPath(rel).name)
 
 
 def prompt_path(folder_root: Path, job_id: str, rel: str) -> Path:

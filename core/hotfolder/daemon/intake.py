@@ -1,7 +1,7 @@
 """From "a file appeared" to "a job is queued": candidates, readiness, claims, quarantine.
 
 Hints (events) and scans add *candidates*; :meth:`Intake.tick` looks at each candidate that
-is due, and claims the ready ones in one batch: each is renamed into its processing folder,
+is due, and claims the ready ones in one batch: each is renamed into ``processing/``,
 then all are recorded in one journal transaction. Memory holds only files still being
 written; claimed files are journal rows. What is unsafe to read (and so quarantined) is decided
 by the local-file policy of ``[resolvers.path]``, the same one the path resolver applies.
@@ -27,11 +27,11 @@ from loguru import logger
 
 from hotfolder.daemon import claim
 from hotfolder.daemon.companions import PROMPT_POLICY, PromptFiles, hear
+from hotfolder.daemon.due import DueTimes
 from hotfolder.daemon.fates import NO_ROUTE, Board, Ignored, ignored_fate
 from hotfolder.daemon.folders import FolderPlan, HintKind, is_normalised
 from hotfolder.daemon.journal import Journal, NewJob
 from hotfolder.daemon.readiness import Candidate, Signature, check
-from hotfolder.daemon.spares import SpareFolders
 from hotfolder.daemon.watcher import survey
 from hotfolder.job import new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, unsafe_reason
@@ -59,7 +59,7 @@ class Intake:
         self.plans: dict[str, FolderPlan] = {}
         self.policy = policy
         self.candidates: dict[str, tuple[FolderPlan, Candidate]] = {}
-        self._due: dict[str, float] = {}
+        self._due = DueTimes()
         #: Candidates the folder does not take, to be failed once complete.
         self._unmatched: dict[str, Ignored] = {}
         self.prompts = PromptFiles()
@@ -73,8 +73,6 @@ class Intake:
         #: The last tick stopped at its batch or time limit with due files left.
         self.behind = False
         self.board = Board(journal)
-        #: Empty processing folders made ahead by a thread (the daemon starts and stops it).
-        self.spares = SpareFolders()
         for plan in plans:
             self.board.forget(plan.key)  # what a previous run saw is not known now
         self.replace(plans, policy)
@@ -85,10 +83,7 @@ class Intake:
         for key in [k for k in self.plans if k not in {p.key for p in plans}]:
             self.board.forget(key)
             self.prompts.forget(key)
-            self.spares.forget(str(self.plans[key].root))
         self.plans = {p.key: p for p in plans}
-        for plan in plans:
-            self.spares.keep(str(plan.root))
         self.policy = policy
         for path, (plan, cand) in list(self.candidates.items()):
             if plan.key not in self.plans:
@@ -114,7 +109,7 @@ class Intake:
             return
         if _is_prompt(plan, rel, plan.filter.why_not(rel)):
             self.prompts.heard(plan.key, path, kind)
-            if (image := self._images.get(path)) in self._due:
+            if (image := self._images.get(path)) is not None and image in self._due:
                 self._due[image] = 0.0  # its image looks again
             return
         fate = self._fate(plan, rel)
@@ -163,7 +158,6 @@ class Intake:
             return count
         if self.unreachable.pop(plan.key, None) is not None:
             logger.info("{} can be read again", plan.root)
-        self.spares.want(root, count)
         return count
 
     def _surveyed_prompts(self, plan: FolderPlan, present: set[str]) -> None:
@@ -208,7 +202,7 @@ class Intake:
 
     def _drop(self, path: str) -> None:
         found = self.candidates.pop(path, None)
-        self._due.pop(path, None)
+        self._due.pop(path)
         self._unmatched.pop(path, None)
         self._ready_at.pop(path, None)
         prompt = _prompt_of(path)
@@ -224,11 +218,10 @@ class Intake:
         now = time.monotonic()
         jobs: list[NewJob] = []
         self.behind = False
-        for path, due in list(self._due.items()):
-            if due > now:
-                continue
+        for path in self._due.due(now):
             if len(jobs) >= BATCH or time.monotonic() - now >= LOOK_BUDGET_SECONDS:
                 self.behind = True
+                self._due.put_back(path)
                 break
             plan, cand = self.candidates[path]
             quiet = plan.section.quiet_seconds
@@ -313,7 +306,7 @@ class Intake:
     def _claim(
         self, plan: FolderPlan, path: str, st: os.stat_result, *, with_prompt: bool
     ) -> NewJob | None:
-        """Rename a ready file (and its prompt file) into its processing folder; the job to
+        """Rename a ready file (and its prompt file) into ``processing/``; the job to
         record, or None when it is not taken after all. Recorded by :meth:`_record`, with
         the rest of the tick's, before any of them can start."""
         rel = plan.rel(path)
@@ -324,8 +317,7 @@ class Intake:
         if plan.section.after == "keep" and self.journal.seen(plan.key, rel, sig):
             return None  # put back after processing; not new
         try:
-            spare = self.spares.take(str(plan.root))
-            claimed = claim.claim(plan.root, rel, with_prompt=with_prompt, spare=spare)
+            claimed = claim.claim(plan.root, rel, with_prompt=with_prompt)
         except OSError as exc:
             logger.error("{}: cannot claim it ({}); trying again later", path, exc.strerror)
             return None

@@ -5,8 +5,11 @@
   were working, not waiting for a Venice slot or a retry (the journal's meta ``waits``).
 * A finished job whose original was not moved yet (a crash between the journal's commit and
   the rename) is moved now to the place the journal recorded.
-* A processing folder with no journal row (a crash between the rename and the insert) is
-  recorded as a queued job; an empty one is removed.
+* A claimed file with no journal row (a crash between the rename and the insert) is recorded
+  as a queued job; a job's folder with no row is removed.
+* The claimed files of an older layout (``processing/<job-id>/photo.jpg``) are moved to their
+  names now (``processing/<job-id>.photo.jpg``), and the empty spare folders it made ahead
+  (``.hotfolder/spare/``) are removed.
 * A queued job whose claimed file is gone is marked failed, so that nothing is silently lost.
 * A failed job's processing folder keeps its paid results for ``hotfolder retry`` (which then
   pays nothing again) for ``FAILED_CHECKPOINTS_KEEP_SECONDS``; then it is removed.
@@ -14,17 +17,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
 from loguru import logger
 
-from hotfolder.daemon import claim
+from hotfolder.daemon import claim, settings
 from hotfolder.daemon.folders import FolderPlan
 from hotfolder.daemon.journal import FINAL_STATES, JobRow, Journal, NewJob
 from hotfolder.daemon.readiness import Signature
-from hotfolder.prompts import is_prompt_file
+from hotfolder.fsutil import fsync_dir
+from hotfolder.prompts import companion, is_prompt_file
 
 
 def recover(journal: Journal, plans: list[FolderPlan]) -> None:
@@ -44,40 +49,87 @@ def reconcile(
     processing = claim.processing_root(plan.root)
     if not processing.is_dir():
         return
+    _remove_spares(plan.root)
+    for entry in _listed(processing):
+        if entry.is_dir(follow_symlinks=False) and entry.name not in busy:
+            _move_old_layout(Path(entry.path))
+    folders: set[str] = set()
+    images: dict[str, str | None] = {}  # job id -> its claimed file's name (None: a prompt's)
+    for entry in _listed(processing):
+        if entry.is_dir(follow_symlinks=False):
+            folders.add(entry.name)
+        elif (parsed := claim.split_claimed(entry.name)) is None:
+            logger.warning("{} is no claimed file; leaving it for you to look at", entry.path)
+        elif is_prompt_file(parsed[1]):
+            images.setdefault(parsed[0], None)
+        else:
+            images[parsed[0]] = parsed[1]
     adopted: list[NewJob] = []
-    for entry in sorted(processing.iterdir()):
-        if not entry.is_dir() or entry.is_symlink() or entry.name in busy:
-            continue
-        row = journal.get(entry.name)
-        if row is not None:
-            if row.state == "failed" and not os.path.lexists(
-                claim.input_path(plan.root, row.id, row.name)
-            ):
-                _prune_failed_checkpoints(plan, row)
-            elif row.state in FINAL_STATES:
-                logger.info("job {} ({}) was {}; finishing its move", row.id, row.name, row.state)
-                claim.finish_move(
-                    plan.root, row.id, row.name, row.place, keep_checkpoints=row.state == "failed"
+    for job_id in sorted((folders | set(images)) - set(busy)):
+        row = journal.get(job_id)
+        if row is None:
+            if (name := images.get(job_id)) is not None:
+                path = claim.input_path(plan.root, job_id, name)
+                chain = plan.chain_for(name) or plan.chain or ""
+                adopted.append(
+                    NewJob(job_id, plan.key, name, chain, str(Signature.of(path.lstat())))
                 )
-            continue
-        inputs = [
-            p for p in entry.iterdir() if p.name != claim.CHECKPOINTS and not is_prompt_file(p)
-        ]
-        if not inputs:
-            claim.remove_job_dir(plan.root, entry.name)
-            continue
-        if len(inputs) > 1:
-            logger.warning("{} holds {} files; leaving it for you to look at", entry, len(inputs))
-            continue
-        sig = Signature.of(inputs[0].lstat())
-        chain = plan.chain_for(inputs[0].name) or plan.chain or ""
-        adopted.append(NewJob(entry.name, plan.key, inputs[0].name, chain, str(sig)))
+            elif job_id in images:
+                logger.warning(
+                    "job {}: a prompt file with no image and no journal row; leaving it for "
+                    "you to look at",
+                    job_id,
+                )
+            else:
+                claim.remove_job_dir(plan.root, job_id)
+        elif row.state == "failed" and not os.path.lexists(
+            claim.input_path(plan.root, row.id, row.name)
+        ):
+            _prune_failed_checkpoints(plan, row)
+        elif row.state in FINAL_STATES:
+            logger.info("job {} ({}) was {}; finishing its move", row.id, row.name, row.state)
+            claim.finish_move(
+                plan.root, row.id, row.name, row.place, keep_checkpoints=row.state == "failed"
+            )
     if adopted:
         logger.warning(
             "{}: {} file(s) claimed just before a crash were not recorded; queued now",
             plan.root, len(adopted),
         )  # fmt: skip
         journal.add(adopted)
+
+
+def _listed(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as entries:
+        return sorted((e for e in entries if not e.is_symlink()), key=lambda e: e.name)
+
+
+def _move_old_layout(folder: Path) -> None:
+    """Move the claimed file (and its prompt file) out of a job's folder of the layout before
+    this one, to its name beside it; the folder keeps its checkpoints."""
+    inside = [p for p in folder.iterdir() if p.name != claim.CHECKPOINTS and p.is_file()]
+    images = [p for p in inside if not is_prompt_file(p.name)]
+    if len(images) > 1:
+        logger.warning("{} holds {} files; leaving it for you to look at", folder, len(images))
+        return
+    for path in sorted(inside, key=lambda p: is_prompt_file(p.name)):  # the image first
+        target = folder.parent / claim.claimed_name(folder.name, path.name)
+        if images and path != images[0]:
+            target = companion(folder.parent / claim.claimed_name(folder.name, images[0].name))
+        os.rename(path, target)
+        logger.info("job {}: {} moved to {} (the new layout)", folder.name, path.name, target.name)
+    if inside:
+        fsync_dir(folder.parent)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # no checkpoints: the folder is not needed any more
+
+
+def _remove_spares(folder_root: Path) -> None:
+    """Remove the empty folders an older hotfolder made ahead in ``.hotfolder/spare/``."""
+    spare = folder_root / settings.STATE_SUBDIR / "spare"
+    for path, _, _ in os.walk(spare, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # an empty folder; anything else stays
 
 
 def _uncharge_waiting(journal: Journal) -> None:

@@ -1,4 +1,4 @@
-"""``hotfolder retry``: a failed job's original moves back into its processing folder and the
+"""``hotfolder retry``: a failed job's original moves back into ``processing/`` and the
 job is queued again; a running daemon picks it up within a second."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hotfolder.localfiles import STRICT, LocalFilePolicy, unsafe_reason
 
 
 def requeue(journal: Journal, row: JobRow, policy: LocalFilePolicy = STRICT) -> None:
-    """Move a failed job's original back into its processing folder and queue the job; an
+    """Move a failed job's original back into ``processing/`` and queue the job; an
     original the local-file ``policy`` (``[resolvers.path]``) refuses stays where it is."""
     if row.state != "failed":
         msg = f"job {row.id} ({row.name}) is {row.state}, not failed"

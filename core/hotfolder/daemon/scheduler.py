@@ -539,7 +539,7 @@ class Scheduler:
             logger.exception(
                 "job {} could not be moved to the failed place either; its original stays in {}",
                 row.id,
-                claim.job_dir(plan.root, row.id),
+                claim.input_path(plan.root, row.id, row.name),
             )
 
     async def _skip(self, row: JobRow, plan: FolderPlan, dup: JobRow) -> None:

@@ -134,7 +134,6 @@ class Daemon:
             journal.set_meta("waits", None)
             journal.set_meta("fleet", None)
             self.intake = Intake(journal, self.plans, policy_for(self.config))
-            self.intake.spares.start()
             self.scheduler = Scheduler(
                 journal, self.make_runtime(self.config), self.plans, runner=self.runner
             )
@@ -236,8 +235,6 @@ class Daemon:
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None:
             await scheduler.aclose()
-        if (intake := getattr(self, "intake", None)) is not None:
-            intake.spares.stop()
         for plan in self.plans:
             plan.unlock()
         logger.info("daemon stopped")

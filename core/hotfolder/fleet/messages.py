@@ -27,7 +27,7 @@ class JobMessage:
     job_id: str
     #: The watcher's attempt number; an outcome names it so a late one is recognised.
     attempt: int
-    #: The claimed input (``<folder>/.hotfolder/processing/<job>/<name>``), as the watcher
+    #: The claimed input (``<folder>/.hotfolder/processing/<job>.<name>``), as the watcher
     #: names it; a worker maps it with ``[executor] path_map``.
     source: str
     chain: str

@@ -1,7 +1,7 @@
 """Pictures of a job: its input and its outputs, as small thumbnails and a line of facts.
 
 Only files the journal names for that job are ever read: the input is found from the job's
-row (the archive or failed place once finished, the processing folder before) and each output
+row (the archive or failed place once finished, ``processing/`` before) and each output
 from ``outputs[i].location``; the URL only picks *which* of them (``input`` or an output's
 index), never a path. Every file is read with the local-file policy (no symbolic links, no
 extra hard links, at most ``[imaging] max_bytes``) and decoded through the imaging gate with
@@ -59,7 +59,7 @@ class Facts:
 
 def input_file(row: JobRow) -> Path | None:
     """Where the job's original is now: the archive or failed place once finished (``place``),
-    its processing folder before."""
+    ``processing/`` before."""
     if row.state in ("done", "failed", "skipped"):
         return Path(row.place) if row.place and os.path.isabs(row.place) else None
     return claim.input_path(Path(row.folder), row.id, row.name)
