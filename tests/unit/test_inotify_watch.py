@@ -81,6 +81,54 @@ def test_files_written_moved_in_and_read_are_heard_as_the_daemon_needs(tmp_path:
     assert not watch.is_alive(), "stop() did not end the watch's thread"
 
 
+def test_opens_and_reads_go_unheard_while_a_backlog_is_worked_through(tmp_path: Path) -> None:
+    """The daemon's own look at each file of a backlog is an open and a close: the watch
+    stops asking for them, and a writer is still heard by its writes and its close."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    old = inbox / "old.jpg"
+    old.write_bytes(b"x")
+    heard = Heard()
+    watch = InotifyWatch(str(inbox), heard)
+    watch.start()
+    try:
+        watch.hear_opens(False)
+        old.read_bytes()  # the daemon's look: unheard
+        new = inbox / "new.jpg"
+        new.write_bytes(b"y")  # a writer: heard without its open
+        wait_until("the writer's close", lambda: "arrived" in heard.of(new))
+        assert heard.of(old) == [] and "opened" not in heard.of(new), heard.events
+
+        watch.hear_opens(True)
+        old.read_bytes()
+        wait_until("the reader's close", lambda: "closed" in heard.of(old))
+        assert heard.of(old) == ["opened", "closed"]
+    finally:
+        watch.stop()
+        watch.join(5)
+
+
+def test_a_folder_made_again_at_its_path_keeps_its_old_watch_as_it_was(tmp_path: Path) -> None:
+    """Asking for other events goes by path: one made again at the folder's path (the
+    daemon's moved-folder check starts a new watch for it) is not watched by the old one."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    heard = Heard()
+    watch = InotifyWatch(str(inbox), heard)
+    watch.start()
+    try:
+        os.rename(inbox, tmp_path / "moved")
+        inbox.mkdir()
+        watch.hear_opens(False)
+        (inbox / "stray.jpg").write_bytes(b"z")
+        (tmp_path / "moved" / "kept.jpg").write_bytes(b"k")
+        wait_until("the moved folder's file", lambda: heard.events != [])
+        assert all("stray" not in path for path, _ in heard.events), heard.events
+    finally:
+        watch.stop()
+        watch.join(5)
+
+
 def test_the_watch_ends_with_its_folder(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()

@@ -185,6 +185,8 @@ class Daemon:
                         self._adopt_orphans()
                     if self.intake.tick():
                         self.scheduler.wake.set()
+                    for watch in self.watches.values():  # not the events of its own looks
+                        watch.hear_opens(not self.intake.behind)
                     if not self.intake.behind:  # idle: the name index catches up, a batch a tick
                         self.scheduler.journal.index_names()
                     trouble.over(self._journal_back)

@@ -162,6 +162,11 @@ class FolderWatch:
             return True
         return all(emitter.is_alive() for emitter in observer.emitters)
 
+    def hear_opens(self, on: bool) -> None:
+        """See :meth:`InotifyWatch.hear_opens`; watchdog's observers always hear them."""
+        if isinstance(self.observer, InotifyWatch):
+            self.observer.hear_opens(on)
+
     def stop(self) -> None:
         observer, self.observer = self.observer, None
         if observer is not None:
