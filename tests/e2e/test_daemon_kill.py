@@ -79,7 +79,12 @@ def test_kill_9_at_random_moments_loses_nothing_and_pays_at_most_once_more_per_k
     assert sorted(p.name for p in archived) == names
     assert [p.name for p in inbox.iterdir()] == [".hotfolder"]
     assert list((inbox / ".hotfolder" / "processing").iterdir()) == []
-    outputs = files_under(tmp_path / "out")
+    written = files_under(tmp_path / "out")
+    # A kill during an output's atomic write leaves its temporary file (``.NAME.XXXX.tmp``,
+    # never a half-written NAME): at most one per kill. Nothing removes such files yet.
+    outputs = [p for p in written if not p.name.startswith(".")]
+    left = [p.name for p in written if p.name.startswith(".")]
+    assert all(n.endswith(".tmp") for n in left) and len(left) <= KILLS, left
     assert sorted(p.name for p in outputs) == sorted(n.replace(".png", "-up.png") for n in names)
     for out in outputs[:: FILES // 10]:
         with Image.open(out) as im:
