@@ -29,7 +29,7 @@ from hotfolder.daemon.folders import FolderPlan
 from hotfolder.daemon.journal import FINAL_STATES, JobRow, Journal, NewJob
 from hotfolder.daemon.readiness import Signature
 from hotfolder.fsutil import fsync_dir
-from hotfolder.prompts import companion, is_prompt_file
+from hotfolder.prompts import is_prompt_file
 
 
 def recover(journal: Journal, plans: list[FolderPlan]) -> None:
@@ -50,12 +50,17 @@ def reconcile(
     if not processing.is_dir():
         return
     _remove_spares(plan.root)
-    for entry in _listed(processing):
-        if entry.is_dir(follow_symlinks=False) and entry.name not in busy:
-            _move_old_layout(Path(entry.path))
+    listed = _listed(processing)
+    moved = [
+        _move_old_layout(plan.root, Path(entry.path))
+        for entry in listed
+        if entry.is_dir(follow_symlinks=False) and entry.name not in busy
+    ]
+    if any(moved):
+        listed = _listed(processing)
     folders: set[str] = set()
     images: dict[str, str | None] = {}  # job id -> its claimed file's name (None: a prompt's)
-    for entry in _listed(processing):
+    for entry in listed:
         if entry.is_dir(follow_symlinks=False):
             folders.add(entry.name)
         elif (parsed := claim.split_claimed(entry.name)) is None:
@@ -104,24 +109,32 @@ def _listed(folder: Path) -> list[os.DirEntry[str]]:
         return sorted((e for e in entries if not e.is_symlink()), key=lambda e: e.name)
 
 
-def _move_old_layout(folder: Path) -> None:
+def _move_old_layout(folder_root: Path, folder: Path) -> bool:
     """Move the claimed file (and its prompt file) out of a job's folder of the layout before
-    this one, to its name beside it; the folder keeps its checkpoints."""
+    this one, to where :func:`claim.input_path` now looks; the folder keeps its checkpoints.
+    Whether anything moved."""
+    job_id = folder.name
     inside = [p for p in folder.iterdir() if p.name != claim.CHECKPOINTS and p.is_file()]
     images = [p for p in inside if not is_prompt_file(p.name)]
     if len(images) > 1:
         logger.warning("{} holds {} files; leaving it for you to look at", folder, len(images))
-        return
-    for path in sorted(inside, key=lambda p: is_prompt_file(p.name)):  # the image first
-        target = folder.parent / claim.claimed_name(folder.name, path.name)
-        if images and path != images[0]:
-            target = companion(folder.parent / claim.claimed_name(folder.name, images[0].name))
+        return False
+    # the image first; its prompt file beside it as the claim puts it
+    named = images[0].name if images else None
+    for path in sorted(inside, key=lambda p: is_prompt_file(p.name)):
+        if named is None:
+            target = claim.processing_root(folder_root) / claim.claimed_name(job_id, path.name)
+        elif path.name == named:
+            target = claim.input_path(folder_root, job_id, named)
+        else:
+            target = claim.prompt_path(folder_root, job_id, named)
         os.rename(path, target)
-        logger.info("job {}: {} moved to {} (the new layout)", folder.name, path.name, target.name)
+        logger.info("job {}: {} moved to {} (the new layout)", job_id, path.name, target.name)
     if inside:
         fsync_dir(folder.parent)
     with contextlib.suppress(OSError):
         folder.rmdir()  # no checkpoints: the folder is not needed any more
+    return bool(inside)
 
 
 def _remove_spares(folder_root: Path) -> None:
