@@ -162,10 +162,11 @@ class ResolveContext:
 
     runtime: RuntimeView
     base_dir: Path | None = None
-    #: The name the input goes by when ``ref`` is not where it came from (the daemon reads a
-    #: claimed file from ``processing/`` under a name with its job id): the artifact's name,
-    #: which outputs are named after and messages say. None: the ref's own name.
-    name: str | None = None
+    #: Where the input came from when ``ref`` is a copy of it elsewhere (the daemon reads a
+    #: claimed file from ``processing/`` under a name with its job id). Its name is the
+    #: artifact's name, which outputs are named after and messages say; a manifest takes its
+    #: relative images from its folder. None: ``ref`` is where the input came from.
+    origin: Path | None = None
 
 
 class Resolver(Component):

@@ -130,7 +130,7 @@ class Engine:
         """
         try:
             return await self.runtime.resolve(
-                job.source, base_dir=job.base_dir, name=job.origin_name
+                job.source, base_dir=job.base_dir, origin=job.origin_path
             )
         except HotfolderError as exc:
             call_observers(self.runtime.pm, "hotfolder_job_started", job=job)
@@ -153,7 +153,7 @@ class Engine:
         started = time.monotonic()
         if job_input is None:
             job_input = await self.runtime.resolve(
-                job.source, base_dir=job.base_dir, name=job.origin_name
+                job.source, base_dir=job.base_dir, origin=job.origin_path
             )
         job.chain = job_input.chain or job.chain
         for index, params in job_input.overrides.items():

@@ -104,6 +104,11 @@ class Job:
         return short_ref(self.origin or self.source)
 
     @property
+    def origin_path(self) -> Path | None:
+        """:attr:`origin` as a path; None without one."""
+        return Path(self.origin) if self.origin else None
+
+    @property
     def origin_name(self) -> str | None:
         """The file name of :attr:`origin`, which the input goes by; None without one."""
         return PurePath(self.origin).name if self.origin else None

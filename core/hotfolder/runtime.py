@@ -80,13 +80,13 @@ class Runtime:
         self._services[key] = value
 
     async def resolve(
-        self, ref: str, *, base_dir: Path | None = None, name: str | None = None
+        self, ref: str, *, base_dir: Path | None = None, origin: Path | None = None
     ) -> JobInput:
-        """Resolve ``ref`` with the first resolver that accepts it (``name``: see
-        :attr:`ResolveContext.name`)."""
+        """Resolve ``ref`` with the first resolver that accepts it (``origin``: see
+        :attr:`ResolveContext.origin`)."""
         for resolver in self.resolvers:
             if resolver.accepts(ref):
-                context = ResolveContext(runtime=self, base_dir=base_dir, name=name)
+                context = ResolveContext(runtime=self, base_dir=base_dir, origin=origin)
                 job_input: JobInput = await call_component(resolver, resolver.resolve, ref, context)
                 return job_input
         names = ", ".join(r.name for r in self.resolvers) or "none"

@@ -26,6 +26,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import re
 import tomllib
 from dataclasses import replace
@@ -40,7 +41,7 @@ from hotfolder.localfiles import MANIFEST_SUFFIXES, LocalFile, LocalFilePolicy, 
 from hotfolder.naming import url_file_name
 
 if TYPE_CHECKING:
-    from hotfolder import Register, RuntimeView
+    from hotfolder import Register
 
 URL_MEDIA_TYPES = ("image/", "application/octet-stream")
 
@@ -85,7 +86,7 @@ class PathResolver(hotfolder.Resolver):
         policy = replace(self.params.local_file_policy, max_bytes=limits.max_bytes)
         with imaging.whole_image_turn():  # many large files starting at once: a few at a time
             file, data = LocalFile.read(path, policy)
-            name = context.name or path.name
+            name = (context.origin or path).name
             artifact = hotfolder.Artifact.from_file(file, data, name=name, limits=limits)
         return hotfolder.JobInput(artifact=artifact, source=str(path), base_dir=path.parent)
 
@@ -280,11 +281,14 @@ class ManifestResolver(hotfolder.Resolver):
 
     async def resolve(self, ref: str, context: hotfolder.ResolveContext) -> hotfolder.JobInput:
         path = local_path(ref, context.base_dir)
+        # A manifest the daemon claimed is read from processing/; it is named, and its images
+        # are found, where it was dropped.
+        manifest_path = context.origin or path
         policy = LocalFilePolicy(max_bytes=self.params.max_bytes)
         raw = await asyncio.to_thread(read_local, path, policy)
-        manifest = parse_manifest(path, raw)
-        folder = path.parent
-        refs = [self._anchor(path, image, context.runtime) for image in manifest.images]
+        manifest = parse_manifest(manifest_path, raw)
+        folder = manifest_path.parent
+        refs = [self._anchor(manifest_path, image, context) for image in manifest.images]
         first = await context.runtime.resolve(refs[0], base_dir=folder)
         return hotfolder.JobInput(
             artifact=first.artifact,
@@ -295,9 +299,9 @@ class ManifestResolver(hotfolder.Resolver):
             extra_refs=refs[1:],
         )
 
-    def _anchor(self, manifest: Path, ref: str, runtime: RuntimeView) -> str:
+    def _anchor(self, manifest: Path, ref: str, context: hotfolder.ResolveContext) -> str:
         """A local image as an absolute path inside the manifest's folder; others as given."""
-        resolver = next((r for r in runtime.resolvers if r.accepts(ref)), None)
+        resolver = next((r for r in context.runtime.resolvers if r.accepts(ref)), None)
         if resolver is None or resolver.name != PathResolver.name:
             return ref
         folder = manifest.parent
@@ -308,6 +312,15 @@ class ManifestResolver(hotfolder.Resolver):
             msg = f"{manifest}: image {ref!r} is outside the manifest's folder; refused"
             hint = "move it next to the manifest, or set allow_outside_paths = true"
             raise UnsafeInputError(msg, hint=hint + " under [resolvers.manifest]")
+        if context.origin is not None and not os.path.lexists(path):
+            msg = f"{manifest}: image {ref!r} is not at {path}"
+            hint = (
+                "a manifest in a watched folder takes its images from that folder: keep them "
+                "where the folder does not take them on their own (a subfolder, when it is not "
+                "recursive, or an excluded one; an image beside the manifest becomes a job of "
+                "its own), drop the manifest last, and drop it again"
+            )
+            raise InputError(msg, hint=hint)
         return str(path)
 
 

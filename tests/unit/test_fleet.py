@@ -55,7 +55,9 @@ def test_a_job_message_is_plain_json_data_and_maps_paths(tmp_path):
     mapped = message.job(settings.local_path)
     assert mapped.source == "/Volumes/share/inbox/.hotfolder/processing/j1.a.jpg"  # longest
     assert mapped.checkpoint_dir == Path("/Volumes/share/inbox/.hotfolder/processing/j1/paid")
-    assert (mapped.id, mapped.chain, mapped.origin) == ("j1", "web", "/srv/share/inbox/a.jpg")
+    assert (mapped.id, mapped.chain) == ("j1", "web")
+    assert (mapped.origin, mapped.folder) == ("/Volumes/share/inbox/a.jpg", "/Volumes/share/inbox")
+    assert mapped.archive == "deleted"
 
 
 @pytest.mark.parametrize("name", errors.__all__)

@@ -365,3 +365,32 @@ def test_manifest_first_image_goes_through_the_path_checks(job_folder: Path) -> 
     manifest.write_text('images = ["alias.jpg"]\n')
     with pytest.raises(UnsafeInputError, match="symbolic link"):
         resolve(str(manifest))
+
+
+def test_a_claimed_manifest_is_named_and_read_from_where_it_was_dropped(job_folder: Path) -> None:
+    """The daemon reads a claimed manifest from ``processing/`` under another name; its origin
+    names it and anchors its images, which must stay inside the folder it was dropped in."""
+    claimed = job_folder / ".hotfolder/processing/20261201T000000-00000000.set.job.toml"
+    claimed.parent.mkdir(parents=True)
+    claimed.write_text('images = ["front.jpg", "assets/backdrop.png"]\n')
+    origin = job_folder / "set.job.toml"
+    job_input = asyncio.run(make_runtime().resolve(str(claimed), origin=origin))
+    assert job_input.source == str(claimed)
+    assert job_input.base_dir == job_folder
+    assert job_input.artifact.name == "front.jpg"
+    assert job_input.extra_refs == [str(job_folder / "assets" / "backdrop.png")]
+
+    claimed.write_text('images = ["front.jpg", "assets/gone.png"]\n')
+    with pytest.raises(InputError) as caught:
+        asyncio.run(make_runtime().resolve(str(claimed), origin=origin))
+    assert str(caught.value).startswith(f"{origin}: image 'assets/gone.png' is not at ")
+    assert "drop the manifest last" in (caught.value.hint or "")
+
+    claimed.write_text('images = ["../outside.jpg"]\n')
+    with pytest.raises(UnsafeInputError, match=f"{origin}: image .* outside the manifest's"):
+        asyncio.run(make_runtime().resolve(str(claimed), origin=origin))
+
+    claimed.write_text('imgaes = ["front.jpg"]\n')
+    with pytest.raises(ConfigError) as config_error:
+        asyncio.run(make_runtime().resolve(str(claimed), origin=origin))
+    assert str(origin) in str(config_error.value) and ".hotfolder" not in str(config_error.value)

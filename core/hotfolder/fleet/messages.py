@@ -88,9 +88,10 @@ class JobMessage:
             id=self.job_id,
             seq=self.seq,
             checkpoint_dir=Path(local_path(self.checkpoint_dir)) if self.checkpoint_dir else None,
-            origin=self.origin,
-            folder=self.folder,
-            archive=self.archive,
+            # a manifest's images are read from the folder it was dropped in
+            origin=local_path(self.origin),
+            folder=local_path(self.folder) if self.folder else None,
+            archive=local_path(self.archive) if self.archive else None,
         )
 
 
