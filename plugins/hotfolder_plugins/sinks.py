@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -23,7 +22,7 @@ from pydantic import BeforeValidator, field_validator
 
 import hotfolder
 from hotfolder import SinkError, sidecar_record
-from hotfolder.fsutil import atomic_write, fsync_dir, write_failure
+from hotfolder.fsutil import atomic_write, fsync_dir, write_failure, write_temp
 from hotfolder.naming import OutputName, join_inside, render_name, sanitize_component
 
 if TYPE_CHECKING:
@@ -107,8 +106,7 @@ def publish(
 
 
 def _publish_new(target: Path, data: bytes, mode: int, *, unique: bool) -> Path | None:
-    staging = target.with_name(f".hotfolder-{uuid.uuid4().hex[:16]}.tmp")
-    atomic_write(staging, data, mode=mode)
+    staging = write_temp(target, data, mode=mode)
     try:
         names = itertools.chain([target], _numbered(target)) if unique else [target]
         for candidate in names:

@@ -135,14 +135,16 @@ def test_folder_bad_modes_are_rejected(tmp_path: Path, mode: Any) -> None:
         folder_sink(tmp_path, mode=mode)
 
 
-@pytest.mark.parametrize("policy", ["overwrite", "unique"])
-def test_folder_leaves_no_temporary_file_when_the_rename_fails(
-    tmp_path: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, policy: str
+@pytest.mark.parametrize(
+    ("policy", "failing"), [("overwrite", "replace"), ("overwrite", "fsync"), ("unique", "fsync")]
+)
+def test_folder_leaves_no_temporary_file_when_the_write_fails(
+    tmp_path: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, policy: str, failing: str
 ) -> None:
-    def failing_replace(*args: Any) -> None:
+    def fail(*args: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", failing_replace)
+    monkeypatch.setattr(os, failing, fail)
     with pytest.raises(SinkError, match="No space left"):
         folder_sink(tmp_path, on_collision=policy).write(context(runtime), artifact())
     assert list((tmp_path / "out").iterdir()) == []
