@@ -116,12 +116,17 @@ def _text(driver) -> str:
     """The page's text; empty while a navigation replaces the page under it: the body found
     may be the old page's, gone by the time its text is asked for (chromedriver says so as a
     stale element, or, when the new page commits in between, as an inspector error that the
-    node "does not belong to the document")."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    node "does not belong to the document"), and a page just committed may have no body yet
+    (no such element: seen once in a loaded run, after the Retry form's POST)."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
 
     try:
         return str(driver.find_element("tag name", "body").text)
-    except StaleElementReferenceException:
+    except (StaleElementReferenceException, NoSuchElementException):
         return ""
     except WebDriverException as exc:
         if "does not belong to the document" in str(exc.msg):
