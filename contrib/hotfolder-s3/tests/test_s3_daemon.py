@@ -72,9 +72,13 @@ def test_a_missing_bucket_fails_the_job_and_keeps_the_original(tmp_path, s3_serv
     assert "create the bucket" in error["hint"]
 
 
-def test_a_job_waits_out_a_server_that_is_down(tmp_path, dead_endpoint, daemon_env):
-    """The upload fails while nothing listens, is tried again, and lands once S3 is up."""
-    folder = _config(tmp_path, "late-bucket", dead_endpoint, max_attempts=20)
+def test_a_job_waits_out_a_server_that_is_down(tmp_path, dead_endpoint, bucket, daemon_env):
+    """The upload fails while nothing listens, is tried again, and lands once S3 is up.
+
+    The bucket is made before the server at the daemon's endpoint starts (moto's servers in
+    one process share their buckets): made after, a retry landing in between met a missing
+    bucket, which fails the job for good (seen once in a loaded run)."""
+    folder = _config(tmp_path, bucket, dead_endpoint, max_attempts=20)
     with Daemon(tmp_path, env=daemon_env) as daemon:
         daemon.start()
         folder.drop("photo.png")
@@ -88,9 +92,8 @@ def test_a_job_waits_out_a_server_that_is_down(tmp_path, dead_endpoint, daemon_e
         server.start()
         try:
             client = boto3.client("s3", endpoint_url=dead_endpoint, region_name="us-east-1")
-            client.create_bucket(Bucket="late-bucket")
             [row] = daemon.wait_states(done=1)
-            head = client.head_object(Bucket="late-bucket", Key="done/photo.png")
+            head = client.head_object(Bucket=bucket, Key="done/photo.png")
         finally:
             server.stop()
     assert row["attempts"] >= 2
