@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,21 @@ def test_a_chain_without_prompt_takes_the_image_at_once_and_its_prompt_along(set
     assert _settle(intake) == 2
     files = {r.name: _job_files(inbox, r.id) for r in journal.jobs()}
     assert files == {"lone.png": ["lone.png"], "shoe.png": ["shoe.png", "shoe.prompt.txt"]}
+
+
+def test_an_old_image_and_its_old_prompt_file_found_at_start_are_taken_at_once(setup):
+    """Files that sat in the folder while the daemon was down: the prompt file, like its
+    image, is not held for a quiet period when its mtime says it is long finished."""
+    intake, journal, inbox = setup(chain="edit", quiet_seconds=30)
+    an_hour_ago = time.time() - 3600
+    (inbox / "shoe.png").write_bytes(_png())
+    (inbox / "shoe.prompt.txt").write_text("red")
+    for name in ("shoe.png", "shoe.prompt.txt"):
+        os.utime(inbox / name, (an_hour_ago, an_hour_ago))
+    intake.scan(intake.plans[str(inbox)])
+    assert intake.tick() == 1
+    (row,) = journal.jobs()
+    assert _job_files(inbox, row.id) == ["shoe.png", "shoe.prompt.txt"]
 
 
 def test_a_prompt_file_alone_is_no_job_and_waits_listed_for_its_image(setup, monkeypatch):
