@@ -169,10 +169,9 @@ class Intake:
                 if (rel := plan.rel(path)) is not None:
                     self.board.done_waiting(plan.key, rel)
         for path in sorted(present):
-            found = path not in self.prompts.seen
+            if path not in self.prompts.seen:  # an old one is taken at once, as its image is
+                self.prompts.add(plan.key, path).scanned = True
             cand = self.prompts.add(plan.key, path)
-            # an old one is then taken at once, as an image a scan finds is (see check)
-            cand.scanned = cand.scanned or found
             rel = plan.rel(path)
             if rel is None:
                 continue
