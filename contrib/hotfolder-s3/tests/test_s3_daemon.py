@@ -12,7 +12,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from hotfolder.testing import HotFolder, hot_folder
+from hotfolder.testing import HotFolder, hot_folder, make_image
 from tests.helpers.daemon import Daemon, files_under, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +60,9 @@ def test_a_missing_bucket_fails_the_job_and_keeps_the_original(tmp_path, s3_serv
     folder = _config(tmp_path, "never-created", s3_server)
     with Daemon(tmp_path, env=daemon_env) as daemon:
         daemon.start()
-        data = folder.drop("photo.png").read_bytes()
+        # not read back after the drop: the daemon may have claimed it already (a CI run did)
+        data = make_image(format="PNG")
+        folder.drop("photo.png", data)
         [row] = daemon.wait_states(failed=1)
     assert "bucket 'never-created' does not exist" in row["error"]["message"]
     failed = tmp_path / "inbox" / ".hotfolder" / "failed"
