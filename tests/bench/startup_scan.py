@@ -170,9 +170,15 @@ def run(bench: Bench) -> Section:
             "quiet period after it was first looked at (the second run). In the first run the "
             f"first file is queued {after_start:.2f} s after the daemon logs that it watches "
             f"(start-up alone: {times['empty'].median:.2f} s); the rest are claimed (each "
-            "renamed into `processing/`, each tick's claims journaled in one transaction) "
+            "renamed into `processing/`, up to 2,000 claims journaled in one transaction) "
             "over the next "
             f"{rest:.1f} s, while the first jobs already run.",
+            "The first run's files are older than ten quiet periods, so a helper process "
+            "(`daemon/_claim_helper.py`) claims them: the daemon sends it batches of 500 names "
+            "while it still lists the folder; the helper looks at each (regular, one link, not "
+            "empty, old enough, a read lease granted, no prompt file), renames it and answers "
+            "its `lstat`, while the daemon journals the batch before. The second run's files "
+            "are too young for it, and take the usual path.",
             "A claim is one rename, into `.hotfolder/processing/` itself: no folder is made "
             "per job (a `mkdir` cost this machine's disk 115-350 µs of kernel time, a rename "
             "15-25 µs). While it works through the backlog the watch does not ask for opens "

@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from loguru import logger
 
-from hotfolder.daemon import claim
+from hotfolder.daemon import backlog, claim
 from hotfolder.daemon.companions import PROMPT_POLICY, PromptFiles, hear
 from hotfolder.daemon.due import DueTimes
 from hotfolder.daemon.fates import NO_ROUTE, Board, Ignored, ignored_fate
 from hotfolder.daemon.folders import FolderPlan, HintKind, is_normalised
 from hotfolder.daemon.journal import Journal, NewJob
-from hotfolder.daemon.readiness import Candidate, Signature, check
+from hotfolder.daemon.readiness import INCOMPLETE_FACTOR, Candidate, Signature, check
 from hotfolder.daemon.watcher import survey
 from hotfolder.job import new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, unsafe_reason
@@ -53,9 +55,17 @@ class Intake:
     """Candidates of every folder, and the claiming of ready ones."""
 
     def __init__(
-        self, journal: Journal, plans: list[FolderPlan], policy: LocalFilePolicy = STRICT
+        self,
+        journal: Journal,
+        plans: list[FolderPlan],
+        policy: LocalFilePolicy = STRICT,
+        *,
+        on_backlog: Callable[[], None] | None = None,
     ) -> None:
         self.journal = journal
+        #: Called when a scan hands files to the helper, whose look at each (a read lease) is
+        #: an open and a close: the daemon stops hearing those while it works.
+        self.on_backlog = on_backlog
         self.plans: dict[str, FolderPlan] = {}
         self.policy = policy
         self.candidates: dict[str, tuple[FolderPlan, Candidate]] = {}
@@ -72,6 +82,11 @@ class Intake:
         self._claimed: set[str] = set()
         #: The last tick stopped at its batch or time limit with due files left.
         self.behind = False
+        #: Files a scan found all at once, claimed by a helper process; their paths.
+        self.backlog = backlog.Backlog()
+        self._backlogged: set[str] = set()
+        #: Claims journaled since the last tick, outside it (told by the next tick's count).
+        self._unwoken = 0
         self.board = Board(journal)
         for plan in plans:
             self.board.forget(plan.key)  # what a previous run saw is not known now
@@ -83,6 +98,8 @@ class Intake:
         for key in [k for k in self.plans if k not in {p.key for p in plans}]:
             self.board.forget(key)
             self.prompts.forget(key)
+            for item in self.backlog.forget(key):
+                self._backlogged.discard(item.path)
         self.plans = {p.key: p for p in plans}
         self.policy = policy
         for path, (plan, cand) in list(self.candidates.items()):
@@ -95,6 +112,8 @@ class Intake:
 
     def hint(self, plan: FolderPlan, path: str, kind: HintKind) -> None:
         """An event named ``path``; runs on the event loop."""
+        if path in self._backlogged:
+            return  # the helper looks at it again just before it claims it
         known = path in self.candidates or path in self.prompts.seen
         if not known and kind in ("opened", "closed") and path in self._claimed:
             # The daemon's own look (a read lease) at a file it has claimed since.
@@ -129,13 +148,16 @@ class Intake:
         count = 0
         ignored: dict[str, Ignored] = {}
         prompts: set[str] = set()
+        found: list[tuple[str, str, str]] = []  # new files the folder takes: path, rel, chain
+        taken = to_helper = 0  # of them, handed on already; to the helper
         root = str(plan.root)
         try:
             for rel, why in survey(plan):
                 if _is_prompt(plan, rel, why):
                     prompts.add(os.path.join(root, rel))
                     continue
-                why = why or (NO_ROUTE if plan.chain_for(rel) is None else None)
+                chain = plan.chain_for(rel) if why is None else None
+                why = why or (NO_ROUTE if chain is None else None)
                 fate = None if why is None else ignored_fate(rel, why)
                 if fate is not None and not (
                     fate.unmatched and plan.section.on_unmatched == "fail"
@@ -143,11 +165,20 @@ class Intake:
                     ignored[rel] = fate
                     continue
                 path = os.path.join(root, rel)  # str(plan.root / rel): rel is normalised
-                if path not in self.candidates:
-                    self._add(plan, path, fate).scanned = True
+                if path not in self.candidates and path not in self._backlogged:
+                    if fate is None:
+                        assert chain is not None
+                        found.append((path, rel, chain))
+                        if len(found) == backlog.BATCH_FILES:  # the helper starts meanwhile
+                            to_helper += self._take_found(plan, found, prompts, taken)
+                            taken += len(found)
+                            found = []
+                    else:
+                        self._add(plan, path, fate).scanned = True
                     count += 1
             self.board.surveyed(plan.key, ignored)
             self._surveyed_prompts(plan, prompts)
+            to_helper += self._take_found(plan, found, prompts, taken)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if self.unreachable.get(plan.key) != reason:
@@ -158,7 +189,90 @@ class Intake:
             return count
         if self.unreachable.pop(plan.key, None) is not None:
             logger.info("{} can be read again", plan.root)
+        if to_helper and self.backlog.usable():
+            logger.info(
+                "{}: {} file(s) were there already; a helper process claims them", plan.root,
+                to_helper,
+            )  # fmt: skip
         return count
+
+    def _take_found(
+        self, plan: FolderPlan, found: list[tuple[str, str, str]], prompts: set[str], taken: int
+    ) -> int:
+        """Add new files a scan found, after ``taken`` others: a backlog of them (hundreds at
+        once) goes to the helper process, all but those it could not take at once anyway.
+        Returns how many went to it."""
+        quiet = plan.section.quiet_seconds
+        older_than = time.time() - max(quiet * INCOMPLETE_FACTOR, quiet, 1.0)
+        bulk = (
+            taken + len(found) >= backlog.MIN_FILES
+            and self.backlog.usable()
+            and plan.section.after != "keep"  # each is asked of the journal first
+            and not (self.policy.follow_symlinks or self.policy.allow_hardlinks)
+        )
+        if bulk:
+            os.makedirs(claim.processing_root(plan.root), exist_ok=True)  # the helper renames
+        items = []
+        root = str(plan.root)
+        for path, rel, chain in found:
+            prompt = _prompt_of(path)
+            if (
+                bulk
+                and prompt not in prompts  # listed already: the usual look pairs them
+                and chain not in plan.prompt_chains
+                and _older_than(path, older_than)  # a young one would only come back
+            ):
+                prompt_rel = prompt[len(root) :].lstrip("/")
+                items.append(
+                    backlog.Item(plan, path, rel, chain, new_job_id(), prompt_rel, older_than)
+                )
+                self._backlogged.add(path)
+            else:
+                self._add(plan, path).scanned = True
+        if items:
+            if self.on_backlog is not None:
+                self.on_backlog()
+            self.backlog.add(items)
+            # what it has claimed meanwhile: the first at once, then a tick's worth at a time
+            first = self._unwoken == 0
+            self._claim_backlog(wait=False, at_least=1 if first else backlog.STEP_FILES)
+        return len(items)
+
+    def _claim_backlog(self, *, wait: bool = True, at_least: int = 1) -> None:
+        """Journal the claims the helper has answered, if ``at_least`` files are answered
+        (with ``wait``, at least one batch's, when it has any to answer); the files it left
+        become candidates."""
+        jobs: list[NewJob] = []
+        for outcome in self.backlog.step(wait=wait, at_least=at_least):
+            self._backlog_outcome(outcome, jobs)
+        self._record(jobs)
+        self._unwoken += len(jobs)
+
+    def _backlog_outcome(self, outcome: backlog.Outcome, jobs: list[NewJob]) -> None:
+        item = outcome.item
+        self._backlogged.discard(item.path)
+        if outcome.stat is None:
+            plan = self.plans.get(item.plan.key)
+            if outcome.answer == "look" and plan is not None and item.path not in self.candidates:
+                self._add(plan, item.path).scanned = True
+            return
+        size, mtime_ns, ino, mode, nlink = outcome.stat
+        if len(self._claimed) >= CLAIMED_KEPT:
+            self._claimed.clear()
+        self._claimed.add(item.path)
+        if not (stat.S_ISREG(mode) and nlink == 1):  # swapped between its look and its rename
+            st = os.stat_result((mode, ino, 0, nlink, 0, 0, size, 0, mtime_ns // 10**9, 0))
+            reason = unsafe_reason(st, self.policy) or "it is not a regular file"
+            logger.warning("{}: {}; it will be failed without being read", item.path, reason)
+        sig = str(Signature(size, mtime_ns, ino))
+        jobs.append(NewJob(item.job_id, item.plan.key, item.rel, item.chain, sig))
+
+    def close(self) -> None:
+        """Journal what the helper claimed, and end it (the daemon stops)."""
+        jobs: list[NewJob] = []
+        for outcome in self.backlog.close():
+            self._backlog_outcome(outcome, jobs)
+        self._record(jobs)
 
     def _surveyed_prompts(self, plan: FolderPlan, present: set[str]) -> None:
         """A scan found exactly the prompt files ``present`` in ``plan``'s folder: gone ones
@@ -220,6 +334,8 @@ class Intake:
         now = time.monotonic()
         jobs: list[NewJob] = []
         self.behind = False
+        if self.backlog.busy:
+            self._claim_backlog()
         for path in self._due.due(now):
             if len(jobs) >= BATCH or time.monotonic() - now >= LOOK_BUDGET_SECONDS:
                 self.behind = True
@@ -266,7 +382,9 @@ class Intake:
                 )
         self._record(jobs)
         self.board.publish()
-        return len(jobs)
+        self.behind = self.behind or self.backlog.busy
+        claimed, self._unwoken = len(jobs) + self._unwoken, 0
+        return claimed
 
     def _waits(self, plan: FolderPlan, cand: Candidate, now: float) -> None:
         rel = plan.rel(cand.path)
@@ -435,6 +553,14 @@ class Intake:
                 "hint": "drop the file itself (a regular file with one link) into the folder",
             },
         )
+
+
+def _older_than(path: str, when: float) -> bool:
+    """Whether the file at ``path`` was last changed before ``when`` (epoch seconds)."""
+    try:
+        return os.lstat(path).st_mtime < when
+    except OSError:
+        return False
 
 
 def _prompt_of(path: str) -> str:

@@ -133,7 +133,9 @@ class Daemon:
             journal.set_meta("pause", None)
             journal.set_meta("waits", None)
             journal.set_meta("fleet", None)
-            self.intake = Intake(journal, self.plans, policy_for(self.config))
+            self.intake = Intake(
+                journal, self.plans, policy_for(self.config), on_backlog=self._deafen_opens
+            )
             self.scheduler = Scheduler(
                 journal, self.make_runtime(self.config), self.plans, runner=self.runner
             )
@@ -203,9 +205,19 @@ class Daemon:
         finally:
             logger.info("stopping: no new files are taken")
             self._stop_watches()
+            try:
+                self.intake.close()
+            except Exception:  # the journal cannot be written: recovery queues them at start
+                logger.exception("the backlog's last claims could not be journaled")
             await self.scheduler.drain(self.settings.grace_seconds)
             self.scheduler.wake.set()
             await dispatcher
+
+    def _deafen_opens(self) -> None:
+        """Stop hearing opens and closes without writing while a backlog is claimed (the
+        loop hears them again once the intake is no longer behind)."""
+        for watch in self.watches.values():
+            watch.hear_opens(False)
 
     async def _dispatch_forever(self) -> None:
         scheduler = self.scheduler
