@@ -133,3 +133,16 @@ def test_nothing_is_lost_when_the_helper_dies_between_a_request_and_its_answer(t
     processing = sorted(p.name for p in claim.processing_root(inbox).iterdir())
     assert processing == sorted(f"{r.id}.{r.name}" for r in rows)
     assert not any(p.exists() for p in old)
+
+
+def test_where_no_lease_can_be_had_the_helper_is_not_used(tmp_path, monkeypatch):
+    # a network file system: the helper would answer "look" for every file
+    monkeypatch.setattr("hotfolder.daemon.intake.held_for_writing", lambda path: None)
+    inbox = tmp_path / "inbox"
+    old = _files(inbox, backlog.MIN_FILES + 10)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    plan = plan_folder(FolderSection(path=inbox, chain="web", quiet_seconds=2))
+    intake = Intake(journal, [plan])
+    intake.scan(plan)
+    assert not intake.backlog.busy
+    assert len(intake.candidates) == len(old)

@@ -33,7 +33,13 @@ from hotfolder.daemon.due import DueTimes
 from hotfolder.daemon.fates import NO_ROUTE, Board, Ignored, ignored_fate
 from hotfolder.daemon.folders import FolderPlan, HintKind, is_normalised
 from hotfolder.daemon.journal import Journal, NewJob
-from hotfolder.daemon.readiness import INCOMPLETE_FACTOR, Candidate, Signature, check
+from hotfolder.daemon.readiness import (
+    INCOMPLETE_FACTOR,
+    Candidate,
+    Signature,
+    check,
+    held_for_writing,
+)
 from hotfolder.daemon.watcher import survey
 from hotfolder.job import new_job_id
 from hotfolder.localfiles import STRICT, LocalFilePolicy, unsafe_reason
@@ -210,6 +216,8 @@ class Intake:
             and plan.section.after != "keep"  # each is asked of the journal first
             and not (self.policy.follow_symlinks or self.policy.allow_hardlinks)
         )
+        if bulk and not taken and held_for_writing(found[0][0]) is None:
+            bulk = False  # no leases here (a network file system): the helper takes nothing
         if bulk:
             os.makedirs(claim.processing_root(plan.root), exist_ok=True)  # the helper renames
         items = []
