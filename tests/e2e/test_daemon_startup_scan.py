@@ -54,6 +54,29 @@ def test_old_files_present_at_start_are_taken_without_a_quiet_period(tmp_path):
     assert outputs == ["old-0.png", "old-1.png", "old-2.png"]
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="file leases are a Linux feature")
+def test_an_old_image_and_its_old_prompt_file_are_taken_together_at_start(tmp_path):
+    (tmp_path / "hotfolder.toml").write_text(CONFIG)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    image, prompt = inbox / "old.png", inbox / "old.prompt.txt"
+    image.write_bytes(png())
+    prompt.write_text("a watercolour")
+    an_hour_ago = time.time() - 3600
+    for path in (image, prompt):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    with Daemon(tmp_path) as daemon:
+        daemon.start()
+        # within the wait, far shorter than the quiet period the prompt file would otherwise
+        # have to be still for (600 s)
+        (row,) = daemon.wait_states(done=1)
+    assert row["name"] == "old.png"
+    assert not image.exists() and not prompt.exists()
+    archived = sorted(p.name for p in files_under(inbox / ".hotfolder" / "archive"))
+    assert archived == ["old.png", "old.prompt.txt"]
+    assert [p.name for p in files_under(tmp_path / "out")] == ["old.png"]
+
+
 #: Copies of one image are each a job of their own.
 COPIES_CONFIG = convert_to_png_config(on_duplicate="reprocess").replace(
     "quiet_seconds = 0.2", f"quiet_seconds = {QUIET_SECONDS}"
