@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hotfolder.daemon import backlog, claim
-from hotfolder.daemon.folders import plan_folder
+from hotfolder.daemon.folders import FolderPlan, plan_folder
 from hotfolder.daemon.intake import Intake
 from hotfolder.daemon.journal import Journal
 from hotfolder.daemon.readiness import held_for_writing
@@ -31,6 +31,13 @@ def _files(folder: Path, count: int, prefix: str = "old") -> list[Path]:
         os.utime(path, (AN_HOUR_AGO, AN_HOUR_AGO))
         paths.append(path)
     return paths
+
+
+def _intake(tmp_path: Path, inbox: Path) -> tuple[Intake, Journal, FolderPlan]:
+    """An intake over ``inbox`` (chain "web", ``quiet_seconds = 2``), its journal and plan."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    plan = plan_folder(FolderSection(path=inbox, chain="web", quiet_seconds=2))
+    return Intake(journal, [plan]), journal, plan
 
 
 def _tick_until_done(intake: Intake, rounds: int = 50) -> None:
@@ -64,9 +71,7 @@ def test_the_helper_claims_the_old_files_and_leaves_the_rest_to_the_usual_look(t
     link = inbox / "link.jpg"
     link.symlink_to(old[0])
     held = inbox / "held.jpg"
-    journal = Journal(tmp_path / "journal.sqlite3")
-    plan = plan_folder(FolderSection(path=inbox, chain="web", quiet_seconds=2))
-    intake = Intake(journal, [plan])
+    intake, journal, plan = _intake(tmp_path, inbox)
     with held.open("wb") as writer:  # an old file a program still writes
         writer.write(b"half")
         os.utime(held, (AN_HOUR_AGO, AN_HOUR_AGO))
@@ -99,9 +104,7 @@ def test_the_helper_claims_the_old_files_and_leaves_the_rest_to_the_usual_look(t
 def test_a_few_files_are_claimed_without_the_helper(tmp_path):
     inbox = tmp_path / "inbox"
     old = _files(inbox, backlog.MIN_FILES - 1)
-    journal = Journal(tmp_path / "journal.sqlite3")
-    plan = plan_folder(FolderSection(path=inbox, chain="web", quiet_seconds=2))
-    intake = Intake(journal, [plan])
+    intake, journal, plan = _intake(tmp_path, inbox)
     intake.scan(plan)
     assert not intake.backlog.busy
     assert len(intake.candidates) == len(old)
@@ -113,9 +116,7 @@ def test_a_few_files_are_claimed_without_the_helper(tmp_path):
 def test_nothing_is_lost_when_the_helper_dies_between_a_request_and_its_answer(tmp_path):
     inbox = tmp_path / "inbox"
     old = _files(inbox, 1200)
-    journal = Journal(tmp_path / "journal.sqlite3")
-    plan = plan_folder(FolderSection(path=inbox, chain="web", quiet_seconds=2))
-    intake = Intake(journal, [plan])
+    intake, journal, plan = _intake(tmp_path, inbox)
     intake.scan(plan)  # two requests sent while the folder is listed
     proc = intake.backlog._proc
     assert proc is not None and proc.stdout is not None
@@ -140,9 +141,7 @@ def test_where_no_lease_can_be_had_the_helper_is_not_used(tmp_path, monkeypatch)
     monkeypatch.setattr("hotfolder.daemon.intake.held_for_writing", lambda path: None)
     inbox = tmp_path / "inbox"
     old = _files(inbox, backlog.MIN_FILES + 10)
-    journal = Journal(tmp_path / "journal.sqlite3")
-    plan = plan_folder(FolderSection(path=inbox, chain="web", quiet_seconds=2))
-    intake = Intake(journal, [plan])
+    intake, _, plan = _intake(tmp_path, inbox)
     intake.scan(plan)
     assert not intake.backlog.busy
     assert len(intake.candidates) == len(old)

@@ -171,17 +171,18 @@ class Intake:
                     ignored[rel] = fate
                     continue
                 path = os.path.join(root, rel)  # str(plan.root / rel): rel is normalised
-                if path not in self.candidates and path not in self._backlogged:
-                    if fate is None:
-                        assert chain is not None
-                        found.append((path, rel, chain))
-                        if len(found) == backlog.BATCH_FILES:  # the helper starts meanwhile
-                            to_helper += self._take_found(plan, found, prompts, taken)
-                            taken += len(found)
-                            found = []
-                    else:
-                        self._add(plan, path, fate).scanned = True
-                    count += 1
+                if path in self.candidates or path in self._backlogged:
+                    continue
+                count += 1
+                if fate is not None:
+                    self._add(plan, path, fate).scanned = True
+                    continue
+                assert chain is not None
+                found.append((path, rel, chain))
+                if len(found) == backlog.BATCH_FILES:  # the helper starts meanwhile
+                    to_helper += self._take_found(plan, found, prompts, taken)
+                    taken += len(found)
+                    found = []
             self.board.surveyed(plan.key, ignored)
             self._surveyed_prompts(plan, prompts)
             to_helper += self._take_found(plan, found, prompts, taken)
